@@ -2,18 +2,297 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from topics.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
     name="feedback-miner",
     help="Mine Chinese customer feedback: normalise, classify, cluster themes, alert.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+topics_app = typer.Typer(help="Provision and inspect the pipeline's topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def cli_errors(func):
+    """Turn expected failures into one red line and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from kafka.errors import KafkaError
+        from pydantic import ValidationError
+
+        from topics.embedded import BrokerStartError
+
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (KafkaError, BrokerStartError) as exc:
+            err_console.print(f"[red]error:[/] Kafka: {type(exc).__name__}: {exc}")
+            raise typer.Exit(3) from None
+        except ValidationError as exc:
+            err_console.print(f"[red]error:[/] invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            raise typer.Exit(2) from None
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    config: Annotated[Optional[Path], typer.Option(help="Settings file (TOML/JSON/YAML); env vars still win.")] = None,
+    log_level: Annotated[Optional[str], typer.Option(help="Log level, e.g. INFO or DEBUG.")] = None,
+) -> None:
+    from consumers.logging_setup import configure_logging
+
+    if config is not None:
+        os.environ[f"{ENV_PREFIX}CONFIG"] = str(config)
+    runtime = Settings().runtime
+    configure_logging(log_level or runtime.log_level, runtime.log_format)
+
+
+# --- topics -------------------------------------------------------------------
+
+
+def _print_topic_statuses(statuses) -> None:
+    table = Table("topic", "status", "partitions", "drift")
+    colours = {"created": "green", "exists": "cyan", "drift": "yellow"}
+    for st in statuses:
+        table.add_row(st.name, f"[{colours[st.action]}]{st.action}[/]", str(st.partitions or ""), "; ".join(st.drift))
+    console.print(table)
+
+
+@topics_app.command("create")
+@cli_errors
+def topics_create() -> None:
+    """Create missing topics (idempotent); report drift; never delete."""
+    from topics.admin import ensure_topics
+
+    s = settings()
+    if not s.kafka.bootstrap_servers:
+        raise ValueError(f"no bootstrap servers configured (set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS)")
+    statuses = ensure_topics(s)
+    _print_topic_statuses(statuses)
+    if any(st.action == "drift" for st in statuses):
+        raise typer.Exit(1)
+
+
+@topics_app.command("describe")
+@cli_errors
+def topics_describe() -> None:
+    """Show the pipeline's topics as the broker has them, beside their specs."""
+    from topics.admin import admin_client, describe_topics, drift_of, specs_for
+
+    s = settings()
+    if not s.kafka.bootstrap_servers:
+        raise ValueError(f"no bootstrap servers configured (set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS)")
+    specs = specs_for(s)
+    admin = admin_client(s)
+    try:
+        existing = describe_topics(admin, [spec.name for spec in specs])
+    finally:
+        admin.close()
+    table = Table("topic", "partitions", "replication", "retention (days)", "drift / status", "purpose")
+    for spec in specs:
+        actual = existing.get(spec.name)
+        state = "[red]missing[/]" if actual is None else ("; ".join(drift_of(spec, actual)) or "[green]ok[/]")
+        table.add_row(
+            spec.name,
+            str(actual.partitions if actual else spec.partitions),
+            str(actual.replication_factor if actual else spec.replication_factor),
+            f"{spec.retention_ms / 86_400_000:g}",
+            state,
+            spec.description,
+        )
+    console.print(table)
+
+
+@topics_app.command("schemas")
+@cli_errors
+def topics_schemas(out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")] = Path("topics/jsonschema")) -> None:
+    """Export the event schemas as JSON Schema files for integrators."""
+    from topics.jsonschema_export import write_json_schemas
+
+    for path in write_json_schemas(out):
+        console.print(f"wrote {path}")
+
+
+# --- broker, publish, tail, consume ----------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 9092) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory storage) in the foreground."""
+    from topics.admin import ensure_topics
+    from topics.embedded import EmbeddedBroker
+
+    s = settings()
+    with EmbeddedBroker(port=port) as b:
+        live = s.model_copy(update={"kafka": s.kafka.model_copy(update={"bootstrap_servers": b.bootstrap_servers})})
+        _print_topic_statuses(ensure_topics(live))
+        console.print(f"broker on [bold]{b.bootstrap_servers}[/]; in another shell:\n  export {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS={b.bootstrap_servers}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping broker")
+
+
+def _require_broker(s: Settings, command: str) -> None:
+    if not s.kafka.bootstrap_servers:
+        raise ValueError(
+            f"'{command}' needs a running broker: set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS "
+            "(or start one with 'feedback-miner broker')"
+        )
+
+
+@app.command()
+@cli_errors
+def publish(
+    file: Annotated[Path, typer.Argument(help="JSONL file of raw feedback events, or - for stdin.")],
+) -> None:
+    """Validate raw feedback events and publish them to feedback.raw (acks=all)."""
+    from rich.progress import Progress
+
+    from pipelines.publishing import parse_lines, publish_events
+
+    s = settings()
+    _require_broker(s, "publish")
+    lines = sys.stdin.buffer.read().splitlines() if str(file) == "-" else file.read_bytes().splitlines()
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("publishing", total=len(lines))
+        report = publish_events(s, parse_lines(lines, s.runtime.max_event_bytes), on_progress=lambda: progress.advance(task))
+    for rejected in report.rejected:
+        err_console.print(f"[yellow]line {rejected.line} rejected[/] ({rejected.reason}): {rejected.error}")
+    console.print(f"[green]{len(report.accepted)} accepted[/], [{'red' if report.rejected else 'green'}]{len(report.rejected)} rejected[/]")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+@cli_errors
+def tail(
+    topic: Annotated[str, typer.Argument(help="Logical topic name, e.g. feedback.normalized.")],
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record instead of new ones.")] = True,
+    max_records: Annotated[Optional[int], typer.Option("--max", help="Stop after this many records.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without records.")] = None,
+    raw: Annotated[bool, typer.Option(help="Print one JSON object per line (for scripts).")] = False,
+) -> None:
+    """Follow a topic and pretty-print its events."""
+    from kafka import TopicPartition
+
+    from consumers.kafka_io import make_consumer
+
+    s = settings()
+    _require_broker(s, "tail")
+    consumer = make_consumer(s, group_id=None)
+    physical = s.topic(topic)
+    partitions = consumer.partitions_for_topic(physical)
+    if not partitions:
+        consumer.close()
+        raise ValueError(f"topic {physical!r} does not exist")
+    tps = [TopicPartition(physical, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
+    seen, last = 0, time.monotonic()
+    try:
+        while max_records is None or seen < max_records:
+            batches = consumer.poll(timeout_ms=500)
+            for record in (r for batch in batches.values() for r in batch):
+                _print_record(record, raw)
+                seen += 1
+                last = time.monotonic()
+                if max_records is not None and seen >= max_records:
+                    break
+            if timeout is not None and time.monotonic() - last > timeout:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+def _print_record(record, raw: bool) -> None:
+    try:
+        value = json.loads(record.value)
+    except (TypeError, ValueError):
+        value = {"undecodable_base64": __import__("base64").b64encode(record.value or b"").decode()}
+    if raw:
+        print(json.dumps(value, ensure_ascii=False), flush=True)
+        return
+    key = record.key.decode("utf-8", "replace") if record.key else "-"
+    console.rule(f"[bold]{record.topic}[/] p{record.partition}@{record.offset} key={key}", align="left")
+    console.print_json(data=value, ensure_ascii=False)
+
+
+@app.command()
+@cli_errors
+def consume(
+    stage: Annotated[str, typer.Argument(help="Stage name, e.g. normalizer.")],
+    max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option(help="Stop after this many idle seconds.")] = None,
+) -> None:
+    """Run one stream stage as a long-lived consumer (SIGTERM finishes the batch and commits)."""
+    from consumers.runtime import run_stage
+    from pipelines.stages import build_stage
+
+    s = settings()
+    _require_broker(s, "consume")
+    stats = run_stage(build_stage(stage, s), s, max_messages=max_messages, idle_exit_s=idle_exit)
+    console.print(f"{stage}: {stats.processed} processed, {stats.produced} produced, {stats.dead_lettered} dead-lettered in {stats.batches} batches")
+
+
+# --- the main job -------------------------------------------------------------------
+
+
+@app.command("run")
+@cli_errors
+def run_job(
+    feedback: Annotated[Optional[Path], typer.Option(help="Raw feedback JSONL (default: the bundled samples).")] = None,
+    malformed: Annotated[bool, typer.Option(help="Also send the bundled malformed messages, to show dead-lettering.")] = True,
+    timeout: Annotated[float, typer.Option(help="Give up waiting for the stream to drain after this many seconds.")] = 300.0,
+) -> None:
+    """The main job: publish feedback, run every stage until drained, show what came out.
+
+    With no bootstrap servers configured it runs on an embedded broker.
+    """
+    from pipelines.main_job import run_main_job, sample_path
+    from pipelines.report import print_main_job_report
+
+    s = settings()
+    report = run_main_job(s, feedback, sample_path("malformed.jsonl") if malformed else None, timeout)
+    print_main_job_report(console, report)
+    if not report.drained:
+        raise typer.Exit(1)
 
 
 def _register_commands() -> None:
-    # Each command group lives in its own module and adds itself to ``app``.
+    # Command groups of other packages add themselves to ``app``.
     from pipelines import model_cli
 
     model_cli.register(app)

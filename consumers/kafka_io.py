@@ -1,0 +1,80 @@
+"""Kafka at the edge: producer and consumer construction, and event production."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from consumers.stage import OutMessage
+from topics.schemas import Event
+from topics.serde import encode, encode_key, make_headers
+from topics.settings import Settings
+
+
+def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
+    options = {
+        **settings.kafka.client_options(),
+        # Durability before speed: an event is "sent" only when all in-sync replicas have it.
+        "acks": "all",
+        "retries": 5,
+        "linger_ms": 5,
+        "max_in_flight_requests_per_connection": 1,
+        **overrides,
+    }
+    return KafkaProducer(**options)
+
+
+def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | None = None, **overrides: object) -> KafkaConsumer:
+    kafka = settings.kafka
+    options = {
+        **kafka.client_options(),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+        "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        "max_poll_records": settings.runtime.batch_size,
+        **overrides,
+    }
+    consumer = KafkaConsumer(**options)
+    if topics:
+        consumer.subscribe(topics)
+    return consumer
+
+
+def send_event(producer: KafkaProducer, settings: Settings, message: OutMessage):
+    """Produce one event with its schema and trace headers; returns the send future."""
+    return send(producer, settings.topic(message.topic), message.event, message.key, message.trace_id)
+
+
+def send(producer: KafkaProducer, physical_topic: str, event: Event, key: str | None, trace_id: str | None = None):
+    return producer.send(
+        physical_topic,
+        key=encode_key(key),
+        value=encode(event),
+        headers=make_headers(event, trace_id),
+    )
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list:
+    """Every record currently on ``topic`` (logical name), read without a consumer group."""
+    consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    try:
+        physical = settings.topic(topic)
+        partitions = consumer.partitions_for_topic(physical) or set()
+        tps = [TopicPartition(physical, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        records = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

@@ -1,0 +1,197 @@
+"""The stream runtime: poll → batch → process → produce → flush → commit.
+
+At-least-once: offsets are committed only after every output and dead letter
+of the batch was acknowledged by the broker (acks=all). SIGTERM/SIGINT finish
+the current batch, commit and leave the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from collections import Counter
+from dataclasses import dataclass, field
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata
+
+from consumers import metrics
+from consumers.kafka_io import make_consumer, make_producer, send, send_event
+from consumers.stage import InMessage, Stage, process_batch, trace_id_of
+from topics.specs import DEADLETTER
+from topics.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStats:
+    batches: int = 0
+    processed: int = 0
+    produced: int = 0
+    dead_lettered: int = 0
+    produced_by_topic: Counter[str] = field(default_factory=Counter)
+
+
+class _FlushOnRevoke(ConsumerRebalanceListener):
+    """Finish the pending batch before partitions move to another consumer."""
+
+    def __init__(self, runtime: StreamRuntime):
+        self.runtime = runtime
+
+    def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
+        self.runtime.flush_pending()
+
+    def on_partitions_assigned(self, assigned):
+        log.info("stage %s assigned %s", self.runtime.stage.name, sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class StreamRuntime:
+    def __init__(
+        self,
+        stage: Stage,
+        settings: Settings,
+        consumer: KafkaConsumer | None = None,
+        producer: KafkaProducer | None = None,
+        group_id: str | None = None,
+    ):
+        self.stage = stage
+        self.settings = settings
+        self.group_id = group_id or settings.group_id(stage.name)
+        self._consumer = consumer
+        self._producer = producer
+        self._pending: list[InMessage] = []
+        self._batch_started: float | None = None
+        self._stop = threading.Event()
+        self.stats = RunStats()
+
+    # --- lifecycle ---------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch, commit and leave."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self, max_messages: int | None = None, idle_exit_s: float | None = None) -> RunStats:
+        """Run until stopped, until ``max_messages`` were processed, or after ``idle_exit_s`` without input."""
+        metrics.serve(self.settings.runtime.metrics_port)
+        self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
+        self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_FlushOnRevoke(self))
+        self._producer = self._producer or make_producer(self.settings)
+        batch_size = self.settings.runtime.batch_size
+        batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
+        last_input = time.monotonic()
+        log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.input_topic, self.group_id)
+        try:
+            while not self._stop.is_set():
+                if max_messages is not None and self.stats.processed + len(self._pending) >= max_messages:
+                    break
+                wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
+                records = self._consumer.poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
+                for tp_records in records.values():
+                    for record in tp_records:
+                        self._add(record)
+                if records:
+                    last_input = time.monotonic()
+                due = self._batch_started is not None and time.monotonic() - self._batch_started >= batch_timeout
+                if len(self._pending) >= batch_size or (due and self._pending):
+                    self.flush_pending()
+                if idle_exit_s is not None and not self._pending and time.monotonic() - last_input > idle_exit_s:
+                    break
+            self.flush_pending()
+        finally:
+            self._close()
+        return self.stats
+
+    def _add(self, record) -> None:
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self._pending.append(
+            InMessage(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=list(record.headers or []),
+                timestamp_ms=record.timestamp,
+            )
+        )
+
+    def _close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush()
+            self._producer.close()
+        if self._consumer is not None:
+            self._consumer.close()  # leaves the group so partitions move at once
+
+    # --- one batch ----------------------------------------------------------
+
+    def flush_pending(self) -> None:
+        """Process, produce, flush and commit the pending batch."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        started, self._batch_started = self._batch_started or time.monotonic(), None
+        result = process_batch(self.stage, batch)
+        traces = {(m.partition, m.offset): trace_id_of(m) for m in batch}
+        futures = [send_event(self._producer, self.settings, out) for out in result.outputs]
+        dlq_topic = self.settings.topic(DEADLETTER)
+        for dl in result.dead_letters:
+            futures.append(send(self._producer, dlq_topic, dl, dl.key(), traces.get((dl.partition, dl.offset))))
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=self.settings.kafka.request_timeout_ms / 1000)  # raises: nothing is committed
+        self._commit(batch)
+        self._record(batch, result, started)
+
+    def _commit(self, batch: list[InMessage]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for message in batch:
+            tp = TopicPartition(message.topic, message.partition)
+            if tp not in offsets or offsets[tp].offset <= message.offset:
+                offsets[tp] = OffsetAndMetadata(message.offset + 1, "", -1)
+        try:
+            self._consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced mid-batch: the new owner re-reads from the last commit (at-least-once).
+            log.warning("stage %s: commit failed after a rebalance; the batch may be redelivered", self.stage.name)
+
+    def _record(self, batch: list[InMessage], result, started: float) -> None:
+        name = self.stage.name
+        # Outputs are counted before inputs: a watcher that sees the input count sees their outputs too.
+        self.stats.produced_by_topic.update(out.topic for out in result.outputs)
+        self.stats.produced += len(result.outputs)
+        self.stats.dead_lettered += len(result.dead_letters)
+        self.stats.batches += 1
+        self.stats.processed += len(batch)
+        metrics.PROCESSED.labels(name).inc(len(batch))
+        for out in result.outputs:
+            metrics.PRODUCED.labels(name, out.topic).inc()
+        for dl in result.dead_letters:
+            metrics.DEAD_LETTERED.labels(name, dl.reason.value).inc()
+        metrics.BATCH_LATENCY.labels(name).observe(time.monotonic() - started)
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(name, tp.topic, str(tp.partition)).set(max(0, highwater - self._consumer.position(tp)))
+        log.info(
+            "stage %s batch: %d in, %d out, %d dead-lettered, %.0f ms",
+            name, len(batch), len(result.outputs), len(result.dead_letters), (time.monotonic() - started) * 1000,
+        )
+
+
+def run_stage(stage: Stage, settings: Settings, **run_options) -> RunStats:
+    runtime = StreamRuntime(stage, settings)
+    runtime.install_signal_handlers()
+    return runtime.run(**run_options)
+
+
+StageFactory = Callable[[Settings], Stage]

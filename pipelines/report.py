@@ -1,0 +1,46 @@
+"""Rendering the main job's results for a person at a terminal."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.main_job import MainJobReport
+from topics.specs import DEADLETTER, NORMALIZED
+
+
+def _clip(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_main_job_report(console: Console, report: MainJobReport) -> None:
+    published = report.published
+    console.rule("[bold]feedback-miner main job")
+    console.print(
+        f"published {len(published.accepted)} valid events "
+        f"({len(published.rejected)} rejected by validation), sent {report.malformed_sent} malformed messages"
+    )
+    stages = Table("stage", "processed", "produced", "dead-lettered", title="stages")
+    for name, stats in report.stage_stats.items():
+        stages.add_row(name, str(stats["processed"]), str(stats["produced"]), str(stats["dead_lettered"]))
+    console.print(stages)
+
+    normalized = report.topics.get(NORMALIZED, [])
+    table = Table("event", "channel", "customer", "text", title=f"{NORMALIZED} ({len(normalized)})")
+    for event in normalized:
+        table.add_row(event["event_id"], event["channel"], event["customer"]["id"], _clip(event["text"]))
+    console.print(table)
+
+    dead = report.topics.get(DEADLETTER, [])
+    dlq = Table("stage", "reason", "error", title=f"{DEADLETTER} ({len(dead)})")
+    for entry in dead:
+        dlq.add_row(entry["stage"], entry["reason"], _clip(entry["error"], 80))
+    console.print(dlq)
+    reasons = Counter(entry["reason"] for entry in dead)
+    if reasons:
+        console.print("dead-letter reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    if not report.drained:
+        console.print("[red]the stream did not drain before the timeout[/]")

@@ -1,0 +1,27 @@
+"""The stream stages by name, in pipeline order, built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from consumers.normalizer import NormalizerStage
+from consumers.stage import Stage
+from topics.settings import Settings
+
+
+def _normalizer(settings: Settings) -> Stage:
+    return NormalizerStage(max_event_bytes=settings.runtime.max_event_bytes)
+
+
+# Pipeline order matters: the main job waits for each stage to drain what the previous one produced.
+STAGES: dict[str, Callable[[Settings], Stage]] = {
+    "normalizer": _normalizer,
+}
+
+
+def build_stage(name: str, settings: Settings) -> Stage:
+    try:
+        factory = STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; known: {', '.join(STAGES)}") from None
+    return factory(settings)
