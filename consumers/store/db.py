@@ -1,0 +1,96 @@
+"""Engine construction and the versioned migration runner.
+
+Migrations are modules ``consumers/store/migrations/mNNNN_<name>.py``, each
+defining ``VERSION: int``, ``DESCRIPTION: str`` and ``upgrade(conn)``. They run
+in version order, each in its own transaction, and are recorded in
+``schema_migrations``; running ``migrate`` again applies only new ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, select
+
+log = logging.getLogger(__name__)
+
+_meta = MetaData()
+schema_migrations = Table(
+    "schema_migrations",
+    _meta,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        # WAL lets readers (digest, CLI) work while a stage writes; foreign keys are off by default.
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    module: ModuleType
+
+
+def discover_migrations() -> list[Migration]:
+    from consumers.store import migrations as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("m"):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            found.append(Migration(module.VERSION, module.DESCRIPTION, module))
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"duplicate migration versions: {sorted(versions)}")
+    return sorted(found, key=lambda m: m.version)
+
+
+def schema_version(engine: Engine) -> int:
+    _meta.create_all(engine, tables=[schema_migrations])
+    with engine.connect() as conn:
+        versions = conn.execute(select(schema_migrations.c.version)).scalars().all()
+    return max(versions, default=0)
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply every migration not yet applied; returns the versions applied now."""
+    _meta.create_all(engine, tables=[schema_migrations])
+    applied_now = []
+    with engine.connect() as conn:
+        done = set(conn.execute(select(schema_migrations.c.version)).scalars())
+    for migration in discover_migrations():
+        if migration.version in done:
+            continue
+        with engine.begin() as conn:
+            migration.module.upgrade(conn)
+            conn.execute(
+                schema_migrations.insert().values(
+                    version=migration.version, description=migration.description, applied_at=datetime.now(timezone.utc)
+                )
+            )
+        log.info("store migrated to version %d: %s", migration.version, migration.description)
+        applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,63 @@
+"""Shared fixtures: the real embedded broker (session-scoped), settings pointing at it, stores."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from topics.embedded import EmbeddedBroker  # noqa: E402
+from topics.settings import Settings  # noqa: E402
+
+POSTGRES_URL = os.environ.get("FEEDBACK_MINER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> EmbeddedBroker:
+    """One real Kafka-protocol broker for the whole test session."""
+    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log_path) as running:
+        yield running
+
+
+@pytest.fixture
+def kafka_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """Settings on the shared broker, isolated per test by a unique topic prefix and group prefix."""
+    from topics.admin import ensure_topics
+
+    unique = uuid.uuid4().hex[:8]
+    settings = Settings(
+        kafka={
+            "bootstrap_servers": broker.bootstrap_servers,
+            "topic_prefix": f"t{unique}.",
+            "group_prefix": f"g{unique}",
+        },
+        runtime={"batch_size": 16, "batch_timeout_ms": 200},
+        store={"url": f"sqlite:///{tmp_path / 'store.db'}"},
+        data_dir=tmp_path,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path: Path) -> str:
+    """A fresh database per test: a SQLite file, or a fresh schema in the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    # search_path makes every unqualified table land in the test's own schema.
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
