@@ -1,0 +1,130 @@
+"""Keyword PRE-SELECTION of candidates per class from work/pool.jsonl.
+
+The keyword hits only decide which texts get read; every candidate is then
+read and labelled by hand (work/labels_*.txt). Writes work/candidates.jsonl
+(cid, pool id, source, text, hint) in a shuffled order.
+"""
+import json
+import random
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+W = Path(__file__).resolve().parent.parent / "work"
+
+RULES = {
+    "logistics": r"送餐|配送|送达|送到|送来|快递|物流|骑手|送货|小哥|派送|发货|到货|送错|漏送|少送|等了.{0,4}(小时|分钟)|一个多?小时|超时|太慢|送得慢|送的慢|顺丰|申通|圆通|韵达|EMS",
+    "product_quality": r"质量|坏了|破损|不新鲜|难吃|变质|馊|异物|头发|虫|量少|份量|分量|假货|正品|做工|瑕疵|掉色|起球|漏水|噪音|发热|划痕|坏的|脏|异味|霉|隔音|设施|陈旧|老化",
+    "price_billing": r"价格|太贵|很贵|便宜|性价比|优惠|红包|满减|发票|多收|收费|价钱|降价|涨价|差价|配送费|打包费|餐盒费|多扣|扣费|扣款|溢价|价位|房价|元一晚|抬价",
+    "service_attitude": r"态度|客服|服务员|前台|服务差|服务太差|不理|爱答不理|骂人|凶|敷衍|投诉|不耐烦|推脱|踢皮球|没人管|不回复|服务很差|服务一般|冷漠",
+    "refund_aftersales": r"退款|退货|换货|退钱|售后|维修|保修|退了|三包|补送|赔偿|退换|返修|换了一|寄回|退回",
+    "technical": r"闪退|死机|蓝屏|bug|BUG|崩溃|卡顿|登录|登陆|打不开|驱动|上不了网|断网|宽带|网速|无法连接|APP|app|系统崩|黑屏|重启|下不了单|支付失败|付不了款|服务器|崩了|网络",
+    "account_privacy": r"隐私|个人信息|泄露|泄漏|骚扰|推销电话|短信轰炸|盗号|被盗|账号|帐号|密码|实名|身份证|手机号",
+    "policy_contract": r"规定|规则|政策|合同|条款|押金|会员|积分|不允许|不让|制度|预授权|担保|协议|霸王|入住时间|退房时间|延迟退房|取消预订|违约|规矩",
+    "suggestion": r"建议|希望.{0,10}(能|可以|改进|增加|提供|多)|如果能|最好能|能否|可否|可以考虑|改进一下|期待.{0,6}(推出|出|增加)|应该.{0,6}(增加|提供|改)|要是能",
+    "praise": r"好评|赞|满意|非常好|很好吃|不错|推荐|喜欢|五星|棒|贴心|热情|周到|超快|很快",
+}
+COMPLAINT = re.compile(r"不|没|差|慢|贵|难|坏|退|投诉|失望|垃圾|但|可惜|就是|缺点|不足")
+QUOTA = {"logistics": 300, "product_quality": 300, "price_billing": 260, "service_attitude": 260,
+         "refund_aftersales": 240, "technical": 200, "account_privacy": 120, "policy_contract": 200,
+         "suggestion": 240, "praise": 260, "other": 200}
+
+
+def main(seed=13):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if not (6 <= len(t) <= 160):
+            continue
+        src = r["source"].split(":")[0]
+        hits = [c for c, rx in RULES.items() if re.search(rx, t)]
+        if "praise" in hits and (len(hits) > 1 or COMPLAINT.search(t)):
+            hits.remove("praise")
+        if src.startswith("weibo"):
+            # weibo: only consumer-ish hits, plus a random slice as 'other'
+            hits = [h for h in hits if h != "praise"]
+        if not hits and (src.startswith("weibo") or not COMPLAINT.search(t) or rnd.random() < 0.05):
+            by["other"].append(r)
+        for h in hits:
+            by[h].append(r)
+    chosen, used = [], set()
+    for c in ["account_privacy", "policy_contract", "technical", "refund_aftersales", "suggestion",
+              "service_attitude", "price_billing", "logistics", "product_quality", "praise", "other"]:
+        cands = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cands)
+        # spread over sources
+        per_src = defaultdict(list)
+        for r in cands:
+            per_src[r["source"].split(":")[0]].append(r)
+        picked, srcs = [], sorted(per_src)
+        cap = {s: (QUOTA[c] * (0.4 if c == "other" else 0.15) if s.startswith("weibo") else 10**9) for s in srcs}
+        while len(picked) < QUOTA[c] and any(per_src.values()):
+            for s in srcs:
+                if per_src[s] and len(picked) < QUOTA[c] and cap[s] > 0:
+                    picked.append(per_src[s].pop()); cap[s] -= 1
+            if all(not per_src[s] or cap[s] <= 0 for s in srcs):
+                break
+        for r in picked:
+            used.add(r["id"])
+            chosen.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c,
+                           "meta": r["meta"]})
+    rnd.shuffle(chosen)
+    for i, r in enumerate(chosen):
+        r["cid"] = i
+    with open(W / "candidates.jsonl", "w", encoding="utf-8") as f:
+        for r in chosen:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(chosen), Counter(r["hint"] for r in chosen))
+    print(Counter(r["source"].split(":")[0] for r in chosen))
+    print({c: len(v) for c, v in by.items()})
+
+
+
+# ---- stage 2: sharper rules for classes that stage 1 under-delivered ----
+RULES2 = {
+    "service_attitude": r"态度.{0,3}(差|恶劣|不好|极差|很差|太差|冷淡|生硬)|爱理不理|爱答不理|不耐烦|敷衍|推来推去|踢皮球|挂.{0,2}电话|没人接|打不通|不回复|没人理|服务员.{0,8}(聊天|不理|没礼貌|凶)|客服.{0,12}(不理|敷衍|推|差|态度)|前台.{0,10}(态度|不理|冷漠)",
+    "refund_aftersales": r"退款|不给退|不让退|退不了|退货.{0,8}(麻烦|不|慢|难)|换货|售后.{0,6}(差|不|太|电话|服务)|保修|返修|维修|三包|退钱|补发|补送|赔",
+    "price_billing": r"多收|乱收费|收费|发票|降价|价保|保价|差价|优惠券|满减|涨价|贵了|扣了|多扣|押金.{0,6}退|红包|打折|价格.{0,4}(贵|高|不)|不值",
+    "policy_contract": r"押金|预授权|担保|延迟退房|规定|规则|政策|协议价|会员|积分|不允许|不让.{0,6}(进|带|停|用)|身份证|退房时间|入住时间|霸王条款|条款|合同|制度|不能签单|保价",
+    "account_privacy": r"骚扰电话|骚扰|隐私|个人信息|泄露|泄漏|盗|账号|帐号|密码|实名|推销电话|短信",
+    "technical": r"闪退|死机|蓝屏|崩溃|崩了|登录|登陆|打不开|上不了网|宽带|无法上网|网络.{0,4}(差|不好|不通|断|慢)|掉线|驱动|系统.{0,6}(问题|崩|卡|慢|难装|bug)|下不了单|支付|付不了|app|APP|软件.{0,4}(问题|卡|闪)|网页|链接",
+    "suggestion": r"建议.{0,20}(增加|提供|改|换|多|加|能|可以|把|设|出)|希望.{0,12}(增加|提供|改进|加|多|推出|能够|能有|可以有)|如果能|要是能|如果有|最好能|能不能.{0,10}(加|多|改|出)|可以考虑|能否",
+}
+QUOTA2 = {"account_privacy": 90, "policy_contract": 150, "technical": 130, "refund_aftersales": 200,
+          "service_attitude": 200, "suggestion": 160, "price_billing": 150}
+
+
+def stage2(seed=29):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    done = {json.loads(l)["pid"] for l in open(W / "candidates.jsonl", encoding="utf-8")}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in done or not (6 <= len(t) <= 200):
+            continue
+        weibo = r["source"].startswith("weibo")
+        for c, rx in RULES2.items():
+            if re.search(rx, t) and (not weibo or c in ("account_privacy", "technical", "price_billing", "policy_contract")):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA2:
+        cands = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cands)
+        for r in cands[:QUOTA2[c]]:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/2", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 10000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()})
+
+
+if __name__ == "__main__":
+    import sys
+    stage2() if sys.argv[1:] == ["stage2"] else main()
