@@ -47,6 +47,8 @@ class _FlushOnRevoke(ConsumerRebalanceListener):
         self.runtime.flush_pending()
 
     def on_partitions_assigned(self, assigned):
+        self.runtime.assigned = frozenset(assigned)
+        self.runtime.assigned_at = time.monotonic()
         log.info("stage %s assigned %s", self.runtime.stage.name, sorted((tp.topic, tp.partition) for tp in assigned))
 
 
@@ -68,6 +70,9 @@ class StreamRuntime:
         self._batch_started: float | None = None
         self._stop = threading.Event()
         self.stats = RunStats()
+        # Partitions this instance owns after the last rebalance (read by operators and tests).
+        self.assigned: frozenset[TopicPartition] = frozenset()
+        self.assigned_at: float | None = None
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -80,7 +85,7 @@ class StreamRuntime:
             signal.signal(sig, lambda *_: self.stop())
 
     def run(self, max_messages: int | None = None, idle_exit_s: float | None = None) -> RunStats:
-        """Run until stopped, until ``max_messages`` were processed, or after ``idle_exit_s`` without input."""
+        """Run until stopped, until ``max_messages`` were processed, or ``idle_exit_s`` after the last input."""
         metrics.serve(self.settings.runtime.metrics_port)
         self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
         self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_FlushOnRevoke(self))
@@ -88,6 +93,7 @@ class StreamRuntime:
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
         last_input = time.monotonic()
+        join_allowance = 2 * self.settings.kafka.session_timeout_ms / 1000
         log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.input_topic, self.group_id)
         try:
             while not self._stop.is_set():
@@ -103,7 +109,9 @@ class StreamRuntime:
                 due = self._batch_started is not None and time.monotonic() - self._batch_started >= batch_timeout
                 if len(self._pending) >= batch_size or (due and self._pending):
                     self.flush_pending()
-                if idle_exit_s is not None and not self._pending and time.monotonic() - last_input > idle_exit_s:
+                # Idle time counts from the later of the last input and joining the group (a join takes seconds).
+                idle_since = max(last_input, self.assigned_at or last_input + join_allowance)
+                if idle_exit_s is not None and not self._pending and time.monotonic() - idle_since > idle_exit_s:
                     break
             self.flush_pending()
         finally:

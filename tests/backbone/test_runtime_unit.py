@@ -1,0 +1,134 @@
+"""The runtime's batching, commit and dead-letter logic on in-memory lists (no broker)."""
+
+import json
+import threading
+
+import pytest
+
+from consumers.normalizer import NormalizerStage
+from consumers.runtime import StreamRuntime
+from consumers.stage import InMessage, OutMessage, Stage, StageResult, process_batch
+from consumers.testing import MemoryConsumer, MemoryLog, MemoryProducer
+from topics.schemas import DeadLetter, NormalizedFeedback
+from topics.serde import decode
+from topics.settings import Settings
+from tests.backbone.factories import raw_event_bytes
+
+RAW, NORMALIZED, DLQ = "feedback.raw", "feedback.normalized", "feedback.deadletter"
+
+
+def make_settings(batch_size=4, batch_timeout_ms=50) -> Settings:
+    return Settings(kafka={"bootstrap_servers": "memory:0"}, runtime={"batch_size": batch_size, "batch_timeout_ms": batch_timeout_ms})
+
+
+def fill(log: MemoryLog, n: int, bad: set[int] = frozenset()) -> None:
+    for i in range(n):
+        value = b"{broken" if i in bad else raw_event_bytes(event_id=f"e-{i}")
+        log.append(RAW, value, key=b"c-1")
+
+
+def runtime_for(log: MemoryLog, stage: Stage, settings: Settings, group="g") -> tuple[StreamRuntime, MemoryConsumer]:
+    consumer = MemoryConsumer(log, group)
+    return StreamRuntime(stage, settings, consumer=consumer, producer=MemoryProducer(log)), consumer
+
+
+def test_batches_by_size_and_commits_after_each_batch():
+    log = MemoryLog()
+    fill(log, 10)
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=4))
+    stats = runtime.run(max_messages=10)
+    assert stats.batches == 3
+    assert [list(c.values())[0] for c in consumer.commits] == [4, 8, 10]
+    assert [decode(NormalizedFeedback, v).event_id for v in log.values(NORMALIZED)] == [f"e-{i}" for i in range(10)]
+    assert consumer.closed
+
+
+def test_batches_by_time_when_input_is_slow():
+    log = MemoryLog()
+    fill(log, 3)
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=100, batch_timeout_ms=30))
+    stats = runtime.run(idle_exit_s=0.3)
+    assert (stats.batches, stats.processed) == (1, 3)
+    assert consumer.commits[-1] == {next(iter(consumer.assignment())): 3}
+
+
+def test_invalid_messages_go_to_dead_letter_and_offsets_still_commit():
+    log = MemoryLog()
+    fill(log, 6, bad={1, 4})
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=6))
+    stats = runtime.run(max_messages=6)
+    assert (stats.produced, stats.dead_lettered) == (4, 2)
+    dead = [decode(DeadLetter, v) for v in log.values(DLQ)]
+    assert [(d.reason.value, d.offset, d.original_bytes()) for d in dead] == [("not_json", 1, b"{broken"), ("not_json", 4, b"{broken")]
+    assert all(d.stage == "normalizer" and d.source_topic == RAW for d in dead)
+    assert consumer.commits[-1][next(iter(consumer.assignment()))] == 6
+
+
+class ExplodesOn(Stage):
+    """Fails the whole batch whenever it contains a poisoned message."""
+
+    name, input_topic = "exploding", RAW
+
+    def __init__(self, poison: bytes):
+        self.poison = poison
+        self.calls: list[int] = []
+
+    def process(self, messages: list[InMessage]) -> StageResult:
+        self.calls.append(len(messages))
+        if any(self.poison in (m.value or b"") for m in messages):
+            raise RuntimeError("poisoned")
+        return StageResult(outputs=[OutMessage(NORMALIZED, decode(NormalizedFeedback, m.value)) for m in messages])
+
+
+def normalized_bytes(event_id: str, text: str) -> bytes:
+    return json.dumps({
+        "event_id": event_id, "channel": "app", "source": "s", "received_at": "2026-11-16T09:00:00+00:00",
+        "customer": {"id": "c"}, "text": text,
+    }, ensure_ascii=False).encode()
+
+
+def test_a_failing_batch_is_retried_per_message_and_only_the_culprit_is_dead_lettered():
+    messages = [InMessage(RAW, 0, i, None, normalized_bytes(f"e-{i}", "毒" if i == 2 else "好")) for i in range(4)]
+    stage = ExplodesOn("毒".encode())
+    result = process_batch(stage, messages)
+    assert stage.calls == [4, 1, 1, 1, 1]
+    assert [o.event.event_id for o in result.outputs] == ["e-0", "e-1", "e-3"]
+    assert len(result.dead_letters) == 1
+    dead = result.dead_letters[0]
+    assert (dead.reason.value, dead.offset) == ("processing_error", 2)
+    assert "RuntimeError: poisoned" in dead.error
+    assert dead.original_bytes() == messages[2].value
+
+
+def test_nothing_is_committed_when_producing_fails():
+    log = MemoryLog()
+    fill(log, 3)
+    consumer = MemoryConsumer(log, "g")
+    runtime = StreamRuntime(NormalizerStage(), make_settings(batch_size=3), consumer=consumer,
+                            producer=MemoryProducer(log, fail_with=TimeoutError("broker down")))
+    with pytest.raises(TimeoutError):
+        runtime.run(max_messages=3)
+    assert consumer.commits == []
+    assert log.committed == {}
+
+
+def test_restart_resumes_from_the_committed_offset():
+    log = MemoryLog()
+    fill(log, 5)
+    first, _ = runtime_for(log, NormalizerStage(), make_settings(batch_size=5))
+    first.run(max_messages=5)
+    fill(log, 3)  # e-0..e-2 again as new records, offsets 5..7
+    second, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=5))
+    stats = second.run(idle_exit_s=0.2)
+    assert stats.processed == 3
+    assert len(log.values(NORMALIZED)) == 8
+
+
+def test_stop_finishes_the_pending_batch_and_commits():
+    log = MemoryLog()
+    fill(log, 2)
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=100, batch_timeout_ms=60_000))
+    threading.Timer(0.3, runtime.stop).start()
+    stats = runtime.run()
+    assert stats.processed == 2  # flushed on stop, long before the batch timeout
+    assert consumer.commits and consumer.closed
