@@ -125,6 +125,49 @@ def stage2(seed=29):
     print(len(out), {c: len(v) for c, v in by.items()})
 
 
+
+# ---- stage 3: texts where the rare class is likely the MAIN point ----
+RULES3 = {
+    "suggestion": r"^.{0,30}(建议|希望|如果能|要是能|能不能|最好)|(建议|希望).{0,15}(增加|提供|推出|出个|加个|多出|改成|换成|开通|恢复|设置)",
+    "service_attitude": r"^.{0,12}(服务态度|态度|客服|服务员|前台|店员|老板|接电话)|态度(极差|恶劣|太差|很差|非常差|差劲)|骂人|脏话|翻白眼|爱搭不理|爱理不理",
+    "refund_aftersales": r"^.{0,15}(退款|退货|换货|售后|维修|保修|退钱|返修)|(退款|退钱).{0,10}(没|不|还没|迟迟)|(售后|维修).{0,8}(差|慢|推|拖)",
+    "technical": r"闪退|崩了|崩溃|打不开|登不上|登录不|无法登录|下不了单|付不了|支付失败|系统.{0,4}(出错|错误|故障|bug|问题)|无法上网|上不了网|宽带.{0,6}(不|没|坏)|网络.{0,6}(不通|故障|坏|断)|bug|BUG",
+    "policy_contract": r"押金|预授权|担保|规定|积分|会员.{0,8}(权益|规则|卡|费|制度)|延迟退房|霸王|条款|协议|合同|不让.{0,4}(进|带|验|开)|规矩",
+    "account_privacy": r"骚扰电话|骚扰|隐私|泄露|泄漏|盗号|被盗|个人信息|推销电话",
+}
+QUOTA3 = {"suggestion": 150, "service_attitude": 120, "refund_aftersales": 120, "technical": 80,
+          "policy_contract": 70, "account_privacy": 50}
+
+
+def stage3(seed=31):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    done = {json.loads(l)["pid"] for l in open(W / "candidates.jsonl", encoding="utf-8")}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in done or not (5 <= len(t) <= 220):
+            continue
+        weibo = r["source"].startswith("weibo")
+        for c, rx in RULES3.items():
+            if re.search(rx, t) and (not weibo or c in ("account_privacy", "technical")):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA3:
+        cands = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cands)
+        for r in cands[:QUOTA3[c]]:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/3", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 20000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()})
+
+
 if __name__ == "__main__":
     import sys
-    stage2() if sys.argv[1:] == ["stage2"] else main()
+    {"stage2": stage2, "stage3": stage3}.get((sys.argv[1:] or ["main"])[0], main)()
