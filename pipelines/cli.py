@@ -141,6 +141,20 @@ def topics_schemas(out: Annotated[Path, typer.Option(help="Directory for the JSO
         console.print(f"wrote {path}")
 
 
+@topics_app.command("manifest")
+@cli_errors
+def topics_manifest(
+    partitions: Annotated[int, typer.Option(help="Partitions of the per-message topics.")] = 6,
+    replication: Annotated[int, typer.Option(help="Replication factor.")] = 3,
+    cluster: Annotated[str, typer.Option(help="Strimzi cluster name.")] = "feedback-kafka",
+) -> None:
+    """Print the topics as Strimzi KafkaTopic manifests (deploy/k8s/topics.yaml)."""
+    from topics.manifests import strimzi_topics
+    from topics.specs import topic_specs
+
+    print(strimzi_topics(topic_specs(partitions, replication), cluster), end="")
+
+
 # --- broker, publish, tail, consume ----------------------------------------------------
 
 
@@ -265,6 +279,24 @@ def consume(
     _require_broker(s, "consume")
     stats = run_stage(build_stage(stage, s), s, max_messages=max_messages, idle_exit_s=idle_exit)
     console.print(f"{stage}: {stats.processed} processed, {stats.produced} produced, {stats.dead_lettered} dead-lettered in {stats.batches} batches")
+
+
+@app.command()
+@cli_errors
+def replay(
+    reason: Annotated[Optional[str], typer.Option(help="Only dead letters with this reason code.")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="Only dead letters from this stage.")] = None,
+    from_offset: Annotated[int, typer.Option(help="Skip dead letters before this offset (the last run printed it).")] = 0,
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be replayed.")] = False,
+) -> None:
+    """Replay dead-lettered originals to their source topic, after the cause was fixed."""
+    from pipelines.replay import replay_dead_letters
+
+    s = settings()
+    _require_broker(s, "replay")
+    report = replay_dead_letters(s, reason=reason, stage=stage, from_offset=from_offset, dry_run=dry_run)
+    reasons = ", ".join(f"{k}={v}" for k, v in sorted(report.by_reason.items())) or "none"
+    console.print(f"selected {report.selected} ({reasons}), replayed {report.replayed}; next --from-offset {report.next_offset}")
 
 
 # --- the main job -------------------------------------------------------------------

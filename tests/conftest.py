@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect logs its temporary server's shutdown at exit, after pytest closed the captured streams.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from topics.embedded import EmbeddedBroker  # noqa: E402
 from topics.settings import Settings  # noqa: E402

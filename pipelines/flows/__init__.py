@@ -1,0 +1,1 @@
+"""Prefect flows: scheduled and batch work (never the per-message work)."""

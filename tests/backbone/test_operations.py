@@ -1,0 +1,46 @@
+"""Dead-letter replay and the operational Prefect flows, on the real broker."""
+
+import pytest
+
+from consumers.kafka_io import make_producer, read_topic
+from consumers.normalizer import NormalizerStage
+from consumers.runtime import StreamRuntime
+from pipelines.replay import REPLAY_HEADER, replay_dead_letters
+from topics.serde import headers_dict
+from tests.backbone.factories import raw_event_bytes
+
+pytestmark = pytest.mark.broker
+
+
+def test_replay_sends_selected_originals_back_to_their_source_topic(kafka_settings):
+    raw_topic = kafka_settings.topic("feedback.raw")
+    producer = make_producer(kafka_settings)
+    producer.send(raw_topic, key=b"c-1", value=b"{broken").get(timeout=10)
+    producer.send(raw_topic, key=b"c-2", value=raw_event_bytes(channel="fax")).get(timeout=10)
+    producer.close()
+    StreamRuntime(NormalizerStage(), kafka_settings).run(max_messages=2, idle_exit_s=10)
+
+    dry = replay_dead_letters(kafka_settings, reason="schema_invalid", dry_run=True)
+    assert (dry.selected, dry.replayed, dry.by_reason) == (1, 0, {"schema_invalid": 1})
+
+    report = replay_dead_letters(kafka_settings, reason="schema_invalid")
+    assert (report.selected, report.replayed, report.next_offset) == (1, 1, 2)
+    raw = read_topic(kafka_settings, "feedback.raw")
+    assert len(raw) == 3
+    [replayed] = [r for r in raw if REPLAY_HEADER in headers_dict(r.headers)]
+    assert replayed.key == b"c-2"
+    assert replayed.value == raw_event_bytes(channel="fax")
+    assert headers_dict(replayed.headers)[REPLAY_HEADER] == f"{kafka_settings.topic('feedback.deadletter')}@1"
+
+    assert replay_dead_letters(kafka_settings, from_offset=report.next_offset).selected == 0
+
+
+def test_provision_flow_runs_under_prefect(kafka_settings, monkeypatch):
+    from pipelines.flows.operations import provision_topics_flow
+
+    monkeypatch.setenv("FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("FEEDBACK_MINER_KAFKA__TOPIC_PREFIX", kafka_settings.kafka.topic_prefix)
+    statuses = provision_topics_flow()
+    assert {s["name"] for s in statuses} == {kafka_settings.topic(t) for t in (
+        "feedback.raw", "feedback.normalized", "feedback.enriched", "feedback.alerts", "feedback.deadletter", "feedback.digests")}
+    assert {s["action"] for s in statuses} == {"exists"}
