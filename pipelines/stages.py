@@ -10,7 +10,15 @@ from topics.settings import Settings
 
 
 def _normalizer(settings: Settings) -> Stage:
-    return NormalizerStage(max_event_bytes=settings.runtime.max_event_bytes)
+    from consumers.store import make_engine, migrate
+    from consumers.store.dedup_index import SqlDedupIndex
+
+    index = None
+    if settings.channels.dedup.enabled:
+        engine = make_engine(settings.store.url)
+        migrate(engine)
+        index = SqlDedupIndex(engine, settings.channels.dedup)
+    return NormalizerStage(max_event_bytes=settings.runtime.max_event_bytes, settings=settings.channels, dedup_index=index)
 
 
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.

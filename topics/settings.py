@@ -100,6 +100,52 @@ class ModelSettings(BaseModel):
     num_threads: int | None = None
 
 
+class ChannelNormalizeSettings(BaseModel):
+    """How raw channel text becomes normalized text."""
+
+    # Longer text is cut (flag ``truncated``), never dropped.
+    max_text_chars: int = Field(2000, ge=50)
+    # Below this share of Chinese characters the event is flagged ``non_chinese`` (still processed).
+    min_chinese_share: float = Field(0.5, ge=0.0, le=1.0)
+    # OpenCC configuration used to convert Traditional to Simplified Chinese.
+    opencc_config: str = "t2s"
+
+
+class DedupSettings(BaseModel):
+    """Exact and near-duplicate detection; the index lives in the store."""
+
+    enabled: bool = True
+    window_hours: float = Field(168.0, gt=0)
+    # MinHash over character shingles; Jaccard at or above the threshold is a near duplicate.
+    near_threshold: float = Field(0.7, gt=0.0, le=1.0)
+    num_perm: int = Field(64, ge=16, le=512)
+    shingle_size: int = Field(2, ge=1, le=5)
+    # Shorter texts are only checked for exact duplicates (a few characters say too little).
+    near_min_chars: int = Field(12, ge=1)
+    # "global": near duplicates across customers (copy-paste campaigns); "customer": per customer only.
+    near_scope: Literal["global", "customer"] = "global"
+
+
+class IngestSettings(BaseModel):
+    """The HTTP ingest endpoint (``feedback-miner serve ingest``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # Accepted bearer tokens; the server refuses to start without one.
+    tokens: list[SecretStr] = Field(default_factory=list)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_batch_events: int = Field(500, ge=1)
+    ack_timeout_s: float = Field(30.0, gt=0)
+
+
+class ChannelSettings(BaseModel):
+    """Channel integrations and the normalizer stage."""
+
+    normalize: ChannelNormalizeSettings = Field(default_factory=ChannelNormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -111,6 +157,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
     # Where the CLI writes run artefacts (digests, benchmark output) by default.
     data_dir: Path = Field(default_factory=_default_home)
 

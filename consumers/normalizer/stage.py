@@ -1,60 +1,54 @@
-"""Normalizer stage: validate raw events and turn them into normalized feedback."""
+"""Normalizer stage: validate raw events and turn them into normalized, redacted, de-duplicated feedback."""
 
 from __future__ import annotations
 
+from consumers.normalizer.dedup import DedupIndex, fingerprint
+from consumers.normalizer.pipeline import PayloadError, normalize
 from consumers.stage import EventStage, InMessage, OutMessage, StageResult, dead_letter, trace_id_of
-from topics.schemas import DeadLetterReason, EmailPayload, NormalizedFeedback, RawFeedback
+from topics.schemas import DeadLetterReason, NormalizedFeedback, RawFeedback
+from topics.settings import ChannelSettings
 from topics.specs import NORMALIZED, RAW
 
-
-class PayloadError(ValueError):
-    """The event is valid but its channel payload cannot be decoded."""
-
-
-def payload_text(event: RawFeedback) -> tuple[str, str | None]:
-    """The feedback text and subject carried by the payload."""
-    payload = event.payload
-    if isinstance(payload, EmailPayload):
-        if payload.body:
-            return payload.body, payload.subject
-        if payload.subject and not payload.mime_base64:
-            return payload.subject, payload.subject
-        raise PayloadError("MIME decoding is not available in this stage")
-    return payload.text, None
-
-
-def normalize(event: RawFeedback) -> NormalizedFeedback:
-    text, subject = payload_text(event)
-    return NormalizedFeedback(
-        event_id=event.event_id,
-        channel=event.channel,
-        source=event.source,
-        received_at=event.received_at,
-        customer=event.customer,
-        text=text.strip(),
-        subject=subject,
-        metadata=event.metadata,
-    )
+__all__ = ["NormalizerStage", "PayloadError", "normalize"]
 
 
 class NormalizerStage(EventStage[RawFeedback]):
+    """Duplicates are still forwarded (they count for volume) with ``duplicate_of`` set."""
+
     name = "normalizer"
     input_topic = RAW
     output_topics = (NORMALIZED,)
     input_model = RawFeedback
 
-    def __init__(self, max_event_bytes: int | None = None):
+    def __init__(
+        self,
+        max_event_bytes: int | None = None,
+        settings: ChannelSettings | None = None,
+        dedup_index: DedupIndex | None = None,
+    ):
         self.max_event_bytes = max_event_bytes
+        self.settings = settings or ChannelSettings()
+        # Without an index (tools, tests of the pure logic) nothing is marked as a duplicate.
+        self.dedup_index = dedup_index if self.settings.dedup.enabled else None
 
     def handle(self, events: list[tuple[InMessage, RawFeedback]]) -> StageResult:
         result = StageResult()
+        done: list[tuple[InMessage, NormalizedFeedback]] = []
         for message, event in events:
             try:
-                normalized = normalize(event)
+                done.append((message, normalize(event, self.settings.normalize)))
             except PayloadError as exc:
                 result.dead_letters.append(
                     dead_letter(self.name, message, DeadLetterReason.decode_failed, str(exc), event.event_id)
                 )
-                continue
+        if self.dedup_index is not None and done:
+            dedup = self.settings.dedup
+            prints = [fingerprint(n.event_id, n.customer.id, n.received_at, n.text, dedup) for _, n in done]
+            links = self.dedup_index.resolve(prints)
+            done = [
+                (message, normalized.model_copy(update={"duplicate_of": link}) if link else normalized)
+                for (message, normalized), link in zip(done, links)
+            ]
+        for message, normalized in done:
             result.outputs.append(OutMessage(NORMALIZED, normalized, normalized.key(), trace_id_of(message)))
         return result

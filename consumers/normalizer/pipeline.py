@@ -1,0 +1,127 @@
+"""Raw event → normalized feedback: channel decoding, clean-up, redaction, truncation, language.
+
+Pure: no I/O. Dedup is applied afterwards by the stage (it needs the index).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+
+from consumers.normalizer.app_channel import parse_app
+from consumers.normalizer.email_channel import EmailDecodeError, decode_email
+from consumers.normalizer.pii import redact, redact_value
+from consumers.normalizer.replies import strip_replies
+from consumers.normalizer.social_channel import parse_social
+from consumers.normalizer.text_normalize import clean_text, detect_language, truncate
+from topics.schemas import AppPayload, EmailPayload, NormalizedFeedback, RawFeedback, SocialPayload
+from topics.settings import ChannelNormalizeSettings
+
+_MAX_SUBJECT_CHARS = 300
+
+
+class PayloadError(ValueError):
+    """The event is valid but its channel payload cannot be turned into text (dead letter: decode_failed)."""
+
+
+@dataclass
+class ChannelText:
+    text: str
+    subject: str | None = None
+    flags: list[str] = field(default_factory=list)
+    signals: dict[str, object] = field(default_factory=dict)
+
+
+def _email_text(payload: EmailPayload) -> ChannelText:
+    flags: list[str] = []
+    signals: dict[str, object] = {}
+    subject = payload.subject
+    body = payload.body or ""
+    if payload.mime_base64:
+        try:
+            content = decode_email(base64.b64decode(payload.mime_base64))
+        except EmailDecodeError as exc:
+            raise PayloadError(f"e-mail: {exc}") from exc
+        subject = content.subject or subject
+        body = content.body
+        flags.extend(content.flags)
+        signals.update(content.signals)
+    stripped = strip_replies(body)
+    flags.extend(f for f in stripped.flags if f not in flags)
+    text = stripped.text
+    if not text.strip() and subject:
+        # A subject-only mail ("退款还没到账") still says something.
+        text = subject
+        flags.append("subject_only")
+    return ChannelText(text, subject, flags, signals)
+
+
+def channel_text(event: RawFeedback) -> ChannelText:
+    payload = event.payload
+    if isinstance(payload, EmailPayload):
+        return _email_text(payload)
+    if isinstance(payload, SocialPayload):
+        content = parse_social(payload)
+        return ChannelText(content.text, None, content.flags, content.signals)
+    if isinstance(payload, AppPayload):
+        content = parse_app(payload)
+        return ChannelText(content.text, None, content.flags, content.signals)
+    raise PayloadError(f"no decoder for payload kind {payload.kind!r}")  # pragma: no cover - schema forbids it
+
+
+def _clean_and_redact(text: str, settings: ChannelNormalizeSettings, pii: Counter[str]) -> tuple[str, list[str], list[str]]:
+    cleaned = clean_text(text, settings.opencc_config)
+    redaction = redact(cleaned.text)
+    pii.update(redaction.counts)
+    return redaction.text, cleaned.flags, cleaned.emoji
+
+
+def normalize(event: RawFeedback, settings: ChannelNormalizeSettings | None = None) -> NormalizedFeedback:
+    """The normalized, redacted form of one raw event; raises PayloadError when there is no text to mine."""
+    settings = settings or ChannelNormalizeSettings()
+    source = channel_text(event)
+    pii: Counter[str] = Counter()
+    flags = list(source.flags)
+    signals = dict(source.signals)
+
+    text, text_flags, emoji = _clean_and_redact(source.text, settings, pii)
+    flags.extend(f for f in text_flags if f not in flags)
+    if emoji:
+        signals["emoji"] = emoji
+    subject = None
+    if source.subject:
+        subject, _, _ = _clean_and_redact(source.subject, settings, pii)
+        subject, _ = truncate(subject.replace("\n", " "), _MAX_SUBJECT_CHARS)
+        subject = subject or None
+    if not text:
+        raise PayloadError("no text left after decoding and clean-up (only mentions, links or markup)")
+
+    text, truncated = truncate(text, settings.max_text_chars)
+    if truncated:
+        flags.append("truncated")
+        signals["original_chars"] = len(source.text)
+    language = detect_language(text, settings.min_chinese_share)
+    if language != "zh":
+        flags.append("non_chinese")
+    # The reposted original (someone else's words) and free-form metadata are redacted too;
+    # ids in signals (post ids of 16 digits may pass Luhn) are left alone.
+    repost = signals.get("repost_of")
+    if isinstance(repost, dict) and isinstance(repost.get("text"), str):
+        repost_text, _, _ = _clean_and_redact(repost["text"], settings, pii)
+        signals["repost_of"] = {**repost, "text": repost_text}
+    metadata = redact_value(event.metadata, pii)
+    return NormalizedFeedback(
+        event_id=event.event_id,
+        channel=event.channel,
+        source=event.source,
+        received_at=event.received_at,
+        customer=event.customer,
+        text=text,
+        subject=subject,
+        language=language,
+        flags=flags,
+        signals=signals,
+        pii=dict(pii),
+        metadata=metadata,
+    )
