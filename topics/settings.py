@@ -100,6 +100,57 @@ class ModelSettings(BaseModel):
     num_threads: int | None = None
 
 
+class LiveThemeSettings(BaseModel):
+    """Live theme assignment in the enricher (nearest centroid)."""
+
+    # Cosine similarity to a theme centroid needed to join it, per centroid size (members, threshold),
+    # interpolated in log(size): e5 similarities crowd into ~0.85-0.96 and bigger centroids sit closer
+    # to everything. Calibrated on real reviews at precision 0.9 (`feedback-miner themes calibrate`, docs/themes.md).
+    threshold_curve: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(1, 0.914), (2, 0.93), (3, 0.935), (5, 0.938), (10, 0.944), (20, 0.944), (50, 0.946)]
+    )
+    # A new theme stays a candidate until it has this many members.
+    promote_at: int = Field(3, ge=1)
+
+
+class WeeklyThemeSettings(BaseModel):
+    """Weekly theme clustering and continuity (the digest flow)."""
+
+    algorithm: Literal["agglomerative", "hdbscan"] = "agglomerative"
+    # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
+    micro_clusters: int = Field(300, ge=2)
+    # Average-linkage merge stops at this cosine similarity (calibrated like the live threshold).
+    merge_similarity: float = Field(0.891, ge=0.0, le=1.0)
+    min_theme_size: int = Field(3, ge=1)
+    # HDBSCAN: minimum cluster size, run on a PCA projection of this many dimensions.
+    hdbscan_min_cluster_size: int = Field(5, ge=2)
+    pca_dims: int = Field(32, ge=2)
+    # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
+    continuity_similarity: float = Field(0.981, ge=0.0, le=1.0)
+    # Emerging: new, or grown by this factor, with at least this many messages.
+    emerging_growth: float = Field(2.0, ge=1.0)
+    emerging_min_volume: int = Field(5, ge=1)
+    # Fading: shrunk to this fraction or less of last week's size (or gone).
+    fading_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    keywords: int = Field(6, ge=1)
+    quotes: int = Field(3, ge=1)
+    # Themes shown in the digest's top list.
+    top_themes: int = Field(10, ge=1)
+    # Extra jieba user dictionary / stop words (one term per line), added to the bundled ones.
+    user_dict: Path | None = None
+    stop_words: Path | None = None
+    seed: int = 13
+
+
+class EnrichmentSettings(BaseModel):
+    """Enricher stage, live themes, weekly themes and the product digest."""
+
+    live: LiveThemeSettings = Field(default_factory=LiveThemeSettings)
+    weekly: WeeklyThemeSettings = Field(default_factory=WeeklyThemeSettings)
+    # Where digests are written; default: <data_dir>/digests.
+    digest_dir: Path | None = None
+
+
 class ChannelNormalizeSettings(BaseModel):
     """How raw channel text becomes normalized text."""
 
@@ -146,6 +197,56 @@ class ChannelSettings(BaseModel):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
 
 
+class WebhookSettings(BaseModel):
+    """One alert webhook: where, in which format, signed with which secret."""
+
+    url: str
+    format: Literal["generic", "dingtalk", "wecom", "slack"] = "generic"
+    # generic: HMAC-SHA256 of the body in X-Feedback-Miner-Signature; dingtalk: the signed-URL scheme.
+    secret: SecretStr | None = None
+    # Send alerts of this priority or higher (P1 is highest).
+    min_priority: Literal["P1", "P2", "P3", "P4"] = "P2"
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class AlertSettings(BaseModel):
+    """The alerter stage: rules, spike detection, suppression, webhooks (docs/alerts.md)."""
+
+    # None: the rules file shipped in the package (consumers/alerter/rules.yaml).
+    rules_path: Path | None = None
+    # Per-message alerts are published for this priority or higher; the rest only feed spike counts.
+    message_alert_min_priority: Literal["P1", "P2", "P3", "P4"] = "P2"
+    bucket_s: int = Field(60, ge=1)
+    windows_min: list[int] = Field(default_factory=lambda: [15, 60])
+    baseline_min: int = Field(360, ge=1)
+    # No spike verdicts until the stream has this much event-time history (no cold-start alerts).
+    min_history_min: int = Field(60, ge=0)
+    spike_p_value: float = Field(1e-5, gt=0, lt=1)
+    spike_min_count: int = Field(8, ge=1)
+    spike_min_ratio: float = Field(3.0, ge=1.0)
+    # A series never seen before is assumed to run at this rate (so a brand-new theme can spike, but not on 2 messages).
+    baseline_floor_per_hour: float = Field(1.0, gt=0)
+    spike_ignore_issue_types: list[str] = Field(default_factory=lambda: ["praise"])
+    sentiment_window_min: int = Field(60, ge=1)
+    sentiment_min_count: int = Field(12, ge=2)
+    sentiment_drop: float = Field(0.35, gt=0, le=2)
+    sentiment_z: float = Field(4.0, gt=0)
+    # Back to baseline (p above this, or sentiment recovered) for resolve_quiet_min resolves a spike.
+    resolve_p_value: float = Field(0.05, gt=0, lt=1)
+    resolve_quiet_min: int = Field(15, ge=0)
+    # A key that fires again within the cool-down after resolving re-opens the same alert.
+    cooldown_min: int = Field(60, ge=0)
+    # Matches on an open alert are folded into one update per interval (event time).
+    update_interval_min: int = Field(5, ge=0)
+    max_samples: int = Field(5, ge=1)
+    quote_chars: int = Field(80, ge=10)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    webhook_queue_size: int = Field(1000, ge=1)
+    webhook_max_attempts: int = Field(5, ge=1)
+    webhook_backoff_s: float = Field(0.5, gt=0)
+    webhook_backoff_max_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -158,6 +259,8 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
+    enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # Where the CLI writes run artefacts (digests, benchmark output) by default.
     data_dir: Path = Field(default_factory=_default_home)
 

@@ -1,0 +1,1 @@
+"""Themes: live assignment, weekly clustering, continuity, keywords (pure: no Kafka, no database)."""

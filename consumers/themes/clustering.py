@@ -1,0 +1,145 @@
+"""Weekly clustering of embeddings into themes (pure; the clusterer is injected).
+
+``AgglomerativeClusterer`` (the default, chosen by measurement: docs/themes.md)
+is exact average linkage on cosine similarity, made to scale: above a few
+thousand messages it first summarises the week into k-means micro-clusters,
+then merges those by weighted average linkage. The mean pairwise cosine
+between two groups of unit vectors equals the dot product of their
+(un-normalised) means, so merging micro-clusters by their means is the same
+average linkage the messages themselves would get. Merging stops at the
+calibrated ``merge_similarity``; groups smaller than ``min_size`` are noise (-1).
+
+``HdbscanClusterer`` runs HDBSCAN on a PCA projection, for comparison.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Clusterer(Protocol):
+    def cluster(self, embeddings: np.ndarray) -> np.ndarray:
+        """One label per row; -1 marks noise."""
+
+
+def average_linkage(means: np.ndarray, counts: np.ndarray, stop_below: float) -> np.ndarray:
+    """Weighted average linkage (UPGMA) over groups given by their mean vectors and sizes.
+
+    Returns the merged group index of every input group.
+    """
+    m = len(means)
+    means = np.array(means, dtype=np.float64)
+    counts = np.array(counts, dtype=np.float64)
+    sims = means @ means.T
+    np.fill_diagonal(sims, -np.inf)
+    owner = np.arange(m)
+    active = np.ones(m, dtype=bool)
+    while active.sum() > 1:
+        flat = int(np.argmax(sims))
+        i, j = divmod(flat, m)
+        if sims[i, j] < stop_below:
+            break
+        total = counts[i] + counts[j]
+        means[i] = (counts[i] * means[i] + counts[j] * means[j]) / total
+        counts[i] = total
+        active[j] = False
+        owner[owner == j] = i
+        row = means @ means[i]
+        row[~active] = -np.inf
+        row[i] = -np.inf
+        sims[i, :] = row
+        sims[:, i] = row
+        sims[j, :] = -np.inf
+        sims[:, j] = -np.inf
+    _, labels = np.unique(owner, return_inverse=True)
+    return labels
+
+
+def _relabel_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Noise for groups under ``min_size``; the rest numbered 0.. by decreasing size."""
+    out = np.full(len(labels), -1, dtype=np.int64)
+    values, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = [v for v, c in sorted(zip(values, counts), key=lambda vc: (-vc[1], vc[0])) if c >= min_size]
+    for new, old in enumerate(order):
+        out[labels == old] = new
+    return out
+
+
+class AgglomerativeClusterer:
+    def __init__(
+        self,
+        merge_similarity: float,
+        micro_clusters: int = 300,
+        min_size: int = 3,
+        seed: int = 13,
+        exact_up_to: int = 2000,
+        sample_size: int = 20000,
+    ):
+        self.merge_similarity = merge_similarity
+        self.sample_size = sample_size
+        self.micro_clusters = micro_clusters
+        self.min_size = min_size
+        self.seed = seed
+        self.exact_up_to = exact_up_to
+
+    def cluster(self, embeddings: np.ndarray) -> np.ndarray:
+        emb = np.asarray(embeddings, dtype=np.float32)
+        n = len(emb)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        if n <= self.exact_up_to:
+            return _relabel_small(self._exact(emb), self.min_size)
+        micro = self._micro_clusters(emb)
+        groups = np.unique(micro)
+        counts = np.bincount(micro, minlength=len(groups)).astype(np.float64)
+        sums = np.zeros((len(groups), emb.shape[1]), dtype=np.float64)
+        np.add.at(sums, micro, emb)
+        merged = average_linkage(sums / counts[:, None], counts, self.merge_similarity)
+        return _relabel_small(merged[micro], self.min_size)
+
+
+    def _exact(self, emb: np.ndarray) -> np.ndarray:
+        """Plain average linkage on the messages (scipy), cut at the merge similarity."""
+        from scipy.cluster.hierarchy import fcluster, linkage
+
+        if len(emb) == 1:
+            return np.zeros(1, dtype=np.int64)
+        tree = linkage(emb.astype(np.float64), method="average", metric="cosine")
+        return fcluster(tree, t=1.0 - self.merge_similarity, criterion="distance").astype(np.int64)
+
+    def _micro_clusters(self, emb: np.ndarray) -> np.ndarray:
+        """k-means fitted on a sample (bounded cost), then every message to its most similar centre."""
+        from sklearn.cluster import KMeans
+
+        rng = np.random.default_rng(self.seed)
+        k = min(self.micro_clusters, len(emb) // 2)
+        sample = emb[rng.choice(len(emb), min(len(emb), self.sample_size), replace=False)]
+        # Random init: k-means++ seeding costs ~15x the Lloyd iterations here and buys nothing for micro-clusters.
+        centres = KMeans(n_clusters=k, init="random", random_state=self.seed, n_init=1, max_iter=30).fit(sample).cluster_centers_
+        centres = (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        labels = np.empty(len(emb), dtype=np.int64)
+        for start in range(0, len(emb), 16384):
+            labels[start : start + 16384] = np.argmax(emb[start : start + 16384] @ centres.T, axis=1)
+        return np.unique(labels, return_inverse=True)[1]
+
+
+class HdbscanClusterer:
+    def __init__(self, min_cluster_size: int = 5, pca_dims: int = 32, seed: int = 13):
+        self.min_cluster_size = min_cluster_size
+        self.pca_dims = pca_dims
+        self.seed = seed
+
+    def cluster(self, embeddings: np.ndarray) -> np.ndarray:
+        import hdbscan
+        from sklearn.decomposition import PCA
+
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if len(emb) < max(self.min_cluster_size, 2):
+            return np.full(len(emb), -1, dtype=np.int64)
+        dims = min(self.pca_dims, emb.shape[1], len(emb) - 1)
+        reduced = PCA(n_components=dims, random_state=self.seed).fit_transform(emb)
+        reduced /= np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+        labels = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, core_dist_n_jobs=1).fit_predict(reduced)
+        return _relabel_small(labels, self.min_cluster_size)

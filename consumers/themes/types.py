@@ -1,0 +1,67 @@
+"""Plain data shared by live themes, weekly clustering, the store and the digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+
+@dataclass
+class Theme:
+    """A live theme: the running mean of its members' embeddings (kept un-normalised for exact updates)."""
+
+    theme_id: str
+    centroid: np.ndarray  # float32 member mean; compare by its direction
+    size: int
+    status: str = "candidate"  # candidate | active
+    label: str | None = None
+    keywords: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class WeekFeedback:
+    """One week of enriched feedback, column-wise, as clustering wants it."""
+
+    event_ids: list[str]
+    embeddings: np.ndarray  # (n, d) float32, L2-normalised
+    texts: list[str]
+    channels: list[str]
+    primary_issues: list[str]
+    sentiments: list[str]
+    sentiment_scores: list[float]
+    live_theme_ids: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+@dataclass
+class WeeklyTheme:
+    """One theme of one week, as the digest reports it and the store keeps it."""
+
+    theme_id: str
+    week: str
+    size: int
+    previous_size: int
+    centroid: np.ndarray
+    keywords: list[str]
+    quotes: list[str]
+    sentiment_mix: dict[str, int]
+    issue_mix: dict[str, int]
+    channel_mix: dict[str, int]
+    emerging: bool = False
+    fading: bool = False
+    status: str = "steady"  # new | emerging | steady | fading | gone
+
+    @property
+    def growth(self) -> float | None:
+        """This week's size over last week's; None for a theme new this week."""
+        return self.size / self.previous_size if self.previous_size else None
+
+    @property
+    def label(self) -> str:
+        return " / ".join(self.keywords[:3]) or self.theme_id
