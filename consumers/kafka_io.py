@@ -58,7 +58,7 @@ def send(producer: KafkaProducer, physical_topic: str, event: Event, key: str | 
     )
 
 
-def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list:
+def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list:
     """Every record currently on ``topic`` (logical name), read without a consumer group."""
     consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
     try:
@@ -72,7 +72,10 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 10.0) -> list:
         end = consumer.end_offsets(tps)
         records = []
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                behind = {tp.partition: end[tp] - consumer.position(tp) for tp in tps}
+                raise TimeoutError(f"read of {physical} incomplete after {timeout_s}s: records left per partition {behind}")
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
         return records

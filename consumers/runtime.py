@@ -100,6 +100,7 @@ class StreamRuntime:
                 if max_messages is not None and self.stats.processed + len(self._pending) >= max_messages:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
+                wait = min(wait, 0.5)  # stay responsive to stop requests whatever the batch timeout
                 records = self._consumer.poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
                 for tp_records in records.values():
                     for record in tp_records:

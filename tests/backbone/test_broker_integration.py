@@ -163,3 +163,32 @@ def test_cli_errors_are_one_clear_line(kafka_settings):
     assert last_line == f"error: topic '{kafka_settings.topic('no.such.topic')}' does not exist"
     missing = cli(kafka_settings, "consume", "nonexistent-stage")
     assert missing.returncode == 2 and "unknown stage 'nonexistent-stage'" in missing.stderr.decode()
+
+
+def test_sigterm_finishes_the_batch_commits_and_leaves(kafka_settings):
+    import signal
+
+    ids = publish(kafka_settings, numbered_events(5))
+    env = {
+        **os.environ,
+        "FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers,
+        "FEEDBACK_MINER_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix,
+        "FEEDBACK_MINER_KAFKA__GROUP_PREFIX": kafka_settings.kafka.group_prefix,
+        # A batch that stays open for a minute: only SIGTERM can close it in time.
+        "FEEDBACK_MINER_RUNTIME__BATCH_TIMEOUT_MS": "60000",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", "consume", "normalizer"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    assignments = ""
+    while time.monotonic() < deadline and "assigned" not in assignments:
+        assignments += process.stderr.readline().decode()
+    time.sleep(1.0)  # the records arrive in the open batch
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
+    assert "normalizer: 5 processed, 5 produced, 0 dead-lettered" in out.decode()
+    assert sorted(normalized_ids(kafka_settings)) == sorted(ids)
+    # Offsets were committed: the same group has nothing left to read.
+    again = normalizer_runtime(kafka_settings).run(idle_exit_s=2)
+    assert again.processed == 0

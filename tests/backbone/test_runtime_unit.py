@@ -132,3 +132,30 @@ def test_stop_finishes_the_pending_batch_and_commits():
     stats = runtime.run()
     assert stats.processed == 2  # flushed on stop, long before the batch timeout
     assert consumer.commits and consumer.closed
+
+
+def test_metrics_endpoint_reports_processed_and_dead_lettered():
+    import urllib.request
+
+    from topics.embedded import free_port
+
+    port = free_port()
+    log = MemoryLog()
+    fill(log, 5, bad={0})
+    settings = Settings(kafka={"bootstrap_servers": "memory:0"}, runtime={"batch_size": 5, "metrics_port": port})
+    runtime, _ = runtime_for(log, NormalizerStage(), settings)
+    runtime.run(max_messages=5)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'feedback_miner_messages_processed_total{stage="normalizer"}' in body
+    assert 'feedback_miner_dead_lettered_total{reason="not_json",stage="normalizer"}' in body
+    assert 'feedback_miner_consumer_lag{partition="0",stage="normalizer",topic="feedback.raw"} 0.0' in body
+
+
+def test_json_logs_are_one_object_per_line():
+    import logging
+
+    from consumers.logging_setup import JsonFormatter
+
+    record = logging.LogRecord("consumers.runtime", logging.INFO, __file__, 1, "batch: %d in", (3,), None)
+    line = JsonFormatter().format(record)
+    assert json.loads(line) == {**json.loads(line), "level": "INFO", "logger": "consumers.runtime", "msg": "batch: 3 in"}
