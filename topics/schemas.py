@@ -266,4 +266,30 @@ class DeadLetter(Event):
         return self.event_id
 
 
-ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter)
+class DigestTheme(_Strict):
+    theme_id: str
+    label: str
+    size: int = Field(ge=0)
+    previous_size: int = Field(ge=0)
+    status: str
+
+
+class DigestAnnouncement(Event):
+    """A weekly digest was written (``feedback.digests``). Key: the week."""
+
+    SCHEMA: ClassVar[str] = "feedback.digests"
+
+    week: str = Field(pattern=r"^\d{4}-W\d{2}$")
+    html_path: str
+    markdown_path: str
+    feedback_count: int = Field(ge=0)
+    theme_count: int = Field(ge=0)
+    top_themes: list[DigestTheme] = Field(default_factory=list)
+    emerging_themes: list[DigestTheme] = Field(default_factory=list)
+    generated_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def key(self) -> str:
+        return self.week
+
+
+ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter, DigestAnnouncement)
