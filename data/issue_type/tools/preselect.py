@@ -168,6 +168,46 @@ def stage3(seed=31):
     print(len(out), {c: len(v) for c, v in by.items()})
 
 
+
+# ---- stage 4: neutral non-Weibo texts for 'other', more suggestions / service / technical ----
+RULES4 = {
+    "other": r"还没(用|吃|穿|试|看|安装|拆)|未使用|再来?评价|再追评|用后再|请问|有没有人|不知道.{0,6}(怎么样|效果)",
+    "suggestion": r"建议|希望|如果能|要是能|如果有|能不能|可不可以|最好",
+    "service_attitude": r"服务员|前台|客服|店员|老板|接线|电话",
+    "technical": r"系统|死机|蓝屏|上网|无线|wifi|WIFI|驱动|app|APP|软件|网页",
+}
+QUOTA4 = {"other": 90, "suggestion": 90, "service_attitude": 60, "technical": 50}
+
+
+def stage4(seed=37):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    done = {json.loads(l)["pid"] for l in open(W / "candidates.jsonl", encoding="utf-8")}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in done or r["source"].startswith("weibo") or not (5 <= len(t) <= 160):
+            continue
+        pos = r["meta"].get("label") == "1"
+        for c, rx in RULES4.items():
+            if re.search(rx, t) and (c != "suggestion" or pos) and (c != "service_attitude" or not pos):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA4:
+        cands = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cands)
+        for r in cands[:QUOTA4[c]]:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/4", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 30000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()})
+
+
 if __name__ == "__main__":
     import sys
-    {"stage2": stage2, "stage3": stage3}.get((sys.argv[1:] or ["main"])[0], main)()
+    {"stage2": stage2, "stage3": stage3, "stage4": stage4}.get((sys.argv[1:] or ["main"])[0], main)()
