@@ -266,6 +266,82 @@ class DeadLetter(Event):
         return self.event_id
 
 
+class Priority(StrEnum):
+    """Alert priority, P1 highest."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[1])
+
+
+class AlertKind(StrEnum):
+    message = "message"
+    spike = "spike"
+    sentiment_drop = "sentiment_drop"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    update = "update"
+    resolved = "resolved"
+
+
+class AlertSample(_Strict):
+    event_id: str
+    # The redacted text, clipped: safe to show to ops.
+    quote: str
+    channel: Channel
+    received_at: AwareDatetime
+    customer_tier: str | None = None
+
+
+class Alert(Event):
+    """An alert for ops on ``feedback.alerts``. Key: ``kind:key``.
+
+    One alert id lives from ``open`` through any ``update`` to ``resolved``;
+    ``revision`` increases with every event about it, so (alert_id, revision)
+    identifies a delivery and makes redeliveries easy to drop.
+    """
+
+    SCHEMA: ClassVar[str] = "feedback.alerts"
+
+    alert_id: str
+    revision: int = Field(ge=0)
+    priority: Priority
+    kind: AlertKind
+    # What the alert is about, e.g. issue_type:logistics, theme:t12, channel:app, customer:c42.
+    key: str
+    status: AlertStatus
+    title: str
+    summary: str
+    # Why: rule hits, statistics, folded related signals.
+    reasons: list[str] = Field(default_factory=list)
+    # Matching messages in the window (spike, sentiment) or since opening (message).
+    count: int = Field(ge=0)
+    # Expected count in the window (spike), baseline mean sentiment (sentiment_drop).
+    baseline: float | None = None
+    observed: float | None = None
+    window_minutes: int | None = None
+    p_value: float | None = None
+    # Matches since the alert opened (spans windows and updates).
+    total_count: int = Field(ge=0)
+    samples: list[AlertSample] = Field(default_factory=list)
+    issue_type: IssueType | None = None
+    channel: Channel | None = None
+    theme_id: str | None = None
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    emitted_at: AwareDatetime = Field(default_factory=utcnow)
+
+    def partition_key(self) -> str:
+        return f"{self.kind.value}:{self.key}"
+
+
 class DigestTheme(_Strict):
     theme_id: str
     label: str
@@ -292,4 +368,4 @@ class DigestAnnouncement(Event):
         return self.week
 
 
-ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter, DigestAnnouncement)
+ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter, Alert, DigestAnnouncement)

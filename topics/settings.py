@@ -227,10 +227,10 @@ class AlertSettings(BaseModel):
     # A series never seen before is assumed to run at this rate (so a brand-new theme can spike, but not on 2 messages).
     baseline_floor_per_hour: float = Field(1.0, gt=0)
     spike_ignore_issue_types: list[str] = Field(default_factory=lambda: ["praise"])
-    sentiment_window_min: int = Field(60, ge=1)
-    sentiment_min_count: int = Field(12, ge=2)
+    sentiment_window_min: int = Field(30, ge=1)
+    sentiment_min_count: int = Field(10, ge=2)
     sentiment_drop: float = Field(0.35, gt=0, le=2)
-    sentiment_z: float = Field(4.0, gt=0)
+    sentiment_z: float = Field(3.5, gt=0)
     # Back to baseline (p above this, or sentiment recovered) for resolve_quiet_min resolves a spike.
     resolve_p_value: float = Field(0.05, gt=0, lt=1)
     resolve_quiet_min: int = Field(15, ge=0)

@@ -1,0 +1,203 @@
+"""The alert engine: one enriched event in, the alert events it causes out. Pure: no Kafka, no DB.
+
+Order per event: score the message (rules → P1–P4), count it in its series,
+evaluate the touched series and every open spike/sentiment alert at the
+stream's event-time watermark, and let the alert book decide what to publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from consumers.alerter.priority import Assessment, assess
+from consumers.alerter.rules import TermMatcher
+from consumers.alerter.spikes import ALL_SERIES, DIMENSION_RANK, Detector, DetectorConfig, Signal, dimension, series_label
+from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
+from topics.schemas import ISSUE_TYPE_ZH, Alert, AlertKind, AlertSample, EnrichedFeedback, IssueType, Priority
+
+CHANNEL_ZH = {"email": "邮件", "social": "社交媒体", "app": "应用评价"}
+CATEGORY_TITLE = {"safety": "人身安全风险", "legal": "法律纠纷风险", "media": "媒体曝光风险", "vip": "VIP 客户强烈不满",
+                  "social_reach": "高传播负面舆情", "negative": "负面反馈"}
+
+
+def series_zh(series: str) -> str:
+    dim, label = dimension(series), series_label(series)
+    if dim == "issue_type":
+        return ISSUE_TYPE_ZH[IssueType(label)]
+    if dim == "channel":
+        return f"{CHANNEL_ZH.get(label, label)}渠道"
+    if dim == "theme":
+        return f"主题 {label}"
+    return "全部反馈"
+
+
+@dataclass
+class EngineConfig:
+    message_min_priority: Priority = Priority.P2
+    quote_chars: int = 80
+
+
+def clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class AlertEngine:
+    def __init__(self, matcher: TermMatcher, detector: Detector, book: AlertBook, config: EngineConfig):
+        self.matcher = matcher
+        self.detector = detector
+        self.book = book
+        self.config = config
+
+    @classmethod
+    def build(cls, matcher: TermMatcher, alerts_settings, clock: Callable[[], datetime]) -> AlertEngine:
+        s = alerts_settings
+        policy = SuppressionPolicy(
+            cooldown=timedelta(minutes=s.cooldown_min),
+            update_interval=timedelta(minutes=s.update_interval_min),
+            resolve_quiet=timedelta(minutes=s.resolve_quiet_min),
+            max_samples=s.max_samples,
+        )
+        return cls(
+            matcher,
+            Detector(DetectorConfig.from_settings(s)),
+            AlertBook(policy, clock),
+            EngineConfig(Priority(s.message_alert_min_priority), s.quote_chars),
+        )
+
+    # --- one event ------------------------------------------------------------------
+
+    def process(self, event: EnrichedFeedback) -> list[Alert]:
+        assessment = assess(event, self.matcher)
+        volume, sentiment = self.detector.observe(event)
+        now = self.detector.watermark
+        sample = AlertSample(
+            event_id=event.event_id,
+            quote=clip(event.text, self.config.quote_chars),
+            channel=event.channel,
+            received_at=event.received_at,
+            customer_tier=event.customer.tier,
+        )
+        alerts: list[Alert] = []
+        # Message alerts quiet for a cool-down close first, so this message may open a fresh one.
+        self.book.expire(AlertKind.message, now)
+        message_alert = self._message(event, assessment, sample)
+        if message_alert is not None:
+            alerts.append(message_alert)
+        alerts.extend(self._series(volume, sentiment, now, sample, event))
+        return alerts
+
+    def _message(self, event: EnrichedFeedback, assessment: Assessment, sample: AlertSample) -> Alert | None:
+        at = event.received_at.astimezone(timezone.utc)
+        if event.duplicate_of:
+            # A duplicate counts for volume and adds to its original's alert, never a second alert.
+            state = self.book.find_by_event(AlertKind.message, event.duplicate_of)
+            if state is None:
+                return None
+            return self.book.match(Match(
+                AlertKind.message, state.key, at, state.priority, state.title, state.summary,
+                [f"重复反馈: {event.event_id} ≈ {event.duplicate_of}"], 1, sample=sample,
+            ))
+        if assessment.priority.rank > self.config.message_min_priority.rank:
+            return None
+        lead = next((c for c in assessment.categories), "negative")
+        tier = f"{event.customer.tier} 客户" if event.customer.tier else "客户"
+        title = f"{CATEGORY_TITLE.get(lead, '负面反馈')}: {ISSUE_TYPE_ZH[event.primary_issue]} · {CHANNEL_ZH[event.channel.value]}"
+        summary = f"{tier} {event.customer.id}: {clip(event.text, self.config.quote_chars)}"
+        return self.book.match(Match(
+            AlertKind.message, f"customer:{event.customer.id}", at, assessment.priority, title, summary,
+            assessment.reasons, 1, sample=sample, issue_type=event.primary_issue.value,
+            channel=event.channel.value, theme_id=event.theme_id,
+        ))
+
+    def _series(self, volume: list[str], sentiment: list[str], now: datetime, sample: AlertSample, event: EnrichedFeedback) -> list[Alert]:
+        shortest = min(self.detector.config.windows_min)
+        signals: list[Signal] = []
+        for series in volume:
+            state = self.book.get(AlertKind.spike, series)
+            signals.append(self.detector.volume(series, now, [shortest] if state and state.open else None))
+        for series in sentiment:
+            signals.append(self.detector.sentiment(series, now))
+        touched = {(s.kind, s.series) for s in signals}
+        # Open alerts on series this event is not in still need their verdict (to resolve).
+        for state in self.book.open_states():
+            if state.kind == AlertKind.message or (state.kind, state.key) in touched:
+                continue
+            if state.kind == AlertKind.spike:
+                signals.append(self.detector.volume(state.key, now, [shortest]))
+            else:
+                signals.append(self.detector.sentiment(state.key, now))
+        event_series = set(volume) | set(sentiment)
+        alerts: list[Alert] = []
+        # Narrow series first, so a broad one can fold into the alert that explains it.
+        for signal in sorted(signals, key=lambda s: (DIMENSION_RANK[dimension(s.series)], s.kind != AlertKind.spike)):
+            state = self.book.get(signal.kind, signal.series)
+            is_open = state is not None and state.open
+            if signal.firing and not is_open and signal.kind == AlertKind.spike and signal.window_min != shortest:
+                # A long window alone (e.g. the hour after a spike ended) does not open an alert:
+                # the latest short window must be above baseline too.
+                if self.detector.volume(signal.series, now, [shortest]).calm:
+                    continue
+            if signal.firing:
+                if not is_open:
+                    host = self._explaining_alert(signal, now)
+                    if host is not None:
+                        self.book.add_related(host, signal.series, f"同时: {self._signal_reason(signal)}")
+                        continue
+                in_event = signal.series in event_series
+                alert = self.book.match(self._signal_match(signal, now, sample if in_event else None, event))
+                if alert is not None:
+                    alerts.append(alert)
+            elif is_open and signal.calm:
+                alert = self.book.calm(signal.kind, signal.series, now, {
+                    "count": signal.count, "observed": signal.observed, "baseline": signal.baseline,
+                    "window_minutes": signal.window_min, "p_value": signal.p_value,
+                    "summary": f"已回落: {self._signal_reason(signal)}",
+                })
+                if alert is not None:
+                    alerts.append(alert)
+            elif is_open:
+                state.calm_since = None
+        return alerts
+
+    def _explaining_alert(self, signal: Signal, now: datetime):
+        """An open alert that explains ``signal``: without the events they share, the signal would not fire."""
+        for state in self.book.open_states():
+            if state.kind == AlertKind.message or state.key == signal.series:
+                continue
+            if signal.kind == AlertKind.spike:
+                if state.kind == AlertKind.spike and not self.detector.residual(signal, state.key, now).firing:
+                    return state
+            elif state.key != ALL_SERIES:
+                # A drop that vanishes without the events of an open alert's series is part of that incident.
+                if not self.detector.sentiment(signal.series, now, without=state.key).firing:
+                    return state
+        return None
+
+    def _signal_reason(self, signal: Signal) -> str:
+        if signal.kind == AlertKind.spike:
+            ratio = signal.count / signal.baseline if signal.baseline else float("inf")
+            p = f", Poisson p={signal.p_value:.1e}" if signal.p_value is not None else ""
+            return (f"{series_zh(signal.series)} {signal.window_min} 分钟 {signal.count} 条, 基线预期 {signal.baseline:.1f} 条"
+                    f" ({ratio:.1f} 倍{p})")
+        z = f", z={signal.z:.1f}" if signal.z is not None else ""
+        return (f"{series_zh(signal.series)} 近 {signal.window_min} 分钟平均情感 {signal.observed:.2f}, "
+                f"基线 {signal.baseline:.2f} ({signal.count} 条{z})")
+
+    def _signal_match(self, signal: Signal, now: datetime, sample: AlertSample | None, event: EnrichedFeedback) -> Match:
+        dim, label = dimension(signal.series), series_label(signal.series)
+        if signal.kind == AlertKind.spike:
+            title = f"{series_zh(signal.series)}反馈量激增"
+        else:
+            title = f"{series_zh(signal.series)}情感骤降"
+        reason = self._signal_reason(signal)
+        return Match(
+            signal.kind, signal.series, now, Priority.P2, title, reason, [reason], signal.count,
+            baseline=signal.baseline, observed=signal.observed, window_minutes=signal.window_min,
+            p_value=signal.p_value, sample=sample,
+            issue_type=label if dim == "issue_type" else (event.primary_issue.value if sample else None),
+            channel=label if dim == "channel" else None,
+            theme_id=label if dim == "theme" else None,
+        )

@@ -1,0 +1,122 @@
+"""Detection quality on replayed streams: delay after a known onset, false positives on steady streams.
+
+Used by the tests (with thresholds) and by ``feedback-miner bench alerts``
+(which writes the figures to benchmarks/alerts.json).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from consumers.alerter.engine import AlertEngine
+from consumers.alerter.replay import StreamSpec, generate
+from consumers.alerter.rules import TermMatcher
+from consumers.alerter.spikes import event_series
+from topics.schemas import Alert, AlertKind, AlertStatus, EnrichedFeedback
+from topics.settings import AlertSettings
+
+
+@dataclass
+class Emitted:
+    index: int  # position of the triggering event in the stream
+    event: EnrichedFeedback
+    alert: Alert
+
+
+def replay(engine: AlertEngine, events: list[EnrichedFeedback]) -> list[Emitted]:
+    out = []
+    for index, event in enumerate(events):
+        for alert in engine.process(event):
+            out.append(Emitted(index, event, alert))
+    return out
+
+
+@dataclass
+class SpikeReport:
+    spike_alert_ids: int
+    series_alert_ids: int
+    detected: bool
+    detected_key: str | None = None
+    delay_s: float | None = None
+    # Spike events (the injected ones) seen up to and including the one that raised the alert.
+    delay_spike_events: int | None = None
+    delay_all_events: int | None = None
+    updates: int = 0
+    resolved_after_end_s: float | None = None
+    statuses: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def spike_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher, clock=None) -> tuple[SpikeReport, list[Emitted]]:
+    assert spec.spike is not None
+    events = generate(spec)
+    engine = AlertEngine.build(matcher, settings, clock or (lambda: spec.start))
+    emitted = replay(engine, events)
+    onset = spec.start + spec.spike.onset
+    end = onset + spec.spike.duration
+    series = [e for e in emitted if e.alert.kind != AlertKind.message]
+    spikes = [e for e in series if e.alert.kind == AlertKind.spike]
+    report = SpikeReport(
+        spike_alert_ids=len({e.alert.alert_id for e in spikes}),
+        series_alert_ids=len({e.alert.alert_id for e in series}),
+        detected=False,
+    )
+    first = next((e for e in spikes if e.alert.status == AlertStatus.open and e.event.received_at >= onset), None)
+    if first is None:
+        return report, emitted
+    report.detected = True
+    report.detected_key = first.alert.key
+    report.delay_s = (first.event.received_at - onset).total_seconds()
+    onset_index = next(i for i, ev in enumerate(events) if ev.received_at >= onset)
+    report.delay_all_events = first.index - onset_index + 1
+    report.delay_spike_events = sum(1 for ev in events[onset_index : first.index + 1] if ev.event_id.startswith("spike-"))
+    mine = [e for e in spikes if e.alert.alert_id == first.alert.alert_id]
+    report.statuses = [e.alert.status.value for e in mine]
+    report.updates = sum(1 for e in mine if e.alert.status == AlertStatus.update)
+    resolved = next((e for e in mine if e.alert.status == AlertStatus.resolved), None)
+    if resolved is not None:
+        report.resolved_after_end_s = (resolved.event.received_at - end).total_seconds()
+    return report, emitted
+
+
+@dataclass
+class SteadyReport:
+    hours: float
+    events: int
+    volume_series: int
+    windows: int  # volume series × windows per series (non-overlapping, shortest window)
+    spike_alerts: int
+    sentiment_alerts: int
+    false_positive_rate: float  # spike alerts per evaluated window
+    false_alerts_per_day: float
+    alerted_keys: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def steady_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher) -> SteadyReport:
+    assert spec.spike is None
+    events = generate(spec)
+    engine = AlertEngine.build(matcher, settings, lambda: spec.start)
+    emitted = replay(engine, events)
+    opened = [e.alert for e in emitted if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
+    ids = Counter((a.kind, a.alert_id) for a in opened)
+    spikes = sum(1 for kind, _ in ids if kind == AlertKind.spike)
+    sentiment = sum(1 for kind, _ in ids if kind == AlertKind.sentiment_drop)
+    series = {s for ev in events for s in event_series(ev, engine.detector.config)[0]}
+    hours = spec.duration.total_seconds() / 3600
+    # Windows after the warm-up, when verdicts are possible.
+    judged_hours = max(0.0, hours - settings.min_history_min / 60)
+    windows = int(len(series) * judged_hours * 60 / min(settings.windows_min))
+    return SteadyReport(
+        hours=hours, events=len(events), volume_series=len(series), windows=windows,
+        spike_alerts=spikes, sentiment_alerts=sentiment,
+        false_positive_rate=spikes / windows if windows else 0.0,
+        false_alerts_per_day=(spikes + sentiment) / (judged_hours / 24) if judged_hours else 0.0,
+        alerted_keys=sorted({a.key for a in opened}),
+    )

@@ -1,0 +1,116 @@
+"""Deterministic enriched-feedback streams for replay tests and the alert benchmark.
+
+A steady stream is a Poisson process per issue type (rates per hour) spread
+over channels; a spike adds a second Poisson process for one issue type, theme
+and channel from a known onset. The texts are real-looking complaints per issue
+type, so the rules see the same language as in production; the seed fixes
+everything, so a replay is identical run to run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from topics.schemas import Channel, Customer, EnrichedFeedback, IssueType, IssueTypeScore, Sentiment, SentimentLabel
+
+TEXTS: dict[IssueType, list[str]] = {
+    IssueType.logistics: ["快递三天了还没到，物流信息一直不更新", "包裹被放在门口丢了，快递员不接电话", "外卖送了一个半小时，饭都凉了", "物流太慢了，说好次日达结果一周"],
+    IssueType.product_quality: ["收到的杯子有裂纹，质量太差", "衣服洗一次就掉色了", "水果一半是烂的，不新鲜", "和描述的完全不一样，做工粗糙"],
+    IssueType.price_billing: ["同样的东西比别家贵了五十块", "优惠券用不了，结算价格不对", "多扣了我一笔钱，账单对不上", "发票开错了，金额也不对"],
+    IssueType.service_attitude: ["客服态度很差，问三次都不回", "电话排队半小时，转了三个人没解决", "店员爱答不理，很不专业"],
+    IssueType.refund_aftersales: ["申请退款两周了还没到账", "退货寄回去了一直不处理", "维修承诺三天结果拖了一个月"],
+    IssueType.technical: ["APP 一打开就闪退", "登录一直提示验证码错误", "支付的时候卡住了，页面报错"],
+    IssueType.account_privacy: ["账号被盗了，有陌生设备登录", "刚下单就接到推销电话，信息泄露了"],
+    IssueType.policy_contract: ["会员自动续费没有提前通知", "合同条款和销售说的不一样"],
+    IssueType.suggestion: ["希望能增加夜间模式", "建议支持按价格排序"],
+    IssueType.praise: ["快递很快，包装也很好，点赞", "客服小姐姐很耐心，谢谢"],
+    IssueType.other: ["请问你们周末营业吗", "想了解一下新品什么时候上"],
+}
+
+DEFAULT_RATES: dict[IssueType, float] = {
+    IssueType.logistics: 12.0, IssueType.product_quality: 10.0, IssueType.price_billing: 6.0,
+    IssueType.service_attitude: 5.0, IssueType.refund_aftersales: 6.0, IssueType.technical: 5.0,
+    IssueType.account_privacy: 1.5, IssueType.policy_contract: 1.0, IssueType.suggestion: 3.0,
+    IssueType.praise: 8.0, IssueType.other: 3.0,
+}
+CHANNEL_WEIGHTS = {Channel.app: 0.5, Channel.social: 0.3, Channel.email: 0.2}
+
+
+@dataclass(frozen=True)
+class SpikeSpec:
+    issue_type: IssueType
+    onset: timedelta
+    duration: timedelta
+    rate_per_hour: float
+    channel: Channel = Channel.app
+    theme_id: str = "t-spike"
+    text: str = "今天收到的充电器外壳发烫变形，插上就跳闸"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    start: datetime
+    duration: timedelta
+    rates_per_hour: dict[IssueType, float] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    spike: SpikeSpec | None = None
+    seed: int = 7
+    vip_share: float = 0.03
+
+
+def _sentiment(issue: IssueType, rng: random.Random) -> Sentiment:
+    if issue == IssueType.praise:
+        return Sentiment(label=SentimentLabel.positive, score=round(min(1.0, rng.gauss(0.7, 0.15)), 3))
+    if issue in (IssueType.suggestion, IssueType.other):
+        return Sentiment(label=SentimentLabel.neutral, score=round(max(-1.0, min(1.0, rng.gauss(0.0, 0.15))), 3))
+    score = round(max(-1.0, min(0.2, rng.gauss(-0.45, 0.2))), 3)
+    return Sentiment(label=SentimentLabel.negative if score < -0.1 else SentimentLabel.neutral, score=score)
+
+
+def make_event(
+    event_id: str, at: datetime, issue: IssueType, channel: Channel, text: str, rng: random.Random,
+    theme_id: str | None = None, tier: str | None = None, customer_id: str | None = None,
+    sentiment: Sentiment | None = None, duplicate_of: str | None = None,
+) -> EnrichedFeedback:
+    scores = [IssueTypeScore(label=t, probability=0.9 if t == issue else 0.01) for t in IssueType]
+    return EnrichedFeedback(
+        event_id=event_id, channel=channel, source="replay", received_at=at,
+        customer=Customer(id=customer_id or f"c{rng.randrange(100_000)}", tier=tier), text=text,
+        primary_issue=issue, issue_types=[issue], issue_scores=scores,
+        sentiment=sentiment or _sentiment(issue, rng), theme_id=theme_id, model_version="replay",
+        duplicate_of=duplicate_of,
+    )
+
+
+def _poisson_times(rng: random.Random, start: datetime, duration: timedelta, rate_per_hour: float) -> list[datetime]:
+    times, t = [], 0.0
+    total = duration.total_seconds()
+    while rate_per_hour > 0:
+        t += rng.expovariate(rate_per_hour / 3600)
+        if t >= total:
+            break
+        times.append(start + timedelta(seconds=t))
+    return times
+
+
+def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
+    """The stream, ordered by event time; spike events have ids starting with ``spike-``."""
+    rng = random.Random(spec.seed)
+    items: list[tuple[datetime, str, IssueType, Channel, str, str | None]] = []
+    channels, weights = zip(*CHANNEL_WEIGHTS.items())
+    for issue, rate in spec.rates_per_hour.items():
+        for at in _poisson_times(rng, spec.start, spec.duration, rate):
+            channel = rng.choices(channels, weights)[0]
+            theme = f"t-{issue.value}-{rng.randrange(3)}" if rng.random() < 0.7 else None
+            items.append((at, "steady", issue, channel, rng.choice(TEXTS[issue]), theme))
+    if spec.spike is not None:
+        s = spec.spike
+        for at in _poisson_times(rng, spec.start + s.onset, s.duration, s.rate_per_hour):
+            items.append((at, "spike", s.issue_type, s.channel, s.text, s.theme_id))
+    items.sort(key=lambda item: item[0])
+    events = []
+    for n, (at, kind, issue, channel, text, theme) in enumerate(items):
+        tier = "vip" if rng.random() < spec.vip_share else None
+        events.append(make_event(f"{kind}-{n:06d}", at, issue, channel, text, rng, theme, tier))
+    return events

@@ -1,0 +1,322 @@
+"""Spike and sentiment-drop detection over event-time windows.
+
+Counts live in fixed event-time buckets per series (``issue_type:logistics``,
+``theme:t12``, ``channel:app``; sentiment also over ``all``). A window of
+``w`` buckets ending at the current bucket is compared with the rate of the
+``baseline`` buckets just before it:
+
+- volume spike: expected = baseline rate × w (never below a floor rate), and
+  the window fires when count ≥ min_count, count ≥ min_ratio × expected and
+  the Poisson upper tail P(X ≥ count | expected) < p_value;
+- sentiment drop: the window's mean sentiment score is at least ``drop``
+  below the baseline mean and z = drop / (sd_baseline / √n) ≥ z.
+
+Everything keys on event time (``received_at``), so a replay gives the same
+verdicts, and nothing fires before ``min_history`` of stream history exists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from topics.schemas import AlertKind, EnrichedFeedback
+
+# Narrow to broad: a signal on a broader series can be explained by an open one on a narrower series.
+DIMENSION_RANK = {"theme": 0, "issue_type": 1, "channel": 2, "all": 3}
+ALL_SERIES = "all:*"
+
+
+def poisson_tail(k: int, mu: float) -> float:
+    """P(X ≥ k) for X ~ Poisson(mu), summed in log space (exact enough for tiny tails)."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0:
+        return 0.0
+    total, i = 0.0, k
+    log_mu = math.log(mu)
+    while True:
+        term = math.exp(-mu + i * log_mu - math.lgamma(i + 1))
+        total += term
+        if i > mu and term < 1e-17 * max(total, 1e-300):
+            break
+        i += 1
+        if i - k > 100_000:
+            break
+    return min(1.0, total)
+
+
+def dimension(series: str) -> str:
+    return series.split(":", 1)[0]
+
+
+def series_label(series: str) -> str:
+    return series.split(":", 1)[1]
+
+
+@dataclass
+class DetectorConfig:
+    bucket_s: int = 60
+    windows_min: tuple[int, ...] = (15, 60)
+    baseline_min: int = 360
+    min_history_min: int = 60
+    p_value: float = 1e-5
+    min_count: int = 8
+    min_ratio: float = 3.0
+    floor_per_hour: float = 1.0
+    ignore_issue_types: frozenset[str] = frozenset({"praise"})
+    sentiment_window_min: int = 30
+    sentiment_min_count: int = 10
+    sentiment_drop: float = 0.35
+    sentiment_z: float = 3.5
+    resolve_p_value: float = 0.05
+
+    @classmethod
+    def from_settings(cls, alerts) -> DetectorConfig:
+        return cls(
+            bucket_s=alerts.bucket_s,
+            windows_min=tuple(sorted(alerts.windows_min)),
+            baseline_min=alerts.baseline_min,
+            min_history_min=alerts.min_history_min,
+            p_value=alerts.spike_p_value,
+            min_count=alerts.spike_min_count,
+            min_ratio=alerts.spike_min_ratio,
+            floor_per_hour=alerts.baseline_floor_per_hour,
+            ignore_issue_types=frozenset(alerts.spike_ignore_issue_types),
+            sentiment_window_min=alerts.sentiment_window_min,
+            sentiment_min_count=alerts.sentiment_min_count,
+            sentiment_drop=alerts.sentiment_drop,
+            sentiment_z=alerts.sentiment_z,
+            resolve_p_value=alerts.resolve_p_value,
+        )
+
+    def buckets(self, minutes: int) -> int:
+        return max(1, round(minutes * 60 / self.bucket_s))
+
+    @property
+    def horizon_buckets(self) -> int:
+        """How far back any window or baseline reaches."""
+        longest = max((*self.windows_min, self.sentiment_window_min))
+        return self.buckets(longest + self.baseline_min) + 1
+
+
+@dataclass
+class Bucket:
+    count: int = 0
+    score_sum: float = 0.0
+    score_sq: float = 0.0
+
+    def add(self, score: float) -> None:
+        self.count += 1
+        self.score_sum += score
+        self.score_sq += score * score
+
+
+@dataclass
+class SeriesCounts:
+    """Per-series event-time buckets, with the set of buckets changed since the last save."""
+
+    buckets: dict[str, dict[int, Bucket]] = field(default_factory=dict)
+    dirty: set[tuple[str, int]] = field(default_factory=set)
+
+    def add(self, series: str, bucket: int, score: float) -> None:
+        self.buckets.setdefault(series, {}).setdefault(bucket, Bucket()).add(score)
+        self.dirty.add((series, bucket))
+
+    def put(self, series: str, bucket: int, value: Bucket) -> None:
+        self.buckets.setdefault(series, {})[bucket] = value
+
+    def total(self, series: str, first: int, last: int) -> Bucket:
+        """Sum of buckets first..last inclusive."""
+        out = Bucket()
+        per_series = self.buckets.get(series)
+        if not per_series:
+            return out
+        if last - first + 1 < len(per_series):
+            items = ((b, per_series.get(b)) for b in range(first, last + 1))
+        else:
+            items = ((b, v) for b, v in per_series.items() if first <= b <= last)
+        for _, value in items:
+            if value is not None:
+                out.count += value.count
+                out.score_sum += value.score_sum
+                out.score_sq += value.score_sq
+        return out
+
+    def prune(self, before: int) -> None:
+        for series in list(self.buckets):
+            per_series = self.buckets[series]
+            for bucket in [b for b in per_series if b < before]:
+                del per_series[bucket]
+            if not per_series:
+                del self.buckets[series]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """The verdict on one series at one moment."""
+
+    kind: AlertKind
+    series: str
+    firing: bool
+    # Back to baseline (the resolution test); a firing signal is never calm.
+    calm: bool
+    window_min: int
+    count: int
+    # spike: expected count in the window; sentiment_drop: baseline mean score.
+    baseline: float
+    # spike: the count; sentiment_drop: the window's mean score.
+    observed: float
+    p_value: float | None = None
+    z: float | None = None
+
+    @property
+    def excess(self) -> float:
+        return self.count - self.baseline if self.kind == AlertKind.spike else 0.0
+
+
+def event_series(event: EnrichedFeedback, config: DetectorConfig) -> tuple[list[str], list[str]]:
+    """(volume series, sentiment series) an event counts in."""
+    volume: list[str] = []
+    if event.theme_id:
+        volume.append(f"theme:{event.theme_id}")
+    if event.primary_issue.value not in config.ignore_issue_types:
+        volume.append(f"issue_type:{event.primary_issue.value}")
+    volume.append(f"channel:{event.channel.value}")
+    sentiment = [s for s in volume if dimension(s) != "issue_type"] + [ALL_SERIES]
+    return volume, sentiment
+
+
+def _as_utc(ts: datetime) -> datetime:
+    return ts.astimezone(timezone.utc)
+
+
+class Detector:
+    """Owns the bucket counts and the stream's event-time bounds; evaluates series on demand."""
+
+    VOLUME_PREFIX = "v|"
+    SENTIMENT_PREFIX = "s|"
+    # Co-occurrence counts of two volume series (an event in both), to tell whether one spike explains another.
+    PAIR_PREFIX = "p|"
+
+    def __init__(self, config: DetectorConfig, counts: SeriesCounts | None = None):
+        self.config = config
+        self.counts = counts or SeriesCounts()
+        self.stream_start: int | None = None  # first bucket ever seen
+        self.watermark: datetime | None = None  # latest event time seen
+
+    def bucket_of(self, ts: datetime) -> int:
+        return int(_as_utc(ts).timestamp() // self.config.bucket_s)
+
+    def observe(self, event: EnrichedFeedback) -> tuple[list[str], list[str]]:
+        """Count one event; returns the series it touched."""
+        bucket = self.bucket_of(event.received_at)
+        if self.stream_start is None or bucket < self.stream_start:
+            self.stream_start = bucket
+        if self.watermark is None or event.received_at > self.watermark:
+            self.watermark = _as_utc(event.received_at)
+        volume, sentiment = event_series(event, self.config)
+        score = event.sentiment.score
+        for series in volume:
+            self.counts.add(self.VOLUME_PREFIX + series, bucket, score)
+        for i, first in enumerate(volume):
+            for second in volume[i + 1 :]:
+                self.counts.add(self._pair(first, second), bucket, score)
+        # Sentiment series for dimensions not already counted as volume (the channel/theme buckets serve both).
+        for series in sentiment:
+            if series not in volume:
+                self.counts.add(self.SENTIMENT_PREFIX + series, bucket, score)
+        return volume, sentiment
+
+    def _pair(self, a: str, b: str) -> str:
+        return self.PAIR_PREFIX + "|".join(sorted((a, b)))
+
+    def residual(self, signal: Signal, other: str, now: datetime) -> Signal:
+        """``signal`` recomputed without the events that are also in series ``other`` (same window, same baseline)."""
+        cfg = self.config
+        end = self.bucket_of(now)
+        w = cfg.buckets(signal.window_min)
+        overlap = self.counts.total(self._pair(signal.series, other), end - w + 1, end).count
+        count = signal.count - overlap
+        p = poisson_tail(count, signal.baseline) if signal.baseline > 0 else 1.0
+        firing = count >= cfg.min_count and count >= cfg.min_ratio * signal.baseline and p < cfg.p_value
+        return Signal(signal.kind, signal.series, firing, not firing, signal.window_min, count, signal.baseline, count, p)
+
+    def _history(self, now_bucket: int) -> int:
+        return 0 if self.stream_start is None else now_bucket - self.stream_start + 1
+
+    def prune(self) -> None:
+        if self.watermark is not None:
+            self.counts.prune(self.bucket_of(self.watermark) - self.config.horizon_buckets)
+
+    # --- verdicts ---------------------------------------------------------------
+
+    def volume(self, series: str, now: datetime, windows: Iterable[int] | None = None) -> Signal:
+        """The most significant window's verdict for a volume series."""
+        cfg = self.config
+        end = self.bucket_of(now)
+        history = self._history(end)
+        stored = self.VOLUME_PREFIX + series
+        best: Signal | None = None
+        for window_min in windows or cfg.windows_min:
+            w = cfg.buckets(window_min)
+            base_n = min(cfg.buckets(cfg.baseline_min), history - w)
+            count = self.counts.total(stored, end - w + 1, end).count
+            if history < cfg.buckets(cfg.min_history_min) or base_n < w:
+                signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
+            else:
+                base = self.counts.total(stored, end - w - base_n + 1, end - w).count
+                floor = cfg.floor_per_hour * cfg.bucket_s / 3600
+                expected = max(base / base_n, floor) * w
+                p = poisson_tail(count, expected)
+                firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < cfg.p_value
+                calm = not firing and (p >= cfg.resolve_p_value or count < cfg.min_count)
+                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p)
+            if best is None or _more_significant(signal, best):
+                best = signal
+        assert best is not None
+        return best
+
+    def sentiment(self, series: str, now: datetime, without: str | None = None) -> Signal:
+        """Sentiment verdict; ``without`` leaves out the events shared with another series (residual test)."""
+        cfg = self.config
+        end = self.bucket_of(now)
+        history = self._history(end)
+        stored = self._sentiment_store(series)
+        w = cfg.buckets(cfg.sentiment_window_min)
+        base_n = min(cfg.buckets(cfg.baseline_min), history - w)
+        window = self.counts.total(stored, end - w + 1, end)
+        if without is not None:
+            shared = self.counts.total(
+                self._sentiment_store(without) if series == ALL_SERIES else self._pair(series, without), end - w + 1, end
+            )
+            window = Bucket(window.count - shared.count, window.score_sum - shared.score_sum, window.score_sq - shared.score_sq)
+        mean_w = window.score_sum / window.count if window.count > 0 else 0.0
+        quiet = Signal(AlertKind.sentiment_drop, series, False, True, cfg.sentiment_window_min, max(window.count, 0), 0.0, mean_w)
+        if history < cfg.buckets(cfg.min_history_min) or base_n < w or window.count <= 0:
+            return quiet
+        base = self.counts.total(stored, end - w - base_n + 1, end - w)
+        if base.count < cfg.sentiment_min_count:
+            return quiet
+        mean_b = base.score_sum / base.count
+        var_b = max(base.score_sq / base.count - mean_b * mean_b, 0.0)
+        sd_b = max(math.sqrt(var_b), 0.1)
+        drop = mean_b - mean_w
+        z = drop / (sd_b / math.sqrt(window.count))
+        firing = window.count >= cfg.sentiment_min_count and drop >= cfg.sentiment_drop and z >= cfg.sentiment_z
+        calm = not firing and (drop < cfg.sentiment_drop / 2 or window.count < cfg.sentiment_min_count)
+        return Signal(AlertKind.sentiment_drop, series, firing, calm, cfg.sentiment_window_min, window.count, mean_b, mean_w, None, z)
+
+    def _sentiment_store(self, series: str) -> str:
+        # channel and theme buckets are shared with volume counting; ``all`` has its own.
+        return (self.SENTIMENT_PREFIX if series == ALL_SERIES else self.VOLUME_PREFIX) + series
+
+
+def _more_significant(a: Signal, b: Signal) -> bool:
+    if a.firing != b.firing:
+        return a.firing
+    pa = a.p_value if a.p_value is not None else 1.0
+    pb = b.p_value if b.p_value is not None else 1.0
+    return pa < pb

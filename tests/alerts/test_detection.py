@@ -1,0 +1,93 @@
+"""Replayed streams: a spike injected at a known time, a long steady stream, a sentiment drop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from consumers.alerter.engine import AlertEngine
+from consumers.alerter.quality import replay, spike_report, steady_report
+from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+from consumers.alerter.rules import TermMatcher, load_rules
+from consumers.alerter.spikes import poisson_tail
+from tests.alerts.helpers import T0
+from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Sentiment, SentimentLabel
+from topics.settings import AlertSettings
+
+
+@pytest.fixture(scope="module")
+def matcher() -> TermMatcher:
+    return TermMatcher(load_rules())
+
+
+@pytest.mark.parametrize("k, mu", [(0, 3.0), (1, 3.0), (12, 3.0), (40, 2.0), (8, 0.25), (150, 100.0), (3, 0.0)])
+def test_poisson_tail_matches_scipy(k: int, mu: float) -> None:
+    from scipy.stats import poisson
+
+    expected = 1.0 if k <= 0 else float(poisson.sf(k - 1, mu)) if mu > 0 else 0.0
+    assert poisson_tail(k, mu) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+SPIKE = StreamSpec(T0, timedelta(hours=10), spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6), timedelta(minutes=45), 60.0))
+
+
+def test_injected_spike_gives_one_alert_soon_after_onset_then_updates_then_resolution(matcher: TermMatcher) -> None:
+    report, emitted = spike_report(SPIKE, AlertSettings(), matcher)
+    print(f"\nspike detection: {report.as_dict()}")
+    assert report.detected and report.spike_alert_ids == 1 and report.series_alert_ids == 1
+    assert report.detected_key in ("issue_type:product_quality", "theme:t-spike")
+    # Soon after onset: within one short window of event time and a dozen injected messages.
+    assert report.delay_s <= 15 * 60
+    assert report.delay_spike_events <= 12
+    assert report.statuses[0] == "open" and report.statuses[-1] == "resolved"
+    assert report.updates >= 2 and set(report.statuses[1:-1]) == {"update"}
+    # Resolved once the short window is back to baseline plus the quiet period, not an hour later.
+    assert 0 < report.resolved_after_end_s <= 40 * 60
+    # Counts, baseline and samples are carried; samples are the injected (redacted) messages.
+    opened = next(e.alert for e in emitted if e.alert.kind == AlertKind.spike)
+    assert opened.count >= 8 and 0 < opened.baseline < opened.count / 3 and opened.p_value < 1e-5
+    assert opened.samples and opened.samples[0].quote.startswith("今天收到的充电器")
+    assert opened.title.endswith("反馈量激增") and opened.priority.value == "P2"
+
+
+def test_replay_is_deterministic(matcher: TermMatcher) -> None:
+    def run():
+        engine = AlertEngine.build(matcher, AlertSettings(), lambda: T0)
+        return [(e.index, e.alert.kind, e.alert.key, e.alert.status, e.alert.count) for e in replay(engine, generate(SPIKE))]
+
+    assert run() == run()
+
+
+def test_long_steady_stream_raises_no_spike_alerts(matcher: TermMatcher) -> None:
+    report = steady_report(StreamSpec(T0, timedelta(hours=36), seed=11), AlertSettings(), matcher)
+    print(f"\nsteady stream: {report.as_dict()}")
+    assert report.events > 2000 and report.windows > 5000
+    assert report.spike_alerts == 0 and report.sentiment_alerts == 0
+    assert report.false_positive_rate == 0.0
+
+
+def test_no_spike_verdicts_during_warm_up(matcher: TermMatcher) -> None:
+    # A burst in the first minutes of a stream (no baseline yet) must not alert as a spike.
+    spec = StreamSpec(T0, timedelta(minutes=50), spike=SpikeSpec(IssueType.technical, timedelta(minutes=5), timedelta(minutes=20), 120.0))
+    report, _ = spike_report(spec, AlertSettings(), matcher)
+    assert not report.detected and report.series_alert_ids == 0
+
+
+def test_sharp_sentiment_drop_on_a_channel_is_one_alert_then_resolved(matcher: TermMatcher) -> None:
+    onset = T0 + timedelta(hours=5)
+    events = []
+    for event in generate(StreamSpec(T0, timedelta(hours=8), seed=5)):
+        if event.channel == Channel.app and event.received_at >= onset and event.received_at < onset + timedelta(hours=1):
+            event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
+        events.append(event)
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: T0)
+    emitted = [e for e in replay(engine, events) if e.alert.kind != AlertKind.message]
+    drops = [e for e in emitted if e.alert.kind == AlertKind.sentiment_drop]
+    print("\nsentiment:", [(e.event.received_at.strftime("%H:%M"), e.alert.key, e.alert.status.value, e.alert.summary) for e in emitted])
+    assert [e.alert.kind for e in emitted if e.alert.status == AlertStatus.open] == [AlertKind.sentiment_drop]
+    opened = drops[0]
+    assert opened.alert.key == "channel:app" and opened.event.received_at >= onset
+    assert opened.event.received_at - onset <= timedelta(minutes=30)
+    assert opened.alert.observed < opened.alert.baseline - 0.35
+    assert drops[-1].alert.status == AlertStatus.resolved
