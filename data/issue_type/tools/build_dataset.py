@@ -6,10 +6,11 @@ Inputs (work/ is git-ignored except the label file):
   written/*.py            self-written examples (WRITTEN list of (text, [labels]))
 Outputs: real_train.jsonl, real_heldout.jsonl, written_train.jsonl, written_heldout.jsonl
 
-Split: near-duplicate groups (MinHash over char 3-grams, Jaccard >= 0.5, much
-looser than the 0.7 used for dedup) are kept on one side; groups are assigned
-per primary label, ~70/30, deterministic (seeded shuffle).
+Split: near-duplicate groups (exact pairwise Jaccard over char 3-grams >= 0.5, much
+looser than the 0.7 used for dedup) are kept on one side; each group is assigned
+within its primary label by a seeded hash rank (~70/30 per label, deterministic).
 """
+import hashlib
 import importlib.util
 import json
 import random
@@ -17,7 +18,6 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from datasketch import MinHash, MinHashLSH
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prep_pool import norm, shingles  # noqa: E402
@@ -40,7 +40,8 @@ def read_labels():
 
 
 def groups(rows, thr=0.5):
-    lsh = MinHashLSH(threshold=thr, num_perm=128)
+    """Union-find over exact pairwise Jaccard (char 3-grams of the normalised text) >= thr."""
+    sh = [shingles(norm(r["text"])) for r in rows]
     parent = list(range(len(rows)))
 
     def find(i):
@@ -49,30 +50,35 @@ def groups(rows, thr=0.5):
             i = parent[i]
         return i
 
-    for i, r in enumerate(rows):
-        m = MinHash(num_perm=128)
-        for sh in shingles(norm(r["text"])):
-            m.update(sh.encode())
-        for j in lsh.query(m):
-            parent[find(i)] = find(int(j))
-        lsh.insert(str(i), m)
+    for i in range(len(rows)):
+        a = sh[i]
+        for j in range(i):
+            b = sh[j]
+            if len(a & b) >= thr * len(a | b):
+                parent[find(i)] = find(j)
     return [find(i) for i in range(len(rows))]
 
 
 def split(rows, frac=0.3, seed=7):
+    """Stratified, deterministic split. Near-duplicate groups stay on one side; within each
+    primary label (of the group's first row) groups are ranked by a seeded hash of their
+    smallest member key and the lowest-ranked ones fill ~frac of that label's rows."""
     g = groups(rows)
-    by_label = defaultdict(dict)
-    for i, r in enumerate(rows):
-        by_label[rows[g[i]]["label"]].setdefault(g[i], []).append(i)
-    rnd = random.Random(seed)
+    members = defaultdict(list)
+    for i in range(len(rows)):
+        members[g[i]].append(i)
+    by_label = defaultdict(list)
+    for ix in members.values():
+        key = min(rows[i]["source"] + "|" + rows[i]["text"] for i in ix)
+        h = hashlib.sha1(f"{seed}:{key}".encode("utf-8")).hexdigest()
+        by_label[rows[ix[0]]["label"]].append((h, ix))
     train, held = [], []
     for lbl in sorted(by_label):
-        gs = sorted(by_label[lbl].values(), key=lambda ix: rows[ix[0]]["source"])
-        rnd.shuffle(gs)
-        n = sum(len(x) for x in gs)
-        taken = 0
-        for ix in gs:
-            if taken < round(n * frac):
+        gs = sorted(by_label[lbl])
+        n = sum(len(ix) for _, ix in gs)
+        target, taken = max(1, round(n * frac)), 0
+        for _, ix in gs:
+            if taken < target:
                 held.extend(ix)
                 taken += len(ix)
             else:
