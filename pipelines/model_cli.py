@@ -1,7 +1,145 @@
-"""Model commands: train, eval, bench model (filled in by the model issue)."""
+"""Model commands: ``train``, ``eval`` and ``bench model``.
+
+``eval`` is a stable interface (used for independent evaluation): it prints exactly one
+JSON object as the last line of stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import typer
 
+from pipelines.bench_cli import attach, bench_app
+
+
+def _settings():
+    from topics.settings import Settings
+
+    return Settings()
+
+
+def _stderr_progress(total: int, description: str):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def eval_command(
+    task: str = typer.Option(..., "--task", help="sentiment | issue_type"),
+    data: Path = typer.Option(..., "--data", help="JSONL file: {text, label[, labels]} per line"),
+    model_dir: Path | None = typer.Option(None, "--model-dir", help="encoder folder cache (default: settings)"),
+    artifacts: Path | None = typer.Option(None, "--artifacts", help="trained artifacts (default: models/artifacts)"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    max_length: int | None = typer.Option(None, "--max-length"),
+    quantize: bool | None = typer.Option(None, "--quantize/--no-quantize", help="int8 path (default: settings)"),
+) -> None:
+    """Evaluate on a labelled JSONL file; the last stdout line is a JSON report."""
+    from models.evaluation import TASKS, EvalDataError, evaluate, read_eval_file
+
+    if task not in TASKS:
+        typer.echo(f"error: --task must be one of {', '.join(TASKS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        rows = read_eval_file(data, task)
+    except EvalDataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from models.feedback_model import FeedbackModel
+
+    ms = _settings().model
+    model = FeedbackModel.load(
+        model_dir or ms.dir,
+        artifacts,
+        quantize=ms.quantize if quantize is None else quantize,
+        max_length=max_length or ms.max_length,
+        num_threads=ms.num_threads,
+    )
+    with _stderr_progress(len(rows), "eval") as prog:
+        tid = prog.add_task(f"eval {task}", total=len(rows))
+        report = evaluate(model, rows, task, batch_size=batch_size or ms.batch_size,
+                          progress=lambda k: prog.advance(tid, k))
+    sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def train_command(
+    out: Path | None = typer.Option(None, "--out", help="artifacts folder (default: models/artifacts)"),
+    shared_data: Path | None = typer.Option(None, "--shared-data", help="folder of the real sentiment sets"),
+    issue_data: Path | None = typer.Option(None, "--issue-data", help="folder of the issue-type set"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="embedding/state caches (default: var/cache)"),
+    model_dir: Path | None = typer.Option(None, "--model-dir"),
+    epochs: float = typer.Option(2.0, "--epochs"),
+    seed: int = typer.Option(13, "--seed"),
+    max_sentiment_rows: int = typer.Option(40000, "--max-sentiment-rows"),
+    skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
+    quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
+    holdout_domain: list[str] = typer.Option(
+        None, "--holdout-domain", help="keep a domain out of training to measure cross-domain accuracy "
+        "(hotel, waimai, weibo, shopping or shopping/<category>)"),
+) -> None:
+    """Train the classifiers; write artifacts, metrics JSON and the model card."""
+    from models.training import TrainConfig, train
+
+    ms = _settings().model
+    cfg = TrainConfig(
+        out=out,
+        shared_data=shared_data,
+        issue_data=issue_data,
+        cache_dir=cache_dir,
+        model_dir=model_dir or ms.dir,
+        epochs=epochs,
+        seed=seed,
+        max_sentiment_rows=max_sentiment_rows,
+        skip_finetune=skip_finetune,
+        quick=quick,
+        holdout_domains=list(holdout_domain or []),
+    )
+    metrics = train(cfg)
+    typer.echo(json.dumps(metrics.get("summary", {}), ensure_ascii=False))
+
+
+def bench_model_command(
+    data: list[Path] = typer.Option(None, "--data", help="sentiment JSONL file(s) for the accuracy change"),
+    out: Path = typer.Option(Path("benchmarks/model.json"), "--out"),
+    model_dir: Path | None = typer.Option(None, "--model-dir"),
+    artifacts: Path | None = typer.Option(None, "--artifacts"),
+    batch_sizes: str = typer.Option("1,16,64", "--batch-sizes"),
+    n_sentences: int = typer.Option(512, "--sentences", help="sentences timed per batch size"),
+    repeats: int = typer.Option(3, "--repeats"),
+    num_threads: int | None = typer.Option(None, "--num-threads"),
+) -> None:
+    """Sentences/s at several batch sizes, fp32 vs quantised, and the quantised accuracy change."""
+    from models.bench import run_bench
+
+    ms = _settings().model
+    report = run_bench(
+        model_dir=model_dir or ms.dir,
+        artifacts=artifacts,
+        data=list(data or []),
+        batch_sizes=[int(b) for b in batch_sizes.split(",") if b.strip()],
+        n_sentences=n_sentences,
+        repeats=repeats,
+        max_length=ms.max_length,
+        num_threads=num_threads or ms.num_threads,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("eval")(eval_command)
+    app.command("train")(train_command)
+    bench_app.command("model")(bench_model_command)
+    attach(app)

@@ -1,0 +1,175 @@
+"""Evaluation on JSONL files: parsing with strict validation, and the metrics.
+
+File format, one JSON object per line: ``{"text": "...", "label": "..."}``; issue-type
+lines may also carry ``"labels": [...]`` (every label that applies). Blank lines are
+ignored; anything else that is not a valid row makes the whole file invalid.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.taxonomy import ISSUE_TYPES, SENTIMENTS
+
+TASKS = ("sentiment", "issue_type")
+
+
+class EvalDataError(ValueError):
+    """The evaluation file has malformed lines; ``errors`` maps line number → reason."""
+
+    def __init__(self, path: Path, errors: dict[int, str]) -> None:
+        self.path = path
+        self.errors = errors
+        lines = sorted(errors)
+        shown = ", ".join(str(n) for n in lines[:50]) + (" …" if len(lines) > 50 else "")
+        detail = "; ".join(f"line {n}: {errors[n]}" for n in lines[:10])
+        super().__init__(f"{path}: {len(lines)} malformed line(s): {shown} ({detail})")
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    line: int
+    text: str
+    label: str
+    labels: tuple[str, ...] | None
+
+
+def label_set(task: str) -> tuple[str, ...]:
+    if task == "sentiment":
+        return SENTIMENTS
+    if task == "issue_type":
+        return ISSUE_TYPES
+    raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+
+def read_eval_file(path: Path, task: str) -> list[EvalRow]:
+    """Parse and validate every line; raise EvalDataError naming all malformed lines."""
+    allowed = label_set(task)
+    rows: list[EvalRow] = []
+    errors: dict[int, str] = {}
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise EvalDataError(Path(path), {0: f"cannot read file: {exc}"}) from exc
+    for n, bline in enumerate(raw.splitlines(), start=1):
+        try:
+            line = bline.decode("utf-8")
+        except UnicodeDecodeError:
+            errors[n] = "not UTF-8"
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors[n] = f"invalid JSON ({exc.msg})"
+            continue
+        if not isinstance(obj, dict):
+            errors[n] = "not a JSON object"
+            continue
+        text, label = obj.get("text"), obj.get("label")
+        if not isinstance(text, str) or not text.strip():
+            errors[n] = "missing or empty 'text'"
+            continue
+        if not isinstance(label, str) or label not in allowed:
+            errors[n] = f"'label' must be one of {list(allowed)}, got {label!r}"
+            continue
+        labels = None
+        if "labels" in obj and obj["labels"] is not None:
+            if task != "issue_type":
+                errors[n] = "'labels' is only valid for issue_type"
+                continue
+            lab = obj["labels"]
+            if not isinstance(lab, list) or not lab or not all(isinstance(x, str) and x in allowed for x in lab):
+                errors[n] = f"'labels' must be a non-empty list of {list(allowed)}"
+                continue
+            labels = tuple(dict.fromkeys([label, *lab]))
+        rows.append(EvalRow(n, text, label, labels))
+    if errors:
+        raise EvalDataError(Path(path), errors)
+    if not rows:
+        raise EvalDataError(Path(path), {0: "no rows"})
+    return rows
+
+
+def per_class_report(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str, dict]:
+    out = {}
+    for lab in labels:
+        tp = sum(1 for t, p in zip(y_true, y_pred) if t == lab and p == lab)
+        fp = sum(1 for t, p in zip(y_true, y_pred) if t != lab and p == lab)
+        fn = sum(1 for t, p in zip(y_true, y_pred) if t == lab and p != lab)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        out[lab] = {"precision": round(prec, 4), "recall": round(rec, 4), "f1": round(f1, 4), "support": tp + fn}
+    return out
+
+
+def single_label_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
+    """accuracy, macro-F1 over the labels present in the gold data, per-class figures.
+
+    ``per_class`` lists every label that occurs in the gold data or the predictions.
+    """
+    present = [lab for lab in labels if lab in set(y_true)]
+    shown = [lab for lab in labels if lab in set(y_true) | set(y_pred)]
+    per = per_class_report(y_true, y_pred, shown)
+    acc = float(np.mean([t == p for t, p in zip(y_true, y_pred)])) if y_true else 0.0
+    macro = float(np.mean([per[lab]["f1"] for lab in present])) if present else 0.0
+    return {"accuracy": round(acc, 4), "macro_f1": round(macro, 4), "per_class": per}
+
+
+def multilabel_micro_f1(gold: list[set[str]], pred: list[set[str]]) -> float:
+    tp = sum(len(g & p) for g, p in zip(gold, pred))
+    fp = sum(len(p - g) for g, p in zip(gold, pred))
+    fn = sum(len(g - p) for g, p in zip(gold, pred))
+    return round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0
+
+
+def sentiment_report(rows: list[EvalRow], probs: np.ndarray) -> dict:
+    """probs: (n, 3) over SENTIMENTS."""
+    y_true = [r.label for r in rows]
+    pred3 = [SENTIMENTS[i] for i in probs.argmax(1)]
+    res = {"task": "sentiment", "n": len(rows), **single_label_metrics(y_true, pred3, list(SENTIMENTS))}
+    present = [s for s in SENTIMENTS if s in set(y_true)]
+    # The prediction restricted to the labels the file uses (e.g. negative/positive).
+    idx = [SENTIMENTS.index(s) for s in present]
+    restricted = [present[i] for i in probs[:, idx].argmax(1)]
+    rm = single_label_metrics(y_true, restricted, present)
+    res["restricted_accuracy"] = rm["accuracy"]
+    if "neutral" not in present:
+        res["binary_accuracy"] = rm["accuracy"]
+        res["binary_macro_f1"] = rm["macro_f1"]
+    return res
+
+
+def issue_type_report(rows: list[EvalRow], primary: list[str], label_sets: list[list[str]]) -> dict:
+    y_true = [r.label for r in rows]
+    res = {"task": "issue_type", "n": len(rows), **single_label_metrics(y_true, primary, list(ISSUE_TYPES))}
+    if any(r.labels is not None for r in rows):
+        gold = [set(r.labels) if r.labels else {r.label} for r in rows]
+        res["multilabel_micro_f1"] = multilabel_micro_f1(gold, [set(s) for s in label_sets])
+    return res
+
+
+def evaluate(model, rows: list[EvalRow], task: str, batch_size: int = 64, chunk: int = 256, progress=None) -> dict:
+    """Run ``model`` (a FeedbackModel) over ``rows`` and compute the report for ``task``."""
+    label_set(task)
+    sent, issue = [], []
+    texts = [r.text for r in rows]
+    for s in range(0, len(texts), chunk):
+        out = model.forward(texts[s : s + chunk], batch_size=batch_size)
+        sent.append(out["sentiment"])
+        issue.append(out["issue"])
+        if progress:
+            progress(len(texts[s : s + chunk]))
+    if task == "sentiment":
+        return sentiment_report(rows, np.concatenate(sent))
+    from models.feedback_model import decide_issue_labels
+
+    probs = np.concatenate(issue)
+    decided = [decide_issue_labels(p, model.thresholds) for p in probs]
+    return issue_type_report(rows, [d[0] for d in decided], [d[1] for d in decided])

