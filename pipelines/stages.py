@@ -21,9 +21,21 @@ def _normalizer(settings: Settings) -> Stage:
     return NormalizerStage(max_event_bytes=settings.runtime.max_event_bytes, settings=settings.channels, dedup_index=index)
 
 
+def _alerter(settings: Settings) -> Stage:
+    from consumers.alerter.stage import AlerterStage
+    from consumers.alerter.webhooks import WebhookDispatcher
+    from consumers.store import make_engine, migrate
+
+    engine = make_engine(settings.store.url)
+    migrate(engine)
+    sinks = [WebhookDispatcher.from_settings(settings.alerts)] if settings.alerts.webhooks else []
+    return AlerterStage(settings.alerts, engine, sinks=sinks, max_event_bytes=settings.runtime.max_event_bytes)
+
+
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.
 STAGES: dict[str, Callable[[Settings], Stage]] = {
     "normalizer": _normalizer,
+    "alerter": _alerter,
 }
 
 
