@@ -188,21 +188,29 @@ def _require_broker(s: Settings, command: str) -> None:
 @app.command()
 @cli_errors
 def publish(
-    file: Annotated[Path, typer.Argument(help="JSONL file of raw feedback events, or - for stdin.")],
+    file: Annotated[Path, typer.Argument(help="JSONL file of raw feedback events, or - for stdin; with --channel email an .eml or .mbox file.")],
+    channel: Annotated[Optional[str], typer.Option(help="'email': FILE holds raw e-mail (.eml/.mbox), wrapped as email events.")] = None,
 ) -> None:
     """Validate raw feedback events and publish them to feedback.raw (acks=all)."""
     from rich.progress import Progress
 
-    from pipelines.publishing import parse_lines, publish_events
+    from pipelines.publishing import parse_email_files, parse_lines, publish_events
 
     s = settings()
     _require_broker(s, "publish")
-    lines = sys.stdin.buffer.read().splitlines() if str(file) == "-" else file.read_bytes().splitlines()
+    if channel not in (None, "email"):
+        raise ValueError(f"--channel {channel!r} is not supported (only 'email'; other channels publish JSONL)")
+    if channel == "email":
+        items = list(parse_email_files([file], s.runtime.max_event_bytes))
+    else:
+        lines = sys.stdin.buffer.read().splitlines() if str(file) == "-" else file.read_bytes().splitlines()
+        items = list(parse_lines(lines, s.runtime.max_event_bytes))
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("publishing", total=len(lines))
-        report = publish_events(s, parse_lines(lines, s.runtime.max_event_bytes), on_progress=lambda: progress.advance(task))
+        task = progress.add_task("publishing", total=len(items))
+        report = publish_events(s, items, on_progress=lambda: progress.advance(task))
+    unit = "message" if channel == "email" else "line"
     for rejected in report.rejected:
-        err_console.print(f"[yellow]line {rejected.line} rejected[/] ({rejected.reason}): {rejected.error}")
+        err_console.print(f"[yellow]{unit} {rejected.line} rejected[/] ({rejected.reason}): {rejected.error}")
     console.print(f"[green]{len(report.accepted)} accepted[/], [{'red' if report.rejected else 'green'}]{len(report.rejected)} rejected[/]")
     if report.rejected:
         raise typer.Exit(1)
@@ -328,6 +336,8 @@ def _register_commands() -> None:
     from pipelines import model_cli
 
     model_cli.register(app)
+    __import__("pipelines.ingest_cli", fromlist=["register"]).register(app)
+    __import__("pipelines.digest_cli", fromlist=["register"]).register(app)
 
 
 _register_commands()

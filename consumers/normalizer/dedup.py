@@ -22,7 +22,8 @@ from datasketch import MinHash, MinHashLSH
 from topics.settings import DedupSettings
 
 # Punctuation, spaces and placeholders do not make two messages different.
-_NOISE = re.compile(r"[\s\W_]+|\[(?:手机号|身份证号|银行卡号|邮箱|座机)\]")
+_PLACEHOLDER = re.compile(r"\[(?:手机号|身份证号|银行卡号|邮箱|座机)\]")
+_NOISE = re.compile(r"[\s\W_]+")
 _SEED = 1
 
 
@@ -49,7 +50,7 @@ class DedupIndex(Protocol):
 
 
 def dedup_key_text(text: str) -> str:
-    return _NOISE.sub("", text).lower()
+    return _NOISE.sub("", _PLACEHOLDER.sub("", text)).lower()
 
 
 def shingles(text: str, size: int) -> set[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.errors
+import re
 from dataclasses import dataclass, field
 from email import policy
 from email.header import decode_header
@@ -37,6 +38,8 @@ _FATAL_DEFECTS = (
     email.errors.NoBoundaryInMultipartDefect,
     email.errors.InvalidBase64LengthDefect,
 )
+# Reply and forward prefixes say nothing about the complaint.
+_SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|回复|答复|转发|回覆|轉寄|轉發)\s*[:：]\s*)+", re.I)
 # A body where more than this share of characters had to be replaced is not text.
 _MAX_REPLACED_SHARE = 0.01
 
@@ -56,23 +59,34 @@ def _codec(label: str | None) -> str | None:
     return _SUPERSETS.get(label, label)
 
 
-def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
-    """Text from bytes: declared charset (widened), then UTF-8/GB18030/Big5; returns (text, repaired)."""
-    declared = _codec(label)
-    candidates = [c for c in (declared, *_FALLBACKS) if c]
-    for codec in dict.fromkeys(candidates):
-        try:
-            return data.decode(codec), False
-        except (UnicodeDecodeError, LookupError):
-            continue
-    codec = declared or "gb18030"
+def _mostly_decodes(data: bytes, codec: str) -> str | None:
     try:
         text = data.decode(codec, errors="replace")
     except LookupError:
-        text = data.decode("gb18030", errors="replace")
-    if text.count("\ufffd") > max(1, _MAX_REPLACED_SHARE * len(text)):
-        raise EmailDecodeError(f"text is not valid {label or 'UTF-8/GB18030/Big5'}")
-    return text, True
+        return None
+    return text if text.count("\ufffd") <= max(1, _MAX_REPLACED_SHARE * len(text)) else None
+
+
+def decode_bytes(data: bytes, label: str | None) -> tuple[str, bool]:
+    """Text from bytes: the declared charset (widened), a few stray bytes repaired, else UTF-8/GB18030/Big5.
+
+    Returns (text, repaired). A label that almost fits wins over a fallback that fits by accident
+    (UTF-8 Chinese often decodes as GB18030 mojibake without an error).
+    """
+    declared = _codec(label)
+    if declared:
+        try:
+            return data.decode(declared), False
+        except (UnicodeDecodeError, LookupError):
+            repaired = _mostly_decodes(data, declared)
+            if repaired is not None:
+                return repaired, True
+    for codec in _FALLBACKS:
+        try:
+            return data.decode(codec), False
+        except UnicodeDecodeError:
+            continue
+    raise EmailDecodeError(f"text is not valid {label or 'UTF-8/GB18030/Big5'}")
 
 
 def decode_subject(message: Message, fallback_charset: str | None) -> str | None:
@@ -91,7 +105,7 @@ def decode_subject(message: Message, fallback_charset: str | None) -> str | None
         except EmailDecodeError:
             text = chunk.decode("utf-8", errors="replace")
         words.append(text)
-    subject = "".join(words).strip()
+    subject = _SUBJECT_PREFIX.sub("", "".join(words)).strip()
     return subject or None
 
 

@@ -32,7 +32,9 @@ _NO_DIGIT_AFTER = r"(?![0-9])"
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}(?![A-Za-z0-9])")
 _ID_NUMBER = re.compile(_NO_DIGIT_BEFORE + r"[1-9]\d{16}[0-9Xx]" + _NO_DIGIT_AFTER)
 # Cards are often written in groups of four separated by one space or dash.
-_BANK_CARD = re.compile(_NO_DIGIT_BEFORE + r"(?:\d{4}[ -]){3,4}\d{1,7}" + _NO_DIGIT_AFTER + r"|" + _NO_DIGIT_BEFORE + r"\d{13,19}" + _NO_DIGIT_AFTER)
+# A trailing X makes 17 digits an ID-number look-alike, not a card.
+_NOT_ID_TAIL = r"(?![0-9Xx])"
+_BANK_CARD = re.compile(_NO_DIGIT_BEFORE + r"(?:\d{4}[ -]){3,4}\d{1,7}" + _NOT_ID_TAIL + r"|" + _NO_DIGIT_BEFORE + r"\d{13,19}" + _NOT_ID_TAIL)
 _MOBILE = r"1[3-9]\d(?:[ -]?\d{4}){2}"
 _PHONE = re.compile(r"(?<![0-9+])(?:(?:\+|00)86[ -]?" + _MOBILE + "|" + _MOBILE + ")" + _NO_DIGIT_AFTER)
 _LANDLINE = re.compile(

@@ -104,6 +104,10 @@ def normalize(event: RawFeedback, settings: ChannelNormalizeSettings | None = No
     language = detect_language(text, settings.min_chinese_share)
     if language != "zh":
         flags.append("non_chinese")
+    # Tags and emoticon codes get the same Unicode and script treatment as the text ([淚] → [泪]).
+    for name in ("tags", "emoticons"):
+        if isinstance(signals.get(name), list):
+            signals[name] = [clean_text(str(v), settings.opencc_config).text for v in signals[name]]
     # The reposted original (someone else's words) and free-form metadata are redacted too;
     # ids in signals (post ids of 16 digits may pass Luhn) are left alone.
     repost = signals.get("repost_of")

@@ -14,6 +14,7 @@ _MENTION = re.compile(r"(?<![A-Za-z0-9._%+-])@([\w\u4e00-\u9fff\-]{1,30})")
 _TOPIC = re.compile(r"#([^#\n]{1,40})#")
 # Emoticon codes such as [怒] [泪] [good]; placeholders like [手机号] are added later, never here.
 _EMOTICON = re.compile(r"\[([\u4e00-\u9fff\u3400-\u4dbfA-Za-z]{1,6})\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+(?=[，。！？、；：,.!?;:）)」』])")
 # What Weibo fills in when a repost has no comment of its own.
 _EMPTY_REPOST = re.compile(r"^\s*(转发微博|轉發微博|Repost|转发|轉發)\s*$", re.I)
 
@@ -54,7 +55,8 @@ def _strip_markup(text: str, signals: dict[str, object]) -> str:
         signals.setdefault("emoticons", []).extend(emoticons)
     if tags:
         signals.setdefault("tags", []).extend(t for t in tags if t not in signals.get("tags", []))
-    return " ".join(text.split())
+    # Removed markup leaves spaces; none belong before punctuation.
+    return _SPACE_BEFORE_PUNCT.sub("", " ".join(text.split()))
 
 
 def parse_social(payload: SocialPayload) -> SocialContent:

@@ -58,7 +58,7 @@ class SqlDedupIndex:
         self.engine = engine
         self.settings = settings
         self._dialect = engine.dialect.name
-        self._last_prune = float("-inf")
+        self._last_prune = time.monotonic()
 
     def resolve(self, items: Sequence[Fingerprint]) -> list[str | None]:
         answers: list[str | None] = []

@@ -1,0 +1,237 @@
+"""HTTP ingest: channel integrations POST raw feedback; 202 only once the broker has it (acks=all).
+
+``create_app`` takes the settings, a producer (kafka-python ``KafkaProducer``
+built with acks=all, or anything with its ``send``/``flush``) and a readiness
+probe, so tests and deployments choose the real parts they run against.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from kafka.errors import KafkaError
+from pydantic import BaseModel, ValidationError
+
+from consumers.kafka_io import send
+from topics.schemas import RawFeedback
+from topics.settings import Settings
+from topics.specs import RAW
+
+log = logging.getLogger(__name__)
+
+ReadinessProbe = Callable[[], str | None]
+"""Returns None when ready, else why not (e.g. 'broker unreachable: …')."""
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+
+
+class Problem(BaseModel):
+    detail: Any
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over the limit with 413, by Content-Length or while streaming (chunked uploads)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send_):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send_)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await _too_large(send_, self.max_bytes)
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send_(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send_, self.max_bytes)
+
+
+async def _too_large(send_, limit: int) -> None:
+    body = json.dumps({"detail": f"request body is larger than {limit} bytes"}).encode()
+    await send_({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send_({"type": "http.response.body", "body": body})
+
+
+def _request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request body's JSON Schema (one event or a list) and the component schemas it refers to."""
+    schema = RawFeedback.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.pop("$defs", {})
+    components["RawFeedback"] = schema
+    ref = {"$ref": "#/components/schemas/RawFeedback"}
+    return {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1}]}, components
+
+
+def _validation_errors(items: list[Any], batch: bool) -> tuple[list[RawFeedback], list[dict[str, Any]]]:
+    """Validate every item; each error names its field, e.g. ``body.2.customer.id`` in a batch."""
+    events, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            events.append(RawFeedback.model_validate(item))
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_context=False, include_input=False):
+                loc = ["body", *([index] if batch else []), *err["loc"]]
+                errors.append({"loc": loc, "field": ".".join(str(p) for p in loc[1:]) or "(root)", "msg": err["msg"], "type": err["type"]})
+    return events, errors
+
+
+def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastAPI:
+    ingest = settings.channels.ingest
+    tokens = [token.get_secret_value() for token in ingest.tokens if token.get_secret_value()]
+    if not tokens:
+        raise ValueError("no ingest token configured (set FEEDBACK_MINER_CHANNELS__INGEST__TOKENS, a JSON list)")
+    topic = settings.topic(RAW)
+    bearer = HTTPBearer(auto_error=False, description="One of channels.ingest.tokens")
+    request_schema, components = _request_schema()
+
+    app = FastAPI(
+        title="feedback-miner ingest",
+        version="1",
+        description="Publish raw customer feedback (email, social, app) to feedback.raw.",
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=ingest.max_body_bytes)
+
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        presented = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else ""
+        # Compare against every token so timing does not reveal which one nearly matched.
+        if not any([secrets.compare_digest(presented.encode(), token.encode()) for token in tokens]):
+            raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    def produce_and_wait(events: list[RawFeedback]) -> None:
+        futures = [send(producer, topic, event, event.key()) for event in events]
+        producer.flush(timeout=ingest.ack_timeout_s)
+        for future in futures:
+            future.get(timeout=ingest.ack_timeout_s)
+
+    @app.post(
+        "/v1/feedback",
+        status_code=202,
+        response_model=Accepted,
+        dependencies=[Depends(authorised)],
+        responses={
+            401: {"model": Problem, "description": "no or wrong bearer token"},
+            413: {"model": Problem, "description": "body over channels.ingest.max_body_bytes"},
+            422: {"model": Problem, "description": "not JSON, or not a valid event (each error names the field)"},
+            503: {"model": Problem, "description": "the broker did not acknowledge; nothing to assume, retry"},
+        },
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": request_schema}}}},
+        summary="Publish one raw feedback event or a batch",
+    )
+    async def post_feedback(request: Request) -> Accepted:
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": f"body is not JSON: {exc}", "type": "json_invalid"}]}, status_code=422)
+        items = data if isinstance(data, list) else [data]
+        if not items:
+            return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": "empty batch", "type": "too_short"}]}, status_code=422)
+        if len(items) > ingest.max_batch_events:
+            return JSONResponse({"detail": f"batch of {len(items)} events; the limit is {ingest.max_batch_events}"}, status_code=413)
+        events, errors = _validation_errors(items, isinstance(data, list))
+        if errors:
+            return JSONResponse({"detail": errors}, status_code=422)
+        try:
+            await run_in_threadpool(produce_and_wait, events)
+        except KafkaError as exc:
+            log.error("ingest: broker did not acknowledge %d events: %s", len(events), exc)
+            return JSONResponse({"detail": f"broker did not acknowledge: {type(exc).__name__}"}, status_code=503)
+        return Accepted(accepted=len(events), event_ids=[event.event_id for event in events])
+
+    @app.get("/healthz", summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The broker is reachable and the raw topic exists", responses={503: {"model": Problem}})
+    async def readyz():
+        problem = await run_in_threadpool(readiness)
+        if problem:
+            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
+        return {"status": "ready"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def _tcp_reachable(bootstrap_servers: str, timeout_s: float) -> str | None:
+    """None if any bootstrap server accepts a connection, else the last error (fails fast, unlike a client)."""
+    error = "no bootstrap servers"
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s):
+                return None
+        except (OSError, ValueError) as exc:
+            error = f"{server}: {exc}"
+    return error
+
+
+def broker_readiness(settings: Settings, timeout_s: float = 2.0) -> ReadinessProbe:
+    """A probe: a bootstrap server accepts connections and lists the raw topic (fresh admin client each time)."""
+    from topics.admin import admin_client
+
+    topic = settings.topic(RAW)
+
+    def probe() -> str | None:
+        unreachable = _tcp_reachable(settings.kafka.bootstrap_servers or "", timeout_s)
+        if unreachable:
+            return f"broker unreachable: {unreachable}"
+        try:
+            admin = admin_client(settings)
+        except KafkaError as exc:
+            return f"broker unreachable: {type(exc).__name__}"
+        try:
+            if topic not in set(admin.list_topics()):
+                return f"topic {topic!r} does not exist"
+            return None
+        except KafkaError as exc:
+            return f"broker unreachable: {type(exc).__name__}"
+        finally:
+            admin.close()
+
+    return probe
