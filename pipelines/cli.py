@@ -338,6 +338,7 @@ def _register_commands() -> None:
     model_cli.register(app)
     __import__("pipelines.ingest_cli", fromlist=["register"]).register(app)
     __import__("pipelines.digest_cli", fromlist=["register"]).register(app)
+    __import__("pipelines.alerts_cli", fromlist=["register"]).register(app)
 
 
 _register_commands()

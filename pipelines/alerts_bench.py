@@ -1,0 +1,129 @@
+"""The alert benchmark: detection delay and false positives on replayed streams, engine throughput.
+
+Scenarios (all on the steady mix of ``consumers.alerter.replay``, ~66 messages/h):
+- spike: one issue type, theme and channel gets an extra Poisson stream at a known
+  onset, at several strengths; we measure whether and how soon (event seconds,
+  injected messages, all messages) one spike alert opens, and when it resolves;
+- steady: long streams without spikes; every spike alert is a false positive,
+  reported per evaluated window (volume series × 15-minute windows) and per day;
+- sentiment: one channel's sentiment falls to -0.95 for an hour; delay to the alert.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+from consumers.alerter.engine import AlertEngine
+from consumers.alerter.quality import replay, spike_report, steady_report
+from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+from consumers.alerter.rules import TermMatcher, load_rules
+from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Sentiment, SentimentLabel
+from topics.settings import AlertSettings
+
+START = datetime(2026, 11, 2, tzinfo=timezone.utc)
+SPIKE_RATES = (30.0, 60.0, 120.0)  # extra messages per hour; the issue type's base rate is 10/h
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _spikes(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
+    scenarios = []
+    for rate in SPIKE_RATES:
+        runs = []
+        for seed in range(seeds):
+            spec = StreamSpec(START, timedelta(hours=10), seed=100 + seed,
+                              spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6), timedelta(minutes=45), rate))
+            report, _ = spike_report(spec, settings, matcher)
+            runs.append(report.as_dict())
+        detected = [r for r in runs if r["detected"]]
+        scenarios.append({
+            "spike_rate_per_hour": rate,
+            "base_rate_per_hour": 10.0,
+            "runs": len(runs),
+            "detected": len(detected),
+            "exactly_one_alert": sum(1 for r in runs if r["detected"] and r["series_alert_ids"] == 1),
+            "delay_s_median": _median([r["delay_s"] for r in detected]),
+            "delay_s_max": max((r["delay_s"] for r in detected), default=None),
+            "delay_spike_events_median": _median([r["delay_spike_events"] for r in detected]),
+            "delay_all_events_median": _median([r["delay_all_events"] for r in detected]),
+            "resolved": sum(1 for r in detected if r["resolved_after_end_s"] is not None),
+            "resolved_after_end_s_median": _median([r["resolved_after_end_s"] for r in detected if r["resolved_after_end_s"] is not None]),
+            "per_run": runs,
+        })
+    return scenarios
+
+
+def _steady(settings: AlertSettings, matcher: TermMatcher, seeds: int, hours: float) -> dict:
+    runs = [steady_report(StreamSpec(START, timedelta(hours=hours), seed=500 + seed), settings, matcher).as_dict() for seed in range(seeds)]
+    windows = sum(r["windows"] for r in runs)
+    spikes = sum(r["spike_alerts"] for r in runs)
+    sentiment = sum(r["sentiment_alerts"] for r in runs)
+    days = sum(r["hours"] for r in runs) / 24
+    return {
+        "runs": len(runs), "hours_each": hours, "events": sum(r["events"] for r in runs),
+        "windows_evaluated": windows, "spike_alerts": spikes, "sentiment_alerts": sentiment,
+        "false_positive_rate_per_window": spikes / windows if windows else 0.0,
+        "false_alerts_per_day": (spikes + sentiment) / days if days else 0.0,
+        "per_run": runs,
+    }
+
+
+def _sentiment(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> dict:
+    delays, extra = [], 0
+    onset = START + timedelta(hours=5)
+    for seed in range(seeds):
+        events = []
+        for event in generate(StreamSpec(START, timedelta(hours=8), seed=900 + seed)):
+            if event.channel == Channel.app and onset <= event.received_at < onset + timedelta(hours=1):
+                event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
+            events.append(event)
+        engine = AlertEngine.build(matcher, settings, lambda: START)
+        opened = [e for e in replay(engine, events) if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
+        hit = next((e for e in opened if e.alert.kind == AlertKind.sentiment_drop and e.event.received_at >= onset), None)
+        if hit is not None:
+            delays.append((hit.event.received_at - onset).total_seconds())
+        extra += len({e.alert.alert_id for e in opened}) - (1 if hit else 0)
+    return {"runs": seeds, "detected": len(delays), "delay_s_median": _median(delays),
+            "delay_s_max": max(delays, default=None), "other_alerts": extra}
+
+
+def _throughput(settings: AlertSettings, matcher: TermMatcher) -> dict:
+    events = generate(StreamSpec(START, timedelta(hours=48), seed=77))
+    engine = AlertEngine.build(matcher, settings, lambda: START)
+    started = time.perf_counter()
+    replay(engine, events)
+    elapsed = time.perf_counter() - started
+    return {"events": len(events), "seconds": round(elapsed, 3), "events_per_s": round(len(events) / elapsed, 1)}
+
+
+def run_alert_benchmark(settings: AlertSettings, seeds: int = 5, steady_hours: float = 168.0,
+                        log: Callable[[str], None] = lambda _: None) -> dict:
+    matcher = TermMatcher(load_rules(settings.rules_path))
+    log("spike scenarios …")
+    spikes = _spikes(settings, matcher, seeds)
+    log("steady streams …")
+    steady = _steady(settings, matcher, seeds, steady_hours)
+    log("sentiment drops …")
+    sentiment = _sentiment(settings, matcher, seeds)
+    log("throughput …")
+    throughput = _throughput(settings, matcher)
+    return {
+        "benchmark": "alerts",
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "settings": settings.model_dump(mode="json", exclude={"webhooks"}),
+        "summary": {
+            "spike": [{k: v for k, v in s.items() if k != "per_run"} for s in spikes],
+            "steady": {k: v for k, v in steady.items() if k != "per_run"},
+            "sentiment_drop": sentiment,
+            "engine_throughput": throughput,
+        },
+        "spike": spikes,
+        "steady": steady,
+    }
