@@ -1,0 +1,31 @@
+"""The alerts table of the main job's report."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from pipelines.report import _print_alerts
+from tests.alerts.helpers import T0
+from topics.schemas import Alert, AlertKind, AlertStatus, Priority
+
+
+def _event(alert_id: str, revision: int, status: AlertStatus, priority: Priority, count: int) -> dict:
+    return Alert(
+        alert_id=alert_id, revision=revision, priority=priority, kind=AlertKind.spike, key=f"issue_type:{alert_id}",
+        status=status, title=f"{alert_id} 反馈量激增", summary="s", reasons=[f"{alert_id} 15 分钟 {count} 条"],
+        count=count, total_count=count, first_seen=T0, last_seen=T0,
+    ).model_dump(mode="json")
+
+
+def test_alerts_table_shows_the_latest_revision_of_each_alert_by_priority() -> None:
+    console = Console(record=True, width=200)
+    _print_alerts(console, [
+        _event("logistics", 0, AlertStatus.open, Priority.P2, 11),
+        _event("technical", 0, AlertStatus.open, Priority.P1, 3),
+        _event("logistics", 1, AlertStatus.resolved, Priority.P2, 2),
+    ])
+    text = console.export_text()
+    assert "feedback.alerts (2 alerts, 3 events)" in text
+    rows = [line for line in text.splitlines() if "issue_type:" in line]
+    assert len(rows) == 2 and "technical" in rows[0] and "P1" in rows[0]
+    assert "resolved" in rows[1] and "open" not in rows[1]
