@@ -8,12 +8,28 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.main_job import MainJobReport
-from topics.specs import DEADLETTER, NORMALIZED
+from topics.specs import ALERTS, DEADLETTER, NORMALIZED
 
 
 def _clip(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_alerts(console: Console, events: list[dict]) -> None:
+    """The alerts of the run: the latest revision of each alert id, highest priority first."""
+    latest: dict[str, dict] = {}
+    for event in events:
+        if event["revision"] >= latest.get(event["alert_id"], {}).get("revision", -1):
+            latest[event["alert_id"]] = event
+    table = Table("priority", "kind", "key", "status", "count", "title", "why", title=f"{ALERTS} ({len(latest)} alerts, {len(events)} events)")
+    styles = {"P1": "bold white on red", "P2": "bold red", "P3": "yellow", "P4": "dim"}
+    for alert in sorted(latest.values(), key=lambda a: (a["priority"], a["first_seen"])):
+        table.add_row(
+            f"[{styles.get(alert['priority'], '')}]{alert['priority']}[/]", alert["kind"], _clip(alert["key"], 30),
+            alert["status"], str(alert["count"]), _clip(alert["title"], 30), _clip("; ".join(alert["reasons"][:2]), 50),
+        )
+    console.print(table)
 
 
 def print_main_job_report(console: Console, report: MainJobReport) -> None:
@@ -33,6 +49,8 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     for event in normalized:
         table.add_row(event["event_id"], event["channel"], event["customer"]["id"], _clip(event["text"]))
     console.print(table)
+
+    _print_alerts(console, report.topics.get(ALERTS, []))
 
     dead = report.topics.get(DEADLETTER, [])
     dlq = Table("stage", "reason", "error", title=f"{DEADLETTER} ({len(dead)})")
