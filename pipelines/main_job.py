@@ -35,6 +35,8 @@ class MainJobReport:
     # Every record on every topic at the end, decoded as JSON, per logical topic.
     topics: dict[str, list[dict]] = field(default_factory=dict)
     drained: bool = True
+    # Weekly digests built from what the enricher stored (pipelines.digest.build.DigestOutcome).
+    digests: list = field(default_factory=list)
 
 
 def send_malformed(settings: Settings, path: Path) -> int:
@@ -95,10 +97,15 @@ def run_main_job(
                 runtime.stop()
             for thread in threads:
                 thread.join(timeout=30)
+        digests = []
+        if drained and "enricher" in STAGES:
+            from pipelines.digest.build import digests_for_events, kafka_announcer
+
+            digests = digests_for_events(live, published.accepted, kafka_announcer(live))
         topics = {
             spec.name: [json.loads(r.value) for r in read_topic(live, spec.name) if r.value]
             for spec in topic_specs()
             if spec.name != RAW
         }
         stats = {r.stage.name: {"processed": r.stats.processed, "produced": r.stats.produced, "dead_lettered": r.stats.dead_lettered} for r in runtimes}
-        return MainJobReport(published, malformed, stats, topics, drained)
+        return MainJobReport(published, malformed, stats, topics, drained, digests)

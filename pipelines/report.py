@@ -60,5 +60,9 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     reasons = Counter(entry["reason"] for entry in dead)
     if reasons:
         console.print("dead-letter reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    for outcome in report.digests:
+        from pipelines.digest_cli import print_digest_summary
+
+        print_digest_summary(console, outcome)
     if not report.drained:
         console.print("[red]the stream did not drain before the timeout[/]")

@@ -193,6 +193,16 @@ class FeedbackStore:
             rows = conn.execute(sa.select(t.c.event_id, t.c.theme_id).where(t.c.event_id.in_(list(event_ids))))
             return {event_id: theme_id for event_id, theme_id in rows}
 
+    def weeks_of(self, event_ids: Sequence[str]) -> list[str]:
+        """The weeks the given (stored) events fall in, oldest first."""
+        t = enriched_feedback
+        weeks: set[str] = set()
+        ids = list(event_ids)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                weeks.update(conn.execute(sa.select(t.c.week).where(t.c.event_id.in_(ids[start : start + 500])).distinct()).scalars())
+        return sorted(weeks)
+
     def count_enriched(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(enriched_feedback)).scalar_one()

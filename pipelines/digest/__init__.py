@@ -1,0 +1,1 @@
+"""The weekly product digest: weekly themes, HTML + Markdown rendering, announcement."""

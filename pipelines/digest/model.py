@@ -1,0 +1,32 @@
+"""What a digest says, independent of how it is rendered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from consumers.themes.types import WeeklyTheme
+
+
+@dataclass
+class Digest:
+    week: str
+    generated_at: datetime
+    total: int
+    previous_total: int
+    unclustered: int
+    # Per week (oldest first, this week last): counts by sentiment.
+    sentiment_trend: list[tuple[str, Counter]]
+    issue_volume: Counter
+    previous_issue_volume: Counter
+    channel_volume: Counter
+    themes: list[WeeklyTheme]  # this week's, by size
+    emerging: list[WeeklyTheme]
+    fading: list[WeeklyTheme]  # shrunk or gone since last week
+    top_n: int = 10
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def top_themes(self) -> list[WeeklyTheme]:
+        return self.themes[: self.top_n]

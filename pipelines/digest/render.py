@@ -1,0 +1,134 @@
+"""The digest as one self-contained HTML page (inline CSS and SVG) and as Markdown.
+
+Every piece of feedback-derived text goes through ``html.escape``: a
+``<script>`` in a complaint shows as text. The Markdown escapes it too,
+because Markdown renderers pass raw HTML through.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from consumers.themes.types import WeeklyTheme
+from pipelines.digest.charts import SENTIMENT_COLOURS, paired_bars, stacked_columns
+from pipelines.digest.model import Digest
+from topics.schemas import ISSUE_TYPE_ZH, IssueType
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+_CSS = """
+body{font-family:-apple-system,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:24px auto;max-width:980px;color:#1f2933;padding:0 16px}
+h1{font-size:24px;margin-bottom:4px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #e4e7eb;padding-bottom:4px}
+.meta{color:#616e7c}.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e4e7eb;border-radius:6px;padding:10px 14px;min-width:150px}
+.card b{font-size:22px;display:block}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e4e7eb;vertical-align:top}
+.tag{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;background:#eef2ff}.emerging{background:#ffe3e3;color:#a61e4d}.fading,.gone{background:#f1f3f5;color:#616e7c}
+blockquote{margin:6px 0;padding:4px 10px;border-left:3px solid #3867d6;background:#f8f9fb}.up{color:#c92a2a}.down{color:#2b8a3e}
+"""
+
+
+def issue_label(value: str) -> str:
+    try:
+        return f"{ISSUE_TYPE_ZH[IssueType(value)]} {value}"
+    except ValueError:
+        return value
+
+
+def growth_text(theme: WeeklyTheme) -> str:
+    if theme.previous_size == 0:
+        return "new"
+    change = (theme.size - theme.previous_size) / theme.previous_size
+    return f"{change:+.0%}"
+
+
+def _mix(counts: dict[str, int], keys=None) -> str:
+    items = [(k, counts.get(k, 0)) for k in keys] if keys else sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v}" for k, v in items if v)
+
+
+def _theme_title(theme: WeeklyTheme) -> str:
+    return " · ".join(theme.keywords[:4]) or theme.theme_id
+
+
+def render_html(d: Digest) -> str:
+    e = escape
+    issues = sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k))
+    issue_chart = paired_bars("Volume by issue type", [(issue_label(k), d.issue_volume.get(k, 0), d.previous_issue_volume.get(k, 0)) for k in issues])
+    trend_chart = stacked_columns("Sentiment trend", [(w, dict(c)) for w, c in d.sentiment_trend], SENTIMENTS, SENTIMENT_COLOURS)
+    theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t)[:22], t.size, t.previous_size) for t in d.top_themes])
+    neg = d.sentiment_trend[-1][1].get("negative", 0) if d.sentiment_trend else 0
+    parts = [
+        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">",
+        f"<title>Feedback digest {e(d.week)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Customer feedback digest · {e(d.week)}</h1>",
+        f"<p class=\"meta\">Generated {e(d.generated_at.strftime('%Y-%m-%d %H:%M UTC'))} by feedback-miner</p>",
+        "<div class=\"cards\">",
+        f"<div class=\"card\"><b>{d.total}</b>messages (last week {d.previous_total})</div>",
+        f"<div class=\"card\"><b>{len(d.themes)}</b>themes ({d.unclustered} messages in none)</div>",
+        f"<div class=\"card\"><b>{len(d.emerging)}</b>emerging themes</div>",
+        f"<div class=\"card\"><b>{(neg / d.total if d.total else 0):.0%}</b>negative</div>",
+        "</div>",
+        f"<h2>Volume by issue type</h2>{issue_chart}",
+        f"<h2>Sentiment trend</h2>{trend_chart}",
+        f"<h2>Top themes</h2>{theme_chart}",
+        "<table><tr><th>theme</th><th>messages</th><th>vs last week</th><th>sentiment</th><th>issue types</th><th>channels</th></tr>",
+    ]
+    for t in d.top_themes:
+        parts.append(
+            f"<tr><td><b>{e(_theme_title(t))}</b><br><span class=\"tag {e(t.status)}\">{e(t.status)}</span> <small>{e(t.theme_id)}</small></td>"
+            f"<td>{t.size}</td><td class=\"{'up' if t.size > t.previous_size else 'down'}\">{e(growth_text(t))} ({t.previous_size}→{t.size})</td>"
+            f"<td>{e(_mix(t.sentiment_mix, SENTIMENTS))}</td><td>{e(_mix({issue_label(k): v for k, v in t.issue_mix.items()}))}</td>"
+            f"<td>{e(_mix(t.channel_mix))}</td></tr>"
+        )
+    parts.append("</table><h2>Emerging themes</h2>")
+    if not d.emerging:
+        parts.append("<p>No emerging theme this week.</p>")
+    for t in d.emerging:
+        parts.append(f"<h3>{e(_theme_title(t))} <span class=\"tag emerging\">{e(growth_text(t))}</span></h3>")
+        parts.append(f"<p>{t.size} messages (last week {t.previous_size}); {e(_mix(t.sentiment_mix, SENTIMENTS))}</p>")
+        parts.extend(f"<blockquote>{e(q)}</blockquote>" for q in t.quotes)
+    parts.append("<h2>Fading themes</h2>")
+    if d.fading:
+        parts.append("<ul>" + "".join(f"<li>{e(_theme_title(t))}: {t.previous_size} → {t.size}</li>" for t in d.fading) + "</ul>")
+    else:
+        parts.append("<p>No fading theme this week.</p>")
+    parts.extend(f"<p class=\"meta\">{e(n)}</p>" for n in d.notes)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _md(text: str) -> str:
+    """Escape for Markdown: HTML first, then the characters that would start formatting."""
+    text = escape(" ".join(str(text).split()))
+    for ch in "\\`*_[]|#":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def render_markdown(d: Digest) -> str:
+    lines = [
+        f"# Customer feedback digest · {d.week}",
+        "",
+        f"- Messages: **{d.total}** (last week {d.previous_total})",
+        f"- Themes: **{len(d.themes)}** ({d.unclustered} messages in none), emerging: **{len(d.emerging)}**",
+        "",
+        "## Volume by issue type",
+        "",
+        "| issue type | this week | last week |",
+        "|---|---:|---:|",
+    ]
+    for k in sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k)):
+        lines.append(f"| {_md(issue_label(k))} | {d.issue_volume.get(k, 0)} | {d.previous_issue_volume.get(k, 0)} |")
+    lines += ["", "## Sentiment trend", "", "| week | negative | neutral | positive |", "|---|---:|---:|---:|"]
+    lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in d.sentiment_trend]
+    lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]
+    for t in d.top_themes:
+        lines.append(f"| {_md(_theme_title(t))} ({t.status}) | {t.size} | {growth_text(t)} ({t.previous_size}→{t.size}) | {_md(_mix(t.sentiment_mix, SENTIMENTS))} |")
+    lines += ["", "## Emerging themes", ""]
+    if not d.emerging:
+        lines.append("No emerging theme this week.")
+    for t in d.emerging:
+        lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages)", ""]
+        lines += [f"> {_md(q)}" for q in t.quotes] + [""]
+    lines += ["", "## Fading themes", ""]
+    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.size}" for t in d.fading] or ["No fading theme this week."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,37 @@
+"""Wiring the enricher stage from settings: the production model (once per process), store, live themes."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from consumers.enricher import EnricherStage
+from consumers.store.feedback_store import FeedbackStore
+from consumers.themes.live import LiveThemes
+from topics.settings import Settings
+
+
+@lru_cache(maxsize=2)
+def _load_model(model_dir: Path, quantize: bool, max_length: int, num_threads: int | None):
+    from models.feedback_model import FeedbackModel
+
+    return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads)
+
+
+def production_model(settings: Settings):
+    """The model the enricher uses; loaded once per process and shared."""
+    m = settings.model
+    return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads)
+
+
+def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:
+    store = store or FeedbackStore.from_url(settings.store.url)
+    live = settings.enrichment.live
+    themes = LiveThemes(store.load_themes(), live.threshold_curve, live.promote_at)
+    return EnricherStage(
+        model or production_model(settings),
+        store,
+        themes,
+        batch_size=settings.model.batch_size,
+        max_event_bytes=settings.runtime.max_event_bytes,
+    )

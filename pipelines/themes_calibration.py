@@ -1,0 +1,61 @@
+"""Calibration and benchmark inputs: labelled real reviews, embedded by the production model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from consumers.themes.calibration import calibrate
+from pipelines.enrichment import production_model
+from topics.settings import Settings
+
+# Topic = domain × polarity: same-topic pairs are "the same theme", everything else is not.
+_CSV_SOURCES = {
+    "online_shopping_9_cats.csv": lambda row: row["cat"],
+    "waimai_10k.csv": lambda row: "外卖",
+    "chnsenticorp_train.csv": lambda row: "酒店",
+}
+
+
+def load_labelled_reviews(data_dir: Path, per_topic: int, seed: int = 0, min_chars: int = 4, max_chars: int = 200) -> tuple[list[str], list[str]]:
+    """Up to ``per_topic`` reviews per domain × polarity, sampled reproducibly."""
+    groups: dict[str, list[str]] = {}
+    for name, domain in _CSV_SOURCES.items():
+        path = Path(data_dir) / name
+        if not path.is_file():
+            raise FileNotFoundError(f"labelled reviews not found: {path}")
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for row in csv.DictReader(f):
+                text = (row.get("review") or "").strip()
+                if min_chars <= len(text) <= max_chars:
+                    groups.setdefault(f"{domain}-{'positive' if row['label'] == '1' else 'negative'}", []).append(text)
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for topic in sorted(groups):
+        picked = rng.sample(groups[topic], min(per_topic, len(groups[topic])))
+        texts += picked
+        labels += [topic] * len(picked)
+    return texts, labels
+
+
+def embed(settings: Settings, texts: list[str]) -> np.ndarray:
+    predictions = production_model(settings).predict(texts, batch_size=settings.model.batch_size)
+    return np.stack([p.embedding for p in predictions]).astype(np.float32)
+
+
+def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float) -> dict:
+    texts, labels = load_labelled_reviews(data_dir, per_topic)
+    result = calibrate(embed(settings, texts), labels, target_precision=precision)
+    out = asdict(result)
+    out["data"] = {"reviews": len(texts), "topics": len(set(labels)), "per_topic": per_topic, "source": str(data_dir)}
+    out["settings_env"] = {
+        "FEEDBACK_MINER_ENRICHMENT__LIVE__THRESHOLD_CURVE": json.dumps(result.live_curve),
+        "FEEDBACK_MINER_ENRICHMENT__WEEKLY__MERGE_SIMILARITY": str(result.merge_similarity),
+        "FEEDBACK_MINER_ENRICHMENT__WEEKLY__CONTINUITY_SIMILARITY": str(result.continuity_similarity),
+    }
+    return out

@@ -1,0 +1,130 @@
+"""The enricher stage on the real model and a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from consumers.enricher import EnricherStage
+from consumers.stage import InMessage, process_batch
+from consumers.store.feedback_store import FeedbackStore
+from consumers.themes.live import LiveThemes
+from topics.schemas import Customer, EnrichedFeedback, IssueType, NormalizedFeedback
+from topics.serde import encode, make_headers
+from topics.settings import Settings
+from topics.specs import ENRICHED, NORMALIZED
+
+pytestmark = pytest.mark.model
+
+TEXTS = {
+    "n1": "外卖送了一个半小时才到，饭菜全凉了，骑手还不接电话。",
+    "n2": "更新到最新版本后一打开就闪退，根本没法下单！",
+    "n3": "菜品很新鲜，味道很好，送餐也快，好评！",
+    "n4": "外卖超时一个小时才送到，饭菜都凉透了。",
+}
+
+
+def event(event_id: str, text: str) -> NormalizedFeedback:
+    return NormalizedFeedback(
+        event_id=event_id, channel="app", source="test", received_at=datetime(2026, 11, 16, 9, tzinfo=timezone.utc),
+        customer=Customer(id="c1"), text=text,
+    )
+
+
+def message(ev: NormalizedFeedback, offset: int) -> InMessage:
+    return InMessage(NORMALIZED, 0, offset, ev.key().encode(), encode(ev), make_headers(ev, trace_id=f"trace-{offset}"))
+
+
+def enricher(store: FeedbackStore, model) -> EnricherStage:
+    live = Settings().enrichment.live
+    return EnricherStage(model, store, LiveThemes(store.load_themes(), live.threshold_curve, live.promote_at))
+
+
+@pytest.fixture
+def store(store_url):
+    s = FeedbackStore.from_url(store_url)
+    yield s
+    s.close()
+
+
+def test_batch_is_classified_themed_stored_and_published(store, feedback_model):
+    batch = [message(event(k, v), i) for i, (k, v) in enumerate(TEXTS.items())]
+    result = process_batch(enricher(store, feedback_model), batch)
+
+    assert not result.dead_letters
+    assert [o.topic for o in result.outputs] == [ENRICHED] * 4
+    assert [o.trace_id for o in result.outputs] == [f"trace-{i}" for i in range(4)]
+    out = {o.event.event_id: o.event for o in result.outputs}
+    assert all(isinstance(e, EnrichedFeedback) for e in out.values())
+    assert {s.label for s in out["n1"].issue_scores} == set(IssueType)
+    assert out["n1"].issue_types[0] == out["n1"].primary_issue
+    assert out["n1"].sentiment.label == "negative" and out["n3"].sentiment.label == "positive"
+    assert out["n1"].model_version == feedback_model.version
+    # The two late-delivery complaints share a live theme; the crash report does not.
+    assert out["n1"].theme_id == out["n4"].theme_id != out["n2"].theme_id
+
+    assert store.count_enriched() == 4
+    row = store.get_enriched("n2")
+    assert row["text"] == TEXTS["n2"] and row["theme_id"] == out["n2"].theme_id
+    assert row["primary_issue"] == out["n2"].primary_issue.value
+    direct = feedback_model.predict([TEXTS["n2"]])[0].embedding
+    assert row["embedding"].dtype == np.float32 and row["embedding"].shape == (384,)
+    assert float(row["embedding"] @ direct) > 0.999  # float16 storage keeps the direction
+
+
+def test_redelivered_event_leaves_one_row_and_moves_no_centroid(store, feedback_model):
+    stage = enricher(store, feedback_model)
+    first = process_batch(stage, [message(event("r1", TEXTS["n1"]), 0), message(event("r2", TEXTS["n4"]), 1)])
+    sizes = {t.theme_id: t.size for t in store.load_themes()}
+    # Redelivered after a crash: the same event again, also twice within one batch.
+    again = process_batch(stage, [message(event("r1", TEXTS["n1"]), 0), message(event("r1", TEXTS["n1"]), 0)])
+
+    assert store.count_enriched() == 2
+    assert {o.event.theme_id for o in again.outputs} == {first.outputs[0].event.theme_id}
+    assert {t.theme_id: t.size for t in store.load_themes()} == sizes
+    assert sum(t.size for t in stage.themes.themes()) == 2
+
+
+def test_themes_survive_a_restart(store_url, feedback_model):
+    first = FeedbackStore.from_url(store_url)
+    out1 = process_batch(enricher(first, feedback_model), [message(event("a1", TEXTS["n1"]), 0)]).outputs[0].event
+    first.close()
+
+    # A new process: store and themes come back from the database.
+    second = FeedbackStore.from_url(store_url)
+    themes = second.load_themes()
+    assert [(t.theme_id, t.size) for t in themes] == [(out1.theme_id, 1)]
+    out2 = process_batch(enricher(second, feedback_model), [message(event("a2", TEXTS["n4"]), 0)]).outputs[0].event
+    assert out2.theme_id == out1.theme_id
+    assert {t.theme_id: t.size for t in second.load_themes()} == {out1.theme_id: 2}
+    second.close()
+
+
+def test_bad_input_is_dead_lettered_and_the_rest_goes_through(store, feedback_model):
+    good = message(event("g1", TEXTS["n2"]), 0)
+    not_json = InMessage(NORMALIZED, 0, 1, b"k", b"{not json", [])
+    blank = message(event("b1", "   "), 2)
+    wrong_schema = InMessage(NORMALIZED, 0, 3, b"k", b'{"event_id": "x"}', [])
+    result = process_batch(enricher(store, feedback_model), [good, not_json, blank, wrong_schema])
+
+    assert [o.event.event_id for o in result.outputs] == ["g1"]
+    reasons = {(d.offset, d.reason.value) for d in result.dead_letters}
+    assert reasons == {(1, "not_json"), (2, "schema_invalid"), (3, "schema_invalid")}
+    blank_dl = next(d for d in result.dead_letters if d.offset == 2)
+    assert blank_dl.event_id == "b1" and blank_dl.original_bytes() == blank.value
+    assert store.count_enriched() == 1
+
+
+def test_a_failing_store_dead_letters_instead_of_losing(tmp_path, feedback_model):
+    store = FeedbackStore.from_url(f"sqlite:///{tmp_path / 'gone.db'}")
+    stage = enricher(store, feedback_model)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE enriched_feedback")
+    result = process_batch(stage, [message(event("f1", TEXTS["n1"]), 0)])
+    assert not result.outputs
+    assert [(d.reason.value, d.event_id is None) for d in result.dead_letters] == [("processing_error", True)]
+    assert "enriched_feedback" in result.dead_letters[0].error
+    assert len(stage.themes) == 0  # the failed batch did not move the live themes
+    store.close()

@@ -1,0 +1,78 @@
+"""The digest page: escaping, self-containment, and what headless Chromium actually shows."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from consumers.themes.types import WeeklyTheme
+from pipelines.digest.build import write_digest
+from pipelines.digest.model import Digest
+from pipelines.digest.render import render_html, render_markdown
+
+SCRIPT = "<script>document.title='pwned'</script>"
+
+
+def theme(theme_id: str, size: int, before: int, keywords: list[str], quotes: list[str], emerging=False, status="steady") -> WeeklyTheme:
+    return WeeklyTheme(
+        theme_id=theme_id, week="2026-W47", size=size, previous_size=before, centroid=np.zeros(4, np.float32),
+        keywords=keywords, quotes=quotes, sentiment_mix={"negative": size - 1, "neutral": 1}, issue_mix={"logistics": size},
+        channel_mix={"app": size}, emerging=emerging, fading=False, status=status,
+    )
+
+
+@pytest.fixture
+def digest() -> Digest:
+    delivery = theme("th-delivery", 40, 35, ["外卖", "骑手", "超时"], ["外卖送了一个半小时才到，饭菜全凉了"])
+    power = theme("th-power", 12, 0, ["充电宝", "鼓包"], [f"充电宝用了两天就鼓包了{SCRIPT}", "充电宝 & 充电器 <b>发烫</b>"], emerging=True, status="emerging")
+    return Digest(
+        week="2026-W47",
+        generated_at=datetime(2026, 11, 23, 6, tzinfo=timezone.utc),
+        total=52,
+        previous_total=35,
+        unclustered=0,
+        sentiment_trend=[("2026-W46", Counter(negative=30, neutral=5)), ("2026-W47", Counter(negative=45, neutral=5, positive=2))],
+        issue_volume=Counter(logistics=40, product_quality=12),
+        previous_issue_volume=Counter(logistics=35),
+        channel_volume=Counter(app=52),
+        themes=[delivery, power],
+        emerging=[power],
+        fading=[],
+    )
+
+
+def test_feedback_text_is_escaped_everywhere(digest):
+    html = render_html(digest)
+    assert "<script" not in html.lower() and "<b>发烫" not in html
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in html
+    assert "充电宝 &amp; 充电器 &lt;b&gt;发烫&lt;/b&gt;" in html
+    md = render_markdown(digest)
+    assert "<script" not in md and "&lt;script&gt;" in md
+
+
+def test_the_page_is_self_contained(digest):
+    html = render_html(digest)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
+    assert "<link" not in html and html.count("<svg") == 3
+
+
+def test_chromium_renders_the_digest(digest, chromium, tmp_path):
+    html_path, _ = write_digest(digest, tmp_path / "digests")
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    shot = tmp_path / "digest.png"
+    subprocess.run([str(chromium), *flags, f"--screenshot={shot}", "--window-size=1100,2200", html_path.as_uri()], check=True, capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = subprocess.run([str(chromium), *flags, "--dump-dom", html_path.as_uri()], check=True, capture_output=True, timeout=120, text=True).stdout
+    # The injected script did not run (the title is intact) and shows as text.
+    assert "<title>Feedback digest 2026-W47</title>" in dom and "pwned</title>" not in dom
+    assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom
+    assert "Emerging themes" in dom and "充电宝 · 鼓包" in dom and "Volume by issue type" in dom
+    (tmp_path.parent / "last-digest.png").write_bytes(shot.read_bytes())  # kept for a look by a person

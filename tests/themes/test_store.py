@@ -1,0 +1,86 @@
+"""The feedback/theme repository on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from consumers.store import schema_version
+from consumers.store.feedback_store import FeedbackStore
+from consumers.themes.types import Theme, WeeklyTheme
+from topics.schemas import Customer, EnrichedFeedback, IssueTypeScore, Sentiment
+
+
+def enriched(event_id: str, text: str = "骑手超时一个小时", theme_id: str | None = "th-a", when=None) -> EnrichedFeedback:
+    return EnrichedFeedback(
+        event_id=event_id, channel="social", source="weibo", customer=Customer(id="c9", tier="vip"), text=text,
+        received_at=when or datetime(2026, 11, 16, 9, tzinfo=timezone(timedelta(hours=8))),
+        primary_issue="logistics", issue_types=["logistics", "service_attitude"],
+        issue_scores=[IssueTypeScore(label="logistics", probability=0.9), IssueTypeScore(label="service_attitude", probability=0.6)],
+        sentiment=Sentiment(label="negative", score=-0.8), theme_id=theme_id, model_version="m1",
+    )
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def store(store_url):
+    s = FeedbackStore.from_url(store_url)
+    yield s
+    s.close()
+
+
+def test_upsert_by_event_id_never_makes_a_second_row(store):
+    store.upsert_enriched([(enriched("e1"), unit(1))])
+    store.upsert_enriched([(enriched("e1", text="骑手超时两个小时", theme_id="th-b"), unit(2)), (enriched("e2"), unit(3))])
+    store.upsert_enriched([(enriched("e2"), unit(3)), (enriched("e2"), unit(3))])
+    assert store.count_enriched() == 2
+    row = store.get_enriched("e1")
+    assert row["text"] == "骑手超时两个小时" and row["theme_id"] == "th-b"  # the redelivery's content wins
+    assert row["issue_types"] == ["logistics", "service_attitude"] and row["customer_tier"] == "vip"
+    assert row["received_at"] == datetime(2026, 11, 16, 1, tzinfo=timezone.utc) and row["week"] == "2026-W47"
+
+
+def test_embeddings_are_float16_bytes(store):
+    store.upsert_enriched([(enriched("e1"), unit(1))])
+    with store.engine.connect() as conn:
+        blob = conn.exec_driver_sql("SELECT embedding FROM enriched_feedback").scalar_one()
+    assert len(blob) == 384 * 2
+    back = store.get_enriched("e1")["embedding"]
+    assert np.abs(back - unit(1)).max() < 1e-3
+    week = store.week_feedback("2026-W47")
+    assert week.embeddings.shape == (1, 384) and week.event_ids == ["e1"] and week.live_theme_ids == ["th-a"]
+
+
+def test_themes_and_week_snapshots_survive_reopening(store_url):
+    first = FeedbackStore.from_url(store_url)
+    centroid = unit(5) * 0.93
+    first.save_themes([Theme("th-a", centroid, 4, "active", keywords=["骑手"])])
+    snap = WeeklyTheme("th-a", "2026-W47", 4, 2, centroid, ["骑手", "超时"], ["骑手超时"], {"negative": 4}, {"logistics": 4}, {"app": 4}, True, False, "emerging")
+    first.save_week("2026-W47", [snap], {"e1": "th-a"})
+    first.save_week("2026-W47", [snap], {"e1": "th-a", "e2": "th-a"})  # a rebuild replaces the week
+    first.close()
+
+    again = FeedbackStore.from_url(store_url)  # a restart: migrations already applied, nothing lost
+    assert schema_version(again.engine) >= 1
+    (theme,) = again.load_themes()
+    assert theme.theme_id == "th-a" and theme.size == 4 and theme.status == "active" and theme.keywords == ["骑手"]
+    assert np.array_equal(theme.centroid, centroid)  # float32: incremental updates stay exact
+    (week,) = again.load_week("2026-W47")
+    assert (week.size, week.previous_size, week.emerging, week.status, week.quotes) == (4, 2, True, "emerging", ["骑手超时"])
+    assert again.week_members("2026-W47") == {"e1": "th-a", "e2": "th-a"}
+    assert again.load_week("2026-W46") == []
+    again.close()
+
+
+def test_week_counts_and_weeks_of(store):
+    store.upsert_enriched([(enriched("e1"), unit(1)), (enriched("e2", when=datetime(2026, 11, 10, tzinfo=timezone.utc)), unit(2))])
+    counts = store.week_counts(["2026-W46", "2026-W47", "2026-W48"])
+    assert counts["2026-W47"]["sentiment"] == {"negative": 1} and counts["2026-W46"]["issue"] == {"logistics": 1}
+    assert counts["2026-W48"]["channel"] == {}
+    assert store.weeks_of(["e1", "e2", "missing"]) == ["2026-W46", "2026-W47"]

@@ -1,0 +1,94 @@
+"""Two synthetic weeks through the real enricher into a real store, then the weekly themes and digest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from consumers.stage import process_batch
+from consumers.store.feedback_store import FeedbackStore
+from pipelines.digest.build import run_digest
+from tests.enricher.test_stage import enricher, message
+from tests.themes.synthetic import WEEK1, WEEK1_PLAN, WEEK2, WEEK2_PLAN, week_events
+from topics.schemas import DigestAnnouncement
+from topics.settings import Settings
+
+pytestmark = pytest.mark.model
+
+
+def ingest(store: FeedbackStore, model, events) -> None:
+    stage = enricher(store, model)
+    for start in range(0, len(events), 16):
+        result = process_batch(stage, [message(e, i) for i, e in enumerate(events[start : start + 16])])
+        assert not result.dead_letters
+
+
+def themes_by_origin(members: dict[str, str]) -> dict[str, Counter]:
+    """For each theme, where its messages came from (event ids are <week>-<origin>-<n>)."""
+    out: dict[str, Counter] = {}
+    for event_id, theme_id in members.items():
+        out.setdefault(theme_id, Counter())[event_id.split("-")[1]] += 1
+    return out
+
+
+def majority_theme(members: dict[str, str], origin: str) -> str:
+    counts = Counter(t for e, t in members.items() if e.split("-")[1] == origin)
+    return counts.most_common(1)[0][0]
+
+
+@pytest.fixture
+def two_weeks(store_url, feedback_model, tmp_path):
+    settings = Settings(store={"url": store_url}, data_dir=tmp_path)
+    store = FeedbackStore.from_url(store_url)
+    ingest(store, feedback_model, week_events(WEEK1, WEEK1_PLAN, 1, "w46"))
+    ingest(store, feedback_model, week_events(WEEK2, WEEK2_PLAN, 2, "w47"))
+    announced: list[DigestAnnouncement] = []
+    clock = lambda: datetime(2026, 11, 23, 6, tzinfo=timezone.utc)  # noqa: E731
+    first = run_digest(settings, "2026-W46", store=store, announce=announced.append, clock=clock)
+    second = run_digest(settings, "2026-W47", store=store, announce=announced.append, clock=clock)
+    yield settings, store, first, second, announced
+    store.close()
+
+
+def test_a_theme_keeps_its_id_and_a_new_one_is_emerging(two_weeks):
+    _, store, first, second, _ = two_weeks
+    w46, w47 = store.week_members("2026-W46"), store.week_members("2026-W47")
+    assert len(w46) + first.digest.unclustered == 34 and len(w47) + second.digest.unclustered == 45
+
+    delivery = majority_theme(w46, "late_delivery")
+    assert majority_theme(w47, "late_delivery") == delivery
+    crash = majority_theme(w46, "app_crash")
+    assert majority_theme(w47, "app_crash") == crash
+
+    by_id = {t.theme_id: t for t in second.digest.themes}
+    assert by_id[delivery].previous_size > 0 and not by_id[delivery].emerging
+    power = majority_theme(w47, "power_bank")
+    assert power not in {t.theme_id for t in first.digest.themes}
+    assert themes_by_origin(w47)[power]["power_bank"] >= 10
+    assert set(themes_by_origin(w47)[power]) == {"power_bank"}
+    assert by_id[power].emerging and by_id[power].previous_size == 0
+    assert [t.theme_id for t in second.digest.emerging] == [power]
+    assert {"充电宝", "鼓包"} & set(by_id[power].keywords)
+    assert all("充电宝" in q or "移动电源" in q for q in by_id[power].quotes)
+    assert sum(by_id[power].sentiment_mix.values()) == by_id[power].size
+
+
+def test_snapshots_are_stored_and_a_rebuild_is_idempotent(two_weeks):
+    settings, store, _, second, announced = two_weeks
+    stored = {t.theme_id: t.size for t in store.load_week("2026-W47")}
+    assert {t.theme_id: t.size for t in second.digest.themes}.items() <= stored.items()
+
+    again = run_digest(settings, "2026-W47", store=store)
+    assert {t.theme_id: t.size for t in store.load_week("2026-W47")} == stored
+    assert [t.theme_id for t in again.digest.emerging] == [t.theme_id for t in second.digest.emerging]
+
+    assert [a.week for a in announced] == ["2026-W46", "2026-W47"]
+    assert announced[1].feedback_count == 45
+    assert announced[1].emerging_themes[0].theme_id == second.digest.emerging[0].theme_id
+    html = second.html_path.read_text(encoding="utf-8")
+    md = second.markdown_path.read_text(encoding="utf-8")
+    assert second.html_path.parent == settings.data_dir / "digests"
+    assert "2026-W47" in html and "<svg" in html and "<script" not in html
+    assert "## Emerging themes" in md and second.digest.emerging[0].quotes[0][:8] in md
