@@ -9,6 +9,7 @@ failure is logged, counted in ``stats`` and in a Prometheus counter.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import heapq
@@ -148,8 +149,11 @@ class WebhookDispatcher:
 
     @classmethod
     def from_settings(cls, alerts) -> WebhookDispatcher:
-        return cls(alerts.webhooks, alerts.webhook_queue_size, alerts.webhook_max_attempts,
-                   alerts.webhook_backoff_s, alerts.webhook_backoff_max_s)
+        dispatcher = cls(alerts.webhooks, alerts.webhook_queue_size, alerts.webhook_max_attempts,
+                         alerts.webhook_backoff_s, alerts.webhook_backoff_max_s)
+        # Give queued deliveries a few seconds at exit; what is still queued then is logged as lost.
+        atexit.register(dispatcher.close, 5.0)
+        return dispatcher
 
     # --- the sink (called on the stage's thread: never blocks) --------------------------
 
@@ -237,7 +241,8 @@ class WebhookDispatcher:
         return True
 
     def close(self, timeout_s: float = 5.0) -> None:
-        self.drain(timeout_s)
+        if not self.drain(timeout_s):
+            log.error("webhooks: %d deliveries still pending at close are lost", self._busy)
         self._stop.set()
         self._thread.join(timeout=timeout_s)
         self._client.close()
