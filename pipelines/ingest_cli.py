@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -38,5 +39,33 @@ def serve_ingest(
     run()
 
 
+def bench_normalizer(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("benchmarks/normalizer.json"),
+    postgres_url: Annotated[Optional[str], typer.Option(help="Also measure the dedup index on this PostgreSQL URL (tables are created there).")] = None,
+    dup_share: Annotated[float, typer.Option(help="Share of texts sent again with a small edit.")] = 0.3,
+) -> None:
+    """Normalizer throughput without and with the store-backed dedup index, and near-duplicate recall."""
+    import json
+    import tempfile
+
+    from pipelines.cli import console
+    from pipelines.normalizer_bench import benchmark
+
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = {"sqlite": f"sqlite:///{tmp}/bench.db"}
+        if postgres_url:
+            urls["postgres"] = postgres_url
+        report = benchmark(Path.cwd(), urls, dup_share)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name, run in report["runs"].items():
+        console.print(f"{name}: {run['events_per_s']} events/s" + (f", copy recall {run['copy_recall_at_near_min_chars']} (≥ near_min_chars), originals linked {run['originals_linked']}" if "copy_recall" in run else ""))
+    console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
+    from pipelines.bench_cli import attach, bench_app
+
     app.add_typer(serve_app, name="serve")
+    bench_app.command("normalizer")(bench_normalizer)
+    attach(app)

@@ -45,10 +45,17 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     console.print(stages)
 
     normalized = report.topics.get(NORMALIZED, [])
-    table = Table("event", "channel", "customer", "text", title=f"{NORMALIZED} ({len(normalized)})")
+    table = Table("event", "channel", "customer", "text", "flags", "pii", "duplicate of", title=f"{NORMALIZED} ({len(normalized)})")
     for event in normalized:
-        table.add_row(event["event_id"], event["channel"], event["customer"]["id"], _clip(event["text"]))
+        pii = ", ".join(f"{kind}={count}" for kind, count in sorted((event.get("pii") or {}).items()))
+        table.add_row(
+            event["event_id"], event["channel"], event["customer"]["id"], _clip(event["text"], 40),
+            ", ".join(event.get("flags") or []), pii, event.get("duplicate_of") or "",
+        )
     console.print(table)
+    duplicates = sum(1 for event in normalized if event.get("duplicate_of"))
+    redacted = sum(sum((event.get("pii") or {}).values()) for event in normalized)
+    console.print(f"normalizer: {duplicates} duplicates linked (still forwarded), {redacted} PII items redacted")
 
     _print_alerts(console, report.topics.get(ALERTS, []))
 

@@ -61,58 +61,79 @@ class SqlDedupIndex:
         self._last_prune = time.monotonic()
 
     def resolve(self, items: Sequence[Fingerprint]) -> list[str | None]:
-        answers: list[str | None] = []
+        if not items:
+            return []
         with self.engine.begin() as conn:
-            for fp in items:
-                answers.append(self._resolve_one(conn, fp))
-        if items and time.monotonic() - self._last_prune > _PRUNE_INTERVAL_S:
+            answers = self._resolve_batch(conn, items)
+        if time.monotonic() - self._last_prune > _PRUNE_INTERVAL_S:
             newest = max(_utc(fp.received_at) for fp in items)
             self.prune(newest - 2 * window_of(self.settings))
         return answers
 
-    def _row_to_candidate(self, row) -> tuple[Fingerprint, str | None]:
-        fp = Fingerprint(row.event_id, row.customer_id, _utc(row.received_at), row.exact_key, row.signature, ())
-        return fp, row.duplicate_of
-
-    def _resolve_one(self, conn: sa.Connection, fp: Fingerprint) -> str | None:
-        known = conn.execute(sa.select(fingerprints.c.duplicate_of).where(fingerprints.c.event_id == fp.event_id)).first()
-        if known is not None:
-            return known.duplicate_of
+    def _resolve_batch(self, conn: sa.Connection, items: Sequence[Fingerprint]) -> list[str | None]:
+        """A handful of queries per batch: known ids, exact candidates, band candidates, then bulk inserts."""
         window = window_of(self.settings)
-        low = _db_time(fp.received_at - window, self._dialect)
-        high = _db_time(fp.received_at + window, self._dialect)
+        low = _db_time(min(fp.received_at for fp in items) - window, self._dialect)
+        high = _db_time(max(fp.received_at for fp in items) + window, self._dialect)
         in_window = fingerprints.c.received_at.between(low, high)
-        candidates: dict[str, tuple[Fingerprint, str | None]] = {}
-        for row in conn.execute(sa.select(fingerprints).where(fingerprints.c.exact_key == fp.exact_key, in_window)):
-            candidates[row.event_id] = self._row_to_candidate(row)
-        if fp.band_keys and not candidates:
-            near = (
-                sa.select(fingerprints)
-                .where(
-                    fingerprints.c.event_id.in_(sa.select(bands.c.event_id).where(bands.c.band_key.in_(fp.band_keys))),
-                    in_window,
-                )
+        ids = list({fp.event_id for fp in items})
+        known = dict(conn.execute(sa.select(fingerprints.c.event_id, fingerprints.c.duplicate_of).where(fingerprints.c.event_id.in_(ids))).all())
+
+        stored: dict[str, tuple[Fingerprint, str | None]] = {}
+        exact_keys = list({fp.exact_key for fp in items})
+        for row in conn.execute(sa.select(fingerprints).where(fingerprints.c.exact_key.in_(exact_keys), in_window)):
+            stored[row.event_id] = (self._candidate(row, ()), row.duplicate_of)
+        wanted_bands = list({key for fp in items for key in fp.band_keys})
+        if wanted_bands:
+            matched: dict[str, set[int]] = {}
+            query = (
+                sa.select(fingerprints, bands.c.band_key)
+                .join(bands, bands.c.event_id == fingerprints.c.event_id)
+                .where(bands.c.band_key.in_(wanted_bands), in_window)
             )
-            for row in conn.execute(near):
-                candidate, dup = self._row_to_candidate(row)
-                # Every candidate shares a band by construction of the query.
-                candidates[row.event_id] = (replace(candidate, band_keys=fp.band_keys), dup)
-        match = find_match(fp, list(candidates.values()), self.settings.near_threshold)
-        now = datetime.now(timezone.utc)
-        conn.execute(
-            fingerprints.insert().values(
-                event_id=fp.event_id,
-                customer_id=fp.customer_id,
-                exact_key=fp.exact_key,
-                received_at=_db_time(fp.received_at, self._dialect),
-                signature=fp.signature,
-                duplicate_of=match,
-                recorded_at=_db_time(now, self._dialect),
-            )
-        )
-        if fp.band_keys:
-            conn.execute(bands.insert(), [{"band_key": key, "event_id": fp.event_id} for key in dict.fromkeys(fp.band_keys)])
-        return match
+            for row in conn.execute(query):
+                matched.setdefault(row.event_id, set()).add(row.band_key)
+                # Only the band keys shared with this batch are loaded: enough to test intersection.
+                stored[row.event_id] = (self._candidate(row, tuple(matched[row.event_id])), row.duplicate_of)
+
+        answers: list[str | None] = []
+        new_rows, new_bands = [], []
+        fresh: dict[str, tuple[Fingerprint, str | None]] = {}
+        now = _db_time(datetime.now(timezone.utc), self._dialect)
+        for fp in items:
+            if fp.event_id in known:
+                answers.append(known[fp.event_id])
+                continue
+            if fp.event_id in fresh:  # the same event twice in one batch
+                answers.append(fresh[fp.event_id][1])
+                continue
+            candidates = [
+                (candidate, dup)
+                for candidate, dup in (*stored.values(), *fresh.values())
+                if abs(candidate.received_at - _utc(fp.received_at)) <= window
+            ]
+            match = find_match(fp, candidates, self.settings.near_threshold)
+            answers.append(match)
+            fresh[fp.event_id] = (replace(fp, received_at=_utc(fp.received_at)), match)
+            new_rows.append({
+                "event_id": fp.event_id,
+                "customer_id": fp.customer_id,
+                "exact_key": fp.exact_key,
+                "received_at": _db_time(fp.received_at, self._dialect),
+                "signature": fp.signature,
+                "duplicate_of": match,
+                "recorded_at": now,
+            })
+            new_bands.extend({"band_key": key, "event_id": fp.event_id} for key in dict.fromkeys(fp.band_keys))
+        if new_rows:
+            conn.execute(fingerprints.insert(), new_rows)
+        if new_bands:
+            conn.execute(bands.insert(), new_bands)
+        return answers
+
+    @staticmethod
+    def _candidate(row, band_keys: tuple[int, ...]) -> Fingerprint:
+        return Fingerprint(row.event_id, row.customer_id, _utc(row.received_at), row.exact_key, row.signature, band_keys)
 
     def prune(self, before: datetime) -> int:
         """Forget fingerprints received before ``before``; returns how many."""

@@ -82,3 +82,13 @@ def test_prune_forgets_old_fingerprints_and_their_bands(store_url: str) -> None:
         assert bands == ["new"]
     finally:
         engine.dispose()
+
+
+def test_one_batch_sees_itself_and_a_repeated_id_is_answered_once(store_url: str) -> None:
+    engine, index = open_index(store_url)
+    try:
+        answers = index.resolve([fp("e1", COMPLAINT), fp("e1", COMPLAINT), fp("e2", NEAR, customer="c2"), fp("e3", COMPLAINT)])
+        assert answers == [None, None, "e1", "e1"]
+        assert index.count() == 3
+    finally:
+        engine.dispose()
