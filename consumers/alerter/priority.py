@@ -61,6 +61,9 @@ def assess(event: EnrichedFeedback, matcher: TermMatcher) -> Assessment:
             reasons.append(f"已排除否定表述: {hit.negator}…{hit.term}")
     negative = event.sentiment.label == SentimentLabel.negative
     score = event.sentiment.score
+    if categories and rules.ignore_when_positive and event.sentiment.label == SentimentLabel.positive:
+        reasons.append(f"正面情感({score:.2f})，不按升级词提级")
+        categories = []
     if categories:
         return Assessment(Priority.P1, reasons, categories, hits)
 

@@ -33,6 +33,7 @@ class Category:
 @dataclass(frozen=True)
 class Rules:
     categories: tuple[Category, ...]
+    ignore_when_positive: bool
     negators: frozenset[str]
     fillers: frozenset[str]
     max_fillers: int
@@ -68,6 +69,7 @@ def parse_rules(data: object) -> Rules:
         reach = p2.get("social_reach", {})
         return Rules(
             categories=tuple(categories),
+            ignore_when_positive=bool(p1.get("ignore_when_positive", True)),
             negators=frozenset(_strings(negation["negators"], "negation.negators")),
             fillers=frozenset(_strings(negation.get("fillers", []), "negation.fillers")),
             max_fillers=int(negation.get("max_fillers", 2)),

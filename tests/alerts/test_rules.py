@@ -48,7 +48,7 @@ def test_negated_terms_are_not_hits(matcher: TermMatcher, text: str, term: str, 
     assert hits and all(h.negated and h.negator == negator for h in hits)
 
 
-@pytest.mark.parametrize("text", ["报警器坏了，一直响", "在社交媒体上看到你们的广告", "价格110元太贵了", "包装盒有点受潮"])
+@pytest.mark.parametrize("text", ["报警器坏了，一直响", "在社交媒体上看到你们的广告", "价格110元太贵了", "包装盒有点受潮", "气炸了，外壳也划伤了"])
 def test_look_alike_words_do_not_match(matcher: TermMatcher, text: str) -> None:
     assert [h for h in matcher.find(text) if not h.negated] == []
 
@@ -70,6 +70,12 @@ def test_negated_safety_words_drop_to_p3_and_say_why(matcher: TermMatcher) -> No
     result = assess(enriched("快递盒被压坏了，幸好没有人受伤", issue=IssueType.logistics, score=-0.5), matcher)
     assert result.priority == Priority.P3
     assert any("没有…受伤" in r for r in result.reasons)
+
+
+def test_escalation_words_in_a_positive_message_do_not_raise_p1(matcher: TermMatcher) -> None:
+    result = assess(enriched("师傅及时报警处理，太感谢了", issue=IssueType.praise, score=0.8), matcher)
+    assert result.priority == Priority.P4 and any("不按升级词提级" in r for r in result.reasons)
+    assert assess(enriched("师傅及时报警处理", issue=IssueType.logistics, score=0.0), matcher).priority == Priority.P1
 
 
 def test_p2_strongly_negative_vip(matcher: TermMatcher) -> None:
