@@ -33,7 +33,7 @@ def load_labelled_reviews(data_dir: Path, per_topic: int, seed: int = 0, min_cha
             for row in csv.DictReader(f):
                 text = (row.get("review") or "").strip()
                 if min_chars <= len(text) <= max_chars:
-                    groups.setdefault(f"{domain}-{'positive' if row['label'] == '1' else 'negative'}", []).append(text)
+                    groups.setdefault(f"{domain(row)}-{'positive' if row['label'] == '1' else 'negative'}", []).append(text)
     rng = random.Random(seed)
     texts, labels = [], []
     for topic in sorted(groups):

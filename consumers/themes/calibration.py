@@ -33,7 +33,8 @@ class Calibration:
 
 
 def _threshold(pos: np.ndarray, neg: np.ndarray, target_precision: float) -> float:
-    grid = np.round(np.arange(0.80, 0.995, 0.001), 3)
+    # Candidate thresholds: the observed similarities, on a 0.001 grid.
+    grid = np.unique(np.round(np.concatenate([pos, neg]), 3))
     for t in grid:
         tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
         if tp and tp / (tp + fp) >= target_precision:
