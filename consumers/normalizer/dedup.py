@@ -38,8 +38,15 @@ class Fingerprint:
     band_keys: tuple[int, ...]
 
 
+class DedupUnavailable(RuntimeError):
+    """The index cannot be reached (e.g. the database is down); the stage forwards events unlinked."""
+
+
 class DedupIndex(Protocol):
-    """Remembers fingerprints; implementations must survive restarts to be used in production."""
+    """Remembers fingerprints; implementations must survive restarts to be used in production.
+
+    ``resolve`` raises ``DedupUnavailable`` when its backing store cannot be used.
+    """
 
     def resolve(self, fingerprints: Sequence[Fingerprint]) -> list[str | None]:
         """For each fingerprint in order: the event id it duplicates (or None), then remember it.

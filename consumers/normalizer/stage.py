@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from consumers.normalizer.dedup import DedupIndex, fingerprint
+import logging
+
+from consumers.normalizer.dedup import DedupIndex, DedupUnavailable, fingerprint
 from consumers.normalizer.pipeline import PayloadError, normalize
 from consumers.stage import EventStage, InMessage, OutMessage, StageResult, dead_letter, trace_id_of
 from topics.schemas import DeadLetterReason, NormalizedFeedback, RawFeedback
@@ -10,6 +12,8 @@ from topics.settings import ChannelSettings
 from topics.specs import NORMALIZED, RAW
 
 __all__ = ["NormalizerStage", "PayloadError", "normalize"]
+
+log = logging.getLogger(__name__)
 
 
 class NormalizerStage(EventStage[RawFeedback]):
@@ -44,11 +48,17 @@ class NormalizerStage(EventStage[RawFeedback]):
         if self.dedup_index is not None and done:
             dedup = self.settings.dedup
             prints = [fingerprint(n.event_id, n.customer.id, n.received_at, n.text, dedup) for _, n in done]
-            links = self.dedup_index.resolve(prints)
-            done = [
-                (message, normalized.model_copy(update={"duplicate_of": link}) if link else normalized)
-                for (message, normalized), link in zip(done, links)
-            ]
+            try:
+                links = self.dedup_index.resolve(prints)
+            except DedupUnavailable as exc:
+                # Nothing is lost: events go on unlinked and marked, rather than to the dead-letter topic.
+                log.warning("normalizer: %s; forwarding %d events without dedup", exc, len(done))
+                done = [(m, n.model_copy(update={"flags": [*n.flags, "dedup_unavailable"]})) for m, n in done]
+            else:
+                done = [
+                    (message, normalized.model_copy(update={"duplicate_of": link}) if link else normalized)
+                    for (message, normalized), link in zip(done, links)
+                ]
         for message, normalized in done:
             result.outputs.append(OutMessage(NORMALIZED, normalized, normalized.key(), trace_id_of(message)))
         return result

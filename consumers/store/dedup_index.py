@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from consumers.normalizer.dedup import Fingerprint, find_match, window_of
+from consumers.normalizer.dedup import DedupUnavailable, Fingerprint, find_match, window_of
 from topics.settings import DedupSettings
 
 _meta = sa.MetaData()
@@ -63,8 +63,12 @@ class SqlDedupIndex:
     def resolve(self, items: Sequence[Fingerprint]) -> list[str | None]:
         if not items:
             return []
-        with self.engine.begin() as conn:
-            answers = self._resolve_batch(conn, items)
+        try:
+            with self.engine.begin() as conn:
+                answers = self._resolve_batch(conn, items)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            # Connection-level failures only; a programming error must still surface.
+            raise DedupUnavailable(f"dedup store unavailable: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
         if time.monotonic() - self._last_prune > _PRUNE_INTERVAL_S:
             newest = max(_utc(fp.received_at) for fp in items)
             self.prune(newest - 2 * window_of(self.settings))

@@ -161,3 +161,15 @@ def test_dedup_can_be_switched_off() -> None:
     s = NormalizerStage(settings=off, dedup_index=MemoryDedupIndex(off.dedup))
     result = process_batch(s, messages(raw("d1", "app", {"text": "一模一样的反馈内容"}), raw("d2", "app", {"text": "一模一样的反馈内容"})))
     assert [o.event.duplicate_of for o in result.outputs] == [None, None]
+
+
+def test_an_unreachable_dedup_store_forwards_events_unlinked_and_flagged() -> None:
+    from topics.embedded import free_port
+
+    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test?connect_timeout=2")
+    try:
+        result = process_batch(stage(SqlDedupIndex(engine, SETTINGS.dedup)), messages(raw("d1", "app", {"text": "一模一样的反馈内容"}), raw("d2", "app", {"text": "一模一样的反馈内容"})))
+    finally:
+        engine.dispose()
+    assert not result.dead_letters
+    assert [(o.event.duplicate_of, o.event.flags) for o in result.outputs] == [(None, ["dedup_unavailable"])] * 2
