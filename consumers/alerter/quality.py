@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 
 from consumers.alerter.engine import AlertEngine
 from consumers.alerter.replay import StreamSpec, generate
