@@ -173,3 +173,29 @@ def test_an_unreachable_dedup_store_forwards_events_unlinked_and_flagged() -> No
         engine.dispose()
     assert not result.dead_letters
     assert [(o.event.duplicate_of, o.event.flags) for o in result.outputs] == [(None, ["dedup_unavailable"])] * 2
+
+
+def test_no_generated_pii_survives_in_any_field() -> None:
+    """Property: whatever channel and field carries them, valid numbers never reach the output."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tests.normalizer.test_pii import card_numbers, id_numbers, mobile_numbers
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        channel=st.sampled_from(["app", "social", "email"]),
+        pii=st.lists(st.one_of(mobile_numbers(), id_numbers(), card_numbers()), min_size=1, max_size=3),
+    )
+    def check(channel: str, pii: list[str]) -> None:
+        text = "，".join(f"我的号码{number}请尽快处理" for number in pii)
+        payload = {"subject": f"投诉{pii[0]}", "body": text} if channel == "email" else {"text": text}
+        result = process_batch(stage(), messages(raw("p1", channel, payload, metadata={"note": pii[-1]})))
+        [out] = result.outputs
+        produced = encode(out.event).decode()
+        for number in pii:
+            digits = "".join(ch for ch in number if ch.isdigit())
+            assert number not in produced and digits[-8:] not in produced
+        assert sum(out.event.pii.values()) >= len(pii)
+
+    check()
