@@ -60,10 +60,15 @@ def tidy_whitespace(text: str) -> str:
     return "\n".join(lines)
 
 
+_PARTIAL_PLACEHOLDER = re.compile(r"\[(?:手|手机|身|身份|身份证|身份证号|银|银行|银行卡|银行卡号|邮|座)?$")
+
+
 def truncate(text: str, max_chars: int) -> tuple[str, bool]:
+    """Cut to ``max_chars`` (ending in …); never leaves half a PII placeholder behind."""
     if len(text) <= max_chars:
         return text, False
-    return text[: max_chars - 1].rstrip() + "…", True
+    head = _PARTIAL_PLACEHOLDER.sub("", text[: max_chars - 1])
+    return head.rstrip() + "…", True
 
 
 def detect_language(text: str, min_chinese_share: float = 0.5) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,18 @@ def test_a_label_that_almost_fits_beats_an_accidental_fallback() -> None:
     data = "退款还没有到账".encode("utf-8") + b"\xff"
     text, repaired = decode_bytes(data, "utf-8")
     assert repaired and text == "退款还没有到账\ufffd"
+
+
+def test_a_missing_closing_boundary_is_tolerated_and_flagged() -> None:
+    message = (
+        b"From: a@example.com\r\nSubject: =?utf-8?B?" + base64.b64encode("物流".encode()) + b"?=\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + "快递一直没到。".encode() + b"\r\n"
+    )
+    content = decode_email(message)
+    assert (content.subject, content.body.strip(), content.flags) == ("物流", "快递一直没到。", ["mime_defects"])
+
+
+def test_a_subject_only_message_has_an_empty_body() -> None:
+    content = decode_email(b"From: a@example.com\r\nSubject: =?gb2312?B?" + base64.b64encode("退款还没到账".encode("gb2312")) + b"?=\r\n\r\n")
+    assert (content.subject, content.body) == ("退款还没到账", "")

@@ -33,6 +33,8 @@ def test_truncation_marks_and_keeps_the_head() -> None:
     text, cut = truncate("一" * 100, 50)
     assert cut and len(text) == 50 and text.endswith("…")
     assert truncate("短", 50) == ("短", False)
+    # A placeholder cut in half is dropped, not left as "[手机".
+    assert truncate("联" * 46 + "[手机号]", 50) == ("联" * 46 + "…", True)
 
 
 def test_language_check() -> None:
