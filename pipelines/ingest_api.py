@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.kafka_io import send
 from topics.schemas import RawFeedback
+from topics.serde import encode
 from topics.settings import Settings
 from topics.specs import RAW
 
@@ -167,6 +168,11 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
         events, errors = _validation_errors(items, isinstance(data, list))
         if errors:
             return JSONResponse({"detail": errors}, status_code=422)
+        # The stages refuse events over runtime.max_event_bytes; say so now rather than dead-letter later.
+        limit = settings.runtime.max_event_bytes
+        oversized = [index for index, event in enumerate(events) if len(encode(event)) > limit]
+        if oversized:
+            return JSONResponse({"detail": f"events {oversized} are larger than {limit} bytes once encoded"}, status_code=413)
         try:
             await run_in_threadpool(produce_and_wait, events)
         except KafkaError as exc:

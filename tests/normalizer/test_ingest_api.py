@@ -86,6 +86,20 @@ def test_oversized_bodies_and_batches_get_413(ingest) -> None:
     assert response.status_code == 413 and "limit is 5" in response.json()["detail"]
 
 
+def test_events_over_the_stage_limit_get_413(kafka_settings) -> None:
+    settings = with_ingest(kafka_settings, tokens=[TOKEN]).model_copy(
+        update={"runtime": kafka_settings.runtime.model_copy(update={"max_event_bytes": 1024})}
+    )
+    producer = make_producer(settings)
+    try:
+        client = TestClient(create_app(settings, producer, lambda: None))
+        response = client.post("/v1/feedback", json=[event("small"), event("big", payload={"text": "长" * 400})], headers=AUTH)
+        assert response.status_code == 413 and "events [1]" in response.json()["detail"]
+        assert read_topic(settings, "feedback.raw") == []  # nothing of the batch was published
+    finally:
+        producer.close()
+
+
 def test_accepted_events_are_on_the_raw_topic(ingest) -> None:
     client, settings = ingest
     one = client.post("/v1/feedback", json=event("one"), headers=AUTH)
