@@ -20,7 +20,10 @@ from pathlib import Path
 import jieba
 
 _TOKEN = re.compile(r"^[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z0-9]*$")
-_REDACTED = re.compile(r"\[[A-Z_]+\]|<[A-Z_]+>")
+# PII placeholders ([手机号], [邮箱] …) and emoticons ([怒]) are not topics.
+_REDACTED = re.compile(r"\[[^\[\]\s]{1,8}\]|<[A-Z_]+>")
+# Quantities (一个半, 三天, 两次, 10分钟) say how much, not what about.
+_QUANTITY = re.compile(r"^[\d一二三四五六七八九十百千万两半几多每]+[个天次月年周号点块元件单分钟小时遍]*[半多]?$")
 
 
 def _data_file(name: str) -> Path:
@@ -48,7 +51,7 @@ class KeywordExtractor:
         return [
             tok
             for tok in (t.strip() for t in self._tokenizer.lcut(text))
-            if len(tok) >= 2 and tok.lower() not in self.stop_words and tok not in self.stop_words and _TOKEN.match(tok)
+            if len(tok) >= 2 and tok.lower() not in self.stop_words and _TOKEN.match(tok) and not _QUANTITY.match(tok)
         ]
 
     def keywords(self, documents: Sequence[Sequence[str]], top: int = 6) -> list[list[str]]:

@@ -17,9 +17,10 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def paired_bars(title: str, rows: Sequence[tuple[str, int, int]], width: int = 640) -> str:
-    """Horizontal bars per label: this week (dark) over last week (light)."""
-    label_w, bar_h, gap = 150, 11, 8
+def paired_bars(title: str, rows: Sequence[tuple[str, int, int]], width: int = 760, label_w: int = 250) -> str:
+    """Horizontal bars per label: this week (dark) over last week (light). Labels are clipped to fit."""
+    bar_h, gap = 11, 8
+    rows = [(label if len(label) <= 24 else label[:23] + "…", now, before) for label, now, before in rows]
     height = max(1, len(rows)) * (2 * bar_h + gap) + 30
     top = max([max(a, b) for _, a, b in rows] + [1])
     scale = (width - label_w - 60) / top

@@ -54,7 +54,7 @@ def render_html(d: Digest) -> str:
     issues = sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k))
     issue_chart = paired_bars("Volume by issue type", [(issue_label(k), d.issue_volume.get(k, 0), d.previous_issue_volume.get(k, 0)) for k in issues])
     trend_chart = stacked_columns("Sentiment trend", [(w, dict(c)) for w, c in d.sentiment_trend], SENTIMENTS, SENTIMENT_COLOURS)
-    theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t)[:22], t.size, t.previous_size) for t in d.top_themes])
+    theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t), t.size, t.previous_size) for t in d.top_themes])
     neg = d.sentiment_trend[-1][1].get("negative", 0) if d.sentiment_trend else 0
     parts = [
         "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">",
