@@ -159,7 +159,7 @@ class AlertEngine:
                 if alert is not None:
                     alerts.append(alert)
             elif is_open:
-                state.calm_since = None
+                self.book.agitated(signal.kind, signal.series)
         return alerts
 
     def _explaining_alert(self, signal: Signal, now: datetime):
@@ -196,7 +196,7 @@ class AlertEngine:
         return Match(
             signal.kind, signal.series, now, Priority.P2, title, reason, [reason], signal.count,
             baseline=signal.baseline, observed=signal.observed, window_minutes=signal.window_min,
-            p_value=signal.p_value, sample=sample,
+            p_value=signal.p_value, sample=sample, added=1 if sample is not None else 0,
             issue_type=label if dim == "issue_type" else (event.primary_issue.value if sample else None),
             channel=label if dim == "channel" else None,
             theme_id=label if dim == "theme" else None,

@@ -94,6 +94,8 @@ class Match:
     issue_type: str | None = None
     channel: str | None = None
     theme_id: str | None = None
+    # New matching messages this match brings (a spike re-judged on another series' event brings none).
+    added: int = 1
 
 
 @dataclass
@@ -139,6 +141,8 @@ class AlertBook:
             )
             self.put(state)
             self._apply(state, m)
+            if m.kind != AlertKind.message:
+                state.total_count = m.count  # the messages that made the window fire
             return self._emit(state, AlertStatus.open, m.at)
         if not state.open:
             # Fired again within the cool-down: the same alert re-opens.
@@ -156,6 +160,13 @@ class AlertBook:
             return self._emit(state, AlertStatus.update, m.at)
         self._touch(state)
         return None
+
+    def agitated(self, kind: AlertKind, key: str) -> None:
+        """The key's signal is between firing and calm: the quiet period starts over."""
+        state = self.get(kind, key)
+        if state is not None and state.calm_since is not None:
+            state.calm_since = None
+            self._touch(state)
 
     def calm(self, kind: AlertKind, key: str, at: datetime, observed: dict | None = None) -> Alert | None:
         """The key's signal is back to baseline at ``at``; resolves after ``resolve_quiet``."""
@@ -221,7 +232,7 @@ class AlertBook:
             state.count += m.count
         else:
             state.count = m.count
-        state.total_count += m.count if m.kind == AlertKind.message else 1
+        state.total_count += m.added
         state.unpublished += 1
         for name in ("baseline", "observed", "window_minutes", "p_value"):
             if getattr(m, name) is not None:
