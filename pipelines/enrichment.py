@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def production_model(settings: Settings):
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:
     store = store or FeedbackStore.from_url(settings.store.url)
     live = settings.enrichment.live
+    store.drop_stale_candidates(datetime.now(timezone.utc) - timedelta(days=live.candidate_ttl_days))
     themes = LiveThemes(store.load_themes(), live.threshold_curve, live.promote_at)
     return EnricherStage(
         model or production_model(settings),

@@ -111,6 +111,9 @@ class LiveThemeSettings(BaseModel):
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
+    # Candidates that gained no member for this many days are dropped when the enricher starts
+    # (one-off messages must not pile up and slow every assignment down).
+    candidate_ttl_days: int = Field(14, ge=1)
 
 
 class WeeklyThemeSettings(BaseModel):
@@ -240,6 +243,8 @@ class AlertSettings(BaseModel):
     update_interval_min: int = Field(5, ge=0)
     max_samples: int = Field(5, ge=1)
     quote_chars: int = Field(80, ge=10)
+    # Event times further ahead of the clock are clamped (a wrong device clock must not move the watermark).
+    max_future_skew_min: int = Field(10, ge=0)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     webhook_queue_size: int = Field(1000, ge=1)
     webhook_max_attempts: int = Field(5, ge=1)

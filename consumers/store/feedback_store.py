@@ -267,6 +267,12 @@ class FeedbackStore:
             for r in rows
         ]
 
+    def drop_stale_candidates(self, updated_before: datetime) -> int:
+        """Delete candidate themes not updated since ``updated_before``; returns how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(themes.delete().where(themes.c.status == "candidate", themes.c.updated_at < updated_before))
+            return result.rowcount
+
     def save_themes(self, items: Iterable[Theme]) -> None:
         now = datetime.now(timezone.utc)
         with self.engine.begin() as conn:

@@ -84,3 +84,14 @@ def test_week_counts_and_weeks_of(store):
     assert counts["2026-W47"]["sentiment"] == {"negative": 1} and counts["2026-W46"]["issue"] == {"logistics": 1}
     assert counts["2026-W48"]["channel"] == {}
     assert store.weeks_of(["e1", "e2", "missing"]) == ["2026-W46", "2026-W47"]
+
+
+def test_stale_candidates_are_dropped_active_themes_kept(store):
+    old = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    store.save_themes([
+        Theme("th-old-candidate", unit(1), 1, "candidate", created_at=old, updated_at=old),
+        Theme("th-old-active", unit(2), 9, "active", created_at=old, updated_at=old),
+        Theme("th-fresh-candidate", unit(3), 1, "candidate"),
+    ])
+    assert store.drop_stale_candidates(datetime(2026, 11, 1, tzinfo=timezone.utc)) == 1
+    assert sorted(t.theme_id for t in store.load_themes()) == ["th-fresh-candidate", "th-old-active"]
