@@ -117,6 +117,9 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
     tokens = [token.get_secret_value() for token in ingest.tokens if token.get_secret_value()]
     if not tokens:
         raise ValueError("no ingest token configured (set FEEDBACK_MINER_CHANNELS__INGEST__TOKENS, a JSON list)")
+    # 202 promises durability: only a producer that waits for all in-sync replicas may back it.
+    if getattr(producer, "config", {}).get("acks") not in (-1, "all"):
+        raise ValueError("the ingest producer must be built with acks=all (consumers.kafka_io.make_producer)")
     topic = settings.topic(RAW)
     bearer = HTTPBearer(auto_error=False, description="One of channels.ingest.tokens")
     request_schema, components = _request_schema()

@@ -127,9 +127,15 @@ def test_health_readiness_and_openapi(ingest) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
-def test_no_token_configured_refuses_to_start(kafka_settings) -> None:
+def test_no_token_or_a_weak_producer_refuses_to_start(kafka_settings) -> None:
     with pytest.raises(ValueError, match="no ingest token"):
         create_app(kafka_settings, producer=None, readiness=lambda: None)
+    producer = make_producer(kafka_settings, acks=1)
+    try:
+        with pytest.raises(ValueError, match="acks=all"):
+            create_app(with_ingest(kafka_settings, tokens=[TOKEN]), producer, readiness=lambda: None)
+    finally:
+        producer.close()
 
 
 def test_broker_gone_means_503_and_not_ready(kafka_settings, tmp_path) -> None:
