@@ -27,6 +27,9 @@ def serve_ingest(
 
         s = settings()
         _require_broker(s, "serve ingest")
+        if not any(token.get_secret_value() for token in s.channels.ingest.tokens):
+            # Checked before connecting: a misconfigured server should fail at once.
+            raise ValueError("no ingest token configured (set FEEDBACK_MINER_CHANNELS__INGEST__TOKENS, a JSON list)")
         producer = make_producer(s)
         try:
             app = create_app(s, producer, broker_readiness(s))

@@ -161,3 +161,15 @@ def test_broker_gone_means_503_and_not_ready(kafka_settings, tmp_path) -> None:
         producer.close(timeout=1)
     closed = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})})
     assert "unreachable" in (broker_readiness(closed)() or "")
+
+
+def test_serve_ingest_without_a_token_fails_at_once() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBACK_MINER_")}
+    env["FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS"] = f"127.0.0.1:{free_port()}"
+    result = subprocess.run([sys.executable, "-m", "pipelines", "serve", "ingest"], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert "no ingest token configured" in result.stderr.decode()
