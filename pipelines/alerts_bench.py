@@ -25,6 +25,8 @@ from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Sentiment
 from topics.settings import AlertSettings
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
+# Replays run after the streams they replay (event times ahead of the clock would be clamped).
+REPLAYED_AT = START + timedelta(days=30)
 SPIKE_RATES = (30.0, 60.0, 120.0)  # extra messages per hour; the issue type's base rate is 10/h
 
 
@@ -83,7 +85,7 @@ def _sentiment(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> dic
             if event.channel == Channel.app and onset <= event.received_at < onset + timedelta(hours=1):
                 event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
             events.append(event)
-        engine = AlertEngine.build(matcher, settings, lambda: START)
+        engine = AlertEngine.build(matcher, settings, lambda: REPLAYED_AT)
         opened = [e for e in replay(engine, events) if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
         hit = next((e for e in opened if e.alert.kind == AlertKind.sentiment_drop and e.event.received_at >= onset), None)
         if hit is not None:
@@ -95,7 +97,7 @@ def _sentiment(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> dic
 
 def _throughput(settings: AlertSettings, matcher: TermMatcher) -> dict:
     events = generate(StreamSpec(START, timedelta(hours=48), seed=77))
-    engine = AlertEngine.build(matcher, settings, lambda: START)
+    engine = AlertEngine.build(matcher, settings, lambda: REPLAYED_AT)
     started = time.perf_counter()
     replay(engine, events)
     elapsed = time.perf_counter() - started

@@ -7,6 +7,7 @@ stream's event-time watermark, and let the alert book decide what to publish.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -16,6 +17,8 @@ from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import ALL_SERIES, DIMENSION_RANK, Detector, DetectorConfig, Signal, dimension, series_label
 from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
 from topics.schemas import ISSUE_TYPE_ZH, Alert, AlertKind, AlertSample, EnrichedFeedback, IssueType, Priority
+
+log = logging.getLogger(__name__)
 
 CHANNEL_ZH = {"email": "邮件", "social": "社交媒体", "app": "应用评价"}
 CATEGORY_TITLE = {"safety": "人身安全风险", "legal": "法律纠纷风险", "media": "媒体曝光风险", "vip": "VIP 客户强烈不满",
@@ -37,6 +40,9 @@ def series_zh(series: str) -> str:
 class EngineConfig:
     message_min_priority: Priority = Priority.P2
     quote_chars: int = 80
+    # Event times further ahead of the clock than this are taken as "now + skew": one event
+    # stamped years ahead by a wrong device clock must not push the watermark past every window.
+    max_future_skew: timedelta = timedelta(minutes=10)
 
 
 def clip(text: str, width: int) -> str:
@@ -64,12 +70,16 @@ class AlertEngine:
             matcher,
             Detector(DetectorConfig.from_settings(s)),
             AlertBook(policy, clock),
-            EngineConfig(Priority(s.message_alert_min_priority), s.quote_chars),
+            EngineConfig(Priority(s.message_alert_min_priority), s.quote_chars, timedelta(minutes=s.max_future_skew_min)),
         )
 
     # --- one event ------------------------------------------------------------------
 
     def process(self, event: EnrichedFeedback) -> list[Alert]:
+        latest = self.book.clock() + self.config.max_future_skew
+        if event.received_at > latest:
+            log.warning("event %s is stamped %s, ahead of the clock; counted at %s", event.event_id, event.received_at, latest)
+            event = event.model_copy(update={"received_at": latest})
         assessment = assess(event, self.matcher)
         volume, sentiment = self.detector.observe(event)
         now = self.detector.watermark

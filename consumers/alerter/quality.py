@@ -53,7 +53,7 @@ class SpikeReport:
 def spike_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher, clock=None) -> tuple[SpikeReport, list[Emitted]]:
     assert spec.spike is not None
     events = generate(spec)
-    engine = AlertEngine.build(matcher, settings, clock or (lambda: spec.start))
+    engine = AlertEngine.build(matcher, settings, clock or (lambda: spec.start + spec.duration))
     emitted = replay(engine, events)
     onset = spec.start + spec.spike.onset
     end = onset + spec.spike.duration
@@ -101,7 +101,7 @@ class SteadyReport:
 def steady_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher) -> SteadyReport:
     assert spec.spike is None
     events = generate(spec)
-    engine = AlertEngine.build(matcher, settings, lambda: spec.start)
+    engine = AlertEngine.build(matcher, settings, lambda: spec.start + spec.duration)
     emitted = replay(engine, events)
     opened = [e.alert for e in emitted if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
     ids = Counter((a.kind, a.alert_id) for a in opened)

@@ -11,6 +11,8 @@ from topics.schemas import Channel, EnrichedFeedback, IssueType, Sentiment, Sent
 from topics.serde import encode, make_headers
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
+# The processing clock of replays: after every event time used in the tests.
+NOW = T0 + timedelta(days=30)
 _rng = random.Random(3)
 
 

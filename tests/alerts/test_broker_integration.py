@@ -12,7 +12,7 @@ from consumers.alerter.stage import AlerterStage
 from consumers.kafka_io import make_producer, read_topic, send
 from consumers.runtime import StreamRuntime
 from consumers.store import make_engine, migrate
-from tests.alerts.helpers import T0, enriched, minutes
+from tests.alerts.helpers import NOW, T0, enriched, minutes
 from topics.schemas import Alert, AlertKind, AlertStatus, Channel, DeadLetter, IssueType, Priority
 from topics.serde import decode, headers_dict
 from topics.specs import ALERTS, DEADLETTER, ENRICHED
@@ -38,7 +38,7 @@ def test_enriched_to_alerts_on_the_broker(kafka_settings) -> None:
 
     store = make_engine(kafka_settings.store.url)
     migrate(store)
-    stage = AlerterStage(kafka_settings.alerts, store, TermMatcher(load_rules()), clock=lambda: T0)
+    stage = AlerterStage(kafka_settings.alerts, store, TermMatcher(load_rules()), clock=lambda: NOW)
     stats = StreamRuntime(stage, kafka_settings).run(max_messages=5, idle_exit_s=20)
     assert (stats.processed, stats.dead_lettered) == (5, 1)
 

@@ -14,7 +14,7 @@ from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.stage import AlerterStage
 from consumers.stage import InMessage, process_batch
 from consumers.store import make_engine, migrate
-from tests.alerts.helpers import T0, messages
+from tests.alerts.helpers import NOW, T0, messages
 from topics.schemas import Alert, AlertKind, DeadLetterReason, IssueType
 from topics.settings import AlertSettings
 
@@ -41,7 +41,7 @@ def store(store_url: str) -> sa.Engine:
 
 
 def _stage(store: sa.Engine, matcher: TermMatcher) -> AlerterStage:
-    return AlerterStage(AlertSettings(), store, matcher, clock=lambda: T0)
+    return AlerterStage(AlertSettings(), store, matcher, clock=lambda: NOW)
 
 
 def _run(stage: AlerterStage, batch: list[InMessage]) -> list[Alert]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from consumers.alerter.engine import AlertEngine
 from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
-from tests.alerts.helpers import T0, enriched, minutes
+from tests.alerts.helpers import NOW, T0, enriched, minutes
 from topics.schemas import AlertKind, AlertStatus, Priority
 from topics.settings import AlertSettings
 
@@ -76,7 +78,7 @@ def matcher() -> TermMatcher:
 
 
 def _engine(matcher: TermMatcher) -> AlertEngine:
-    return AlertEngine.build(matcher, AlertSettings(), clock=lambda: T0)
+    return AlertEngine.build(matcher, AlertSettings(), clock=lambda: NOW)
 
 
 def test_message_alerts_one_per_customer_within_cooldown(matcher: TermMatcher) -> None:
@@ -119,6 +121,15 @@ def test_p3_and_p4_messages_raise_no_message_alert_by_default(matcher: TermMatch
     engine = _engine(matcher)
     assert engine.process(enriched("快递慢了两天", score=-0.5)) == []
     settings = AlertSettings(message_alert_min_priority="P3")
-    engine = AlertEngine.build(matcher, settings, clock=lambda: T0)
+    engine = AlertEngine.build(matcher, settings, clock=lambda: NOW)
     out = engine.process(enriched("快递慢了两天", score=-0.5))
     assert [(a.priority, a.kind) for a in out] == [(Priority.P3, AlertKind.message)]
+
+
+def test_an_event_from_the_future_does_not_move_the_watermark_past_every_window(matcher: TermMatcher) -> None:
+    engine = AlertEngine.build(matcher, AlertSettings(), clock=lambda: T0 + minutes(30))
+    engine.process(enriched("快递慢", event_id="f0", at=T0 + minutes(20)))
+    engine.process(enriched("快递慢", event_id="f1", at=T0 + timedelta(days=3 * 365)))  # a device clock years ahead
+    assert engine.detector.watermark == T0 + minutes(40)  # clock + max_future_skew_min
+    # Nothing counted before was pruned away.
+    assert sum(b.count for b in engine.detector.counts.buckets["v|channel:app"].values()) == 2
