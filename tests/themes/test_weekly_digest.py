@@ -69,7 +69,8 @@ def test_a_theme_keeps_its_id_and_a_new_one_is_emerging(two_weeks):
     assert themes_by_origin(w47)[power]["power_bank"] >= 10
     assert set(themes_by_origin(w47)[power]) == {"power_bank"}
     assert by_id[power].emerging and by_id[power].previous_size == 0
-    assert [t.theme_id for t in second.digest.emerging] == [power]
+    emerging = {t.theme_id for t in second.digest.emerging}
+    assert power in emerging and not {delivery, crash} & emerging
     assert {"充电宝", "鼓包"} & set(by_id[power].keywords)
     assert all("充电宝" in q or "移动电源" in q for q in by_id[power].quotes)
     assert sum(by_id[power].sentiment_mix.values()) == by_id[power].size
