@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from consumers.themes.clustering import AgglomerativeClusterer, HdbscanClusterer
+from pipelines.enrichment import production_model
 from pipelines.themes_calibration import embed, load_labelled_reviews
 from topics.settings import Settings
 
@@ -85,6 +86,7 @@ def run_themes_benchmark(settings: Settings, messages: int, real: int, data_dir:
         "benchmark": "weekly theme clustering",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus_available": os.cpu_count(), "threads_used": threads, "python": platform.python_version()},
+        "model_version": production_model(settings).version,
         "data": {"real_reviews": len(texts), "topics": len(set(topics)), "source": str(data_dir), "encode_seconds": round(encode_s, 1)},
         "quality_on_real_reviews": quality_report,
         "scale": {"messages": messages, "algorithm": weekly.algorithm, **timing[weekly.algorithm]},
