@@ -53,8 +53,10 @@ class AlerterStage(EventStage[EnrichedFeedback]):
         result = StageResult()
         fresh: list[Alert] = []
         partitions = {(m.topic, m.partition) for m, _ in events}
+        # A batch mixes partitions; in event-time order their events meet the windows as they happened.
+        ordered = sorted(events, key=lambda item: item[1].received_at)
         with self.state.batch(self.engine, partitions) as batch:
-            for message, event in events:
+            for message, event in ordered:
                 if batch.already_processed(message):
                     # Redelivered after a crash: state already counted it; publish what it caused again.
                     for alert in batch.replayed_alerts(message):

@@ -67,12 +67,46 @@ def test_enriched_to_alerts_on_the_broker(kafka_settings) -> None:
         "FEEDBACK_MINER_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix,
     }
     runner = CliRunner()
-    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--timeout", "3", "--raw", "--priority", "P1"], env=env)
+    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--timeout", "2", "--raw", "--priority", "P1"], env=env)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [(x["priority"], x["key"]) for x in lines] == [("P1", "customer:c-1")]
-    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--timeout", "3", "--raw", "--channel", "email"], env=env)
+    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--timeout", "2", "--raw", "--channel", "email"], env=env)
     assert [json.loads(line)["key"] for line in result.stdout.splitlines() if line.startswith("{")] == ["customer:c-3"]
-    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--max", "2", "--timeout", "3"], env=env)
+    result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--max", "2", "--timeout", "2"], env=env)
     assert result.exit_code == 0 and "P1" in result.stdout and "人身安全风险" in result.stdout
+    store.dispose()
+
+
+def test_a_replayed_spike_through_the_broker(kafka_settings) -> None:
+    """A replay published in time order (one key) → exactly one spike alert, updated, then resolved."""
+    from datetime import timedelta
+
+    from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+
+    spec = StreamSpec(T0, timedelta(hours=8), spike=SpikeSpec(IssueType.logistics, timedelta(hours=5), timedelta(minutes=40), 70.0), seed=21)
+    events = generate(spec)
+    producer = make_producer(kafka_settings, linger_ms=20)
+    topic = kafka_settings.topic(ENRICHED)
+    futures = [send(producer, topic, event, "replay-2026-11-02") for event in events]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+
+    store = make_engine(kafka_settings.store.url)
+    migrate(store)
+    stage = AlerterStage(kafka_settings.alerts, store, TermMatcher(load_rules()), clock=lambda: NOW)
+    settings = kafka_settings.model_copy(update={"runtime": kafka_settings.runtime.model_copy(update={"batch_size": 64})})
+    stats = StreamRuntime(stage, settings).run(max_messages=len(events), idle_exit_s=20)
+    assert stats.processed == len(events) and stats.dead_lettered == 0
+    alerts = [decode(Alert, r.value) for r in read_topic(kafka_settings, ALERTS)]
+    spikes = [a for a in alerts if a.kind != AlertKind.message]
+    assert len({a.alert_id for a in spikes}) == 1
+    statuses = [a.status for a in spikes]
+    assert statuses[0] == AlertStatus.open and statuses[-1] == AlertStatus.resolved and AlertStatus.update in statuses
+    assert [a.revision for a in spikes] == list(range(len(spikes)))
+    onset = T0 + timedelta(hours=5)
+    assert onset <= spikes[0].last_seen <= onset + timedelta(minutes=15)
+    assert spikes[0].key in ("issue_type:logistics", "theme:t-spike")
     store.dispose()
