@@ -174,3 +174,27 @@ def test_concurrent_instances_never_lose_counts(store, matcher, stream) -> None:
         offsets = dict(conn.execute(sa.text("SELECT partition, next_offset FROM alerter_offsets")).all())
     assert per_channel == len(stream)
     assert offsets == {0: len(halves[0]), 1: len(halves[1])}
+
+
+def test_the_registered_stage_is_built_from_settings(store_url, tmp_path) -> None:
+    from consumers.alerter.rules import RulesError
+    from consumers.alerter.webhooks import WebhookDispatcher
+    from pipelines.stages import STAGES, build_stage
+    from tests.alerts.helpers import enriched
+    from topics.settings import Settings
+
+    assert list(STAGES)[-1] == "alerter"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "p1: {categories: {recall: {zh: 召回, terms: [召回]}}}\nnegation: {negators: [没有]}\n"
+        "p2: {vip_tiers: [vip], vip_negative_score: -0.5}\np3: {negative_score: -0.2, unspecific_issue_types: [other]}\n",
+        encoding="utf-8",
+    )
+    settings = Settings(store={"url": store_url}, alerts={"rules_path": str(rules), "webhooks": [{"url": "http://127.0.0.1:9/hook"}]})
+    stage = build_stage("alerter", settings)
+    assert isinstance(stage, AlerterStage) and isinstance(stage.sinks[0], WebhookDispatcher)
+    result = process_batch(stage, messages([enriched("这批充电宝要召回吗", score=-0.3)]))
+    assert [(o.event.priority.value, o.event.reasons[0]) for o in result.outputs] == [("P1", "召回: 召回")]
+    stage.sinks[0].close(0.1)
+    with pytest.raises(RulesError, match="not found"):
+        build_stage("alerter", Settings(store={"url": store_url}, alerts={"rules_path": str(tmp_path / "nope.yaml")}))
