@@ -17,7 +17,7 @@ from email import policy
 from email.header import decode_header
 from email.message import EmailMessage, Message
 
-from consumers.normalizer.html_text import html_to_text
+from consumers.normalizer.html_text import html_body_text
 
 
 class EmailDecodeError(ValueError):
@@ -178,9 +178,7 @@ def decode_email(raw: bytes) -> EmailContent:
     if plain is not None and plain.strip():
         body = plain
     elif html is not None:
-        body, quote_removed = html_to_text(html)
-        if not body.strip():
-            body, quote_removed = html_to_text(html, drop_quotes=False)
+        body, quote_removed = html_body_text(html)
         flags.append("html_fallback")
         if quote_removed:
             flags.append("quoted_reply_removed")

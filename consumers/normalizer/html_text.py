@@ -70,3 +70,11 @@ def html_to_text(html: str, drop_quotes: bool = True) -> tuple[str, bool]:
     parser.close()
     lines = [" ".join(line.split()) for line in "".join(parser.parts).split("\n")]
     return "\n".join(line for line in lines if line), parser.quote_removed
+
+
+def html_body_text(html: str) -> tuple[str, bool]:
+    """Like ``html_to_text``, but a body that is nothing but a quote keeps the quote (never empty)."""
+    text, quote_removed = html_to_text(html)
+    if not text.strip():
+        return html_to_text(html, drop_quotes=False)[0], False
+    return text, quote_removed

@@ -6,11 +6,13 @@ Pure: no I/O. Dedup is applied afterwards by the stage (it needs the index).
 from __future__ import annotations
 
 import base64
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from consumers.normalizer.app_channel import parse_app
 from consumers.normalizer.email_channel import EmailDecodeError, decode_email
+from consumers.normalizer.html_text import html_body_text
 from consumers.normalizer.pii import redact, redact_value
 from consumers.normalizer.replies import strip_replies
 from consumers.normalizer.social_channel import parse_social
@@ -19,6 +21,7 @@ from topics.schemas import AppPayload, EmailPayload, NormalizedFeedback, RawFeed
 from topics.settings import ChannelNormalizeSettings
 
 _MAX_SUBJECT_CHARS = 300
+_LOOKS_LIKE_HTML = re.compile(r"<(?:html|body|div|p|br|table|span)\b[^>]*>", re.I)
 
 
 class PayloadError(ValueError):
@@ -47,6 +50,12 @@ def _email_text(payload: EmailPayload) -> ChannelText:
         body = content.body
         flags.extend(content.flags)
         signals.update(content.signals)
+    elif _LOOKS_LIKE_HTML.search(body):
+        # Some integrations pass the HTML part as the body.
+        body, quote_removed = html_body_text(body)
+        flags.append("html_fallback")
+        if quote_removed:
+            flags.append("quoted_reply_removed")
     stripped = strip_replies(body)
     flags.extend(f for f in stripped.flags if f not in flags)
     text = stripped.text

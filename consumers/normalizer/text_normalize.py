@@ -20,6 +20,8 @@ _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
 _PLACEHOLDER = re.compile(r"\[(?:手机号|身份证号|银行卡号|邮箱|座机)\]")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
+# After NFKC Chinese punctuation is ASCII; a space before it is left over from markup or typing.
+_SPACE_BEFORE_PUNCT = re.compile(r" +(?=[,.!?;:。、)\]])")
 
 
 def strip_controls(text: str) -> str:
@@ -54,7 +56,7 @@ def tidy_whitespace(text: str) -> str:
     """Runs of spaces become one (spaces between Chinese words are kept: they separate phrases), no blank lines."""
     lines = []
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        line = _HORIZONTAL_SPACE.sub(" ", line).strip()
+        line = _SPACE_BEFORE_PUNCT.sub("", _HORIZONTAL_SPACE.sub(" ", line)).strip()
         if line:
             lines.append(line)
     return "\n".join(lines)

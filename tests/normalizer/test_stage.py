@@ -199,3 +199,11 @@ def test_no_generated_pii_survives_in_any_field() -> None:
         assert sum(out.event.pii.values()) >= len(pii)
 
     check()
+
+
+def test_an_html_body_is_turned_into_text() -> None:
+    body = "<div>优惠券用不了&nbsp;，请处理</div><blockquote>您好，请提供截图</blockquote>"
+    result = process_batch(stage(), messages(raw("h1", "email", {"subject": "优惠券", "body": body})))
+    mail = outputs(result)["h1"]
+    assert mail.text == "优惠券用不了,请处理"
+    assert mail.flags == ["html_fallback", "quoted_reply_removed"]

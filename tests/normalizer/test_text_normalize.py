@@ -26,7 +26,7 @@ def test_emoji_are_kept_tidied_and_listed() -> None:
 
 
 def test_whitespace_keeps_spaces_between_words() -> None:
-    assert tidy_whitespace("外卖  超时   差评\n\n  iPhone 15 ") == "外卖 超时 差评\niPhone 15"
+    assert tidy_whitespace("外卖  超时   差评 !\n\n  iPhone 15 ") == "外卖 超时 差评!\niPhone 15"
 
 
 def test_truncation_marks_and_keeps_the_head() -> None:
