@@ -33,6 +33,9 @@ def test_digest_command_writes_files_without_a_broker(tmp_path, monkeypatch):
     html = (tmp_path / "digests" / "digest-2026-W47.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
 
+    listed = CliRunner().invoke(app, ["themes", "list", "--week", "2026-W47"])
+    assert listed.exit_code == 0 and "emerging" in listed.output and "骑手" in listed.output
+
 
 def test_digest_command_rejects_a_bad_week(tmp_path, monkeypatch):
     monkeypatch.setenv("FEEDBACK_MINER_STORE__URL", f"sqlite:///{tmp_path / 's.db'}")
