@@ -5,7 +5,9 @@ Scenarios (all on the steady mix of ``consumers.alerter.replay``, ~66 messages/h
   onset, at several strengths; we measure whether and how soon (event seconds,
   injected messages, all messages) one spike alert opens, and when it resolves;
 - steady: long streams without spikes; every spike alert is a false positive,
-  reported per evaluated window (volume series × 15-minute windows) and per day;
+  reported per evaluated window (volume series × 15-minute windows) and per day,
+  for a plain Poisson mix, a daily cycle (±60 %), hourly bursts (Gamma rate
+  factors, variance 0.3) and both;
 - sentiment: one channel's sentiment falls to -0.95 for an hour; delay to the alert.
 """
 
@@ -61,14 +63,25 @@ def _spikes(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[d
     return scenarios
 
 
-def _steady(settings: AlertSettings, matcher: TermMatcher, seeds: int, hours: float) -> dict:
-    runs = [steady_report(StreamSpec(START, timedelta(hours=hours), seed=500 + seed), settings, matcher).as_dict() for seed in range(seeds)]
+STEADY_VARIANTS = {
+    "poisson": {},
+    "daily_cycle": {"daily_amplitude": 0.6},
+    "bursty": {"burstiness": 0.3},
+    "daily_cycle_and_bursty": {"daily_amplitude": 0.6, "burstiness": 0.3},
+}
+
+
+def _steady(settings: AlertSettings, matcher: TermMatcher, seeds: int, hours: float, variant: dict) -> dict:
+    runs = [
+        steady_report(StreamSpec(START, timedelta(hours=hours), seed=500 + seed, **variant), settings, matcher).as_dict()
+        for seed in range(seeds)
+    ]
     windows = sum(r["windows"] for r in runs)
     spikes = sum(r["spike_alerts"] for r in runs)
     sentiment = sum(r["sentiment_alerts"] for r in runs)
     days = sum(r["hours"] for r in runs) / 24
     return {
-        "runs": len(runs), "hours_each": hours, "events": sum(r["events"] for r in runs),
+        "stream": variant, "runs": len(runs), "hours_each": hours, "events": sum(r["events"] for r in runs),
         "windows_evaluated": windows, "spike_alerts": spikes, "sentiment_alerts": sentiment,
         "false_positive_rate_per_window": spikes / windows if windows else 0.0,
         "false_alerts_per_day": (spikes + sentiment) / days if days else 0.0,
@@ -109,8 +122,10 @@ def run_alert_benchmark(settings: AlertSettings, seeds: int = 5, steady_hours: f
     matcher = TermMatcher(load_rules(settings.rules_path))
     log("spike scenarios …")
     spikes = _spikes(settings, matcher, seeds)
-    log("steady streams …")
-    steady = _steady(settings, matcher, seeds, steady_hours)
+    steady = {}
+    for name, variant in STEADY_VARIANTS.items():
+        log(f"steady streams ({name}) …")
+        steady[name] = _steady(settings, matcher, seeds, steady_hours, variant)
     log("sentiment drops …")
     sentiment = _sentiment(settings, matcher, seeds)
     log("throughput …")
@@ -122,7 +137,7 @@ def run_alert_benchmark(settings: AlertSettings, seeds: int = 5, steady_hours: f
         "settings": settings.model_dump(mode="json", exclude={"webhooks"}),
         "summary": {
             "spike": [{k: v for k, v in s.items() if k != "per_run"} for s in spikes],
-            "steady": {k: v for k, v in steady.items() if k != "per_run"},
+            "steady": {name: {k: v for k, v in report.items() if k != "per_run"} for name, report in steady.items()},
             "sentiment_drop": sentiment,
             "engine_throughput": throughput,
         },

@@ -127,7 +127,10 @@ class AlertEngine:
         signals: list[Signal] = []
         for series in volume:
             state = self.book.get(AlertKind.spike, series)
-            signals.append(self.detector.volume(series, now, [shortest] if state and state.open else None))
+            if state is not None and state.open:
+                signals.append(self.detector.volume(series, now, [shortest], since=self._incident_start(state, now)))
+            else:
+                signals.append(self.detector.volume(series, now))
         for series in sentiment:
             signals.append(self.detector.sentiment(series, now))
         touched = {(s.kind, s.series) for s in signals}
@@ -136,7 +139,7 @@ class AlertEngine:
             if state.kind == AlertKind.message or (state.kind, state.key) in touched:
                 continue
             if state.kind == AlertKind.spike:
-                signals.append(self.detector.volume(state.key, now, [shortest]))
+                signals.append(self.detector.volume(state.key, now, [shortest], since=self._incident_start(state, now)))
             else:
                 signals.append(self.detector.sentiment(state.key, now))
         event_series = set(volume) | set(sentiment)
@@ -171,6 +174,13 @@ class AlertEngine:
             elif is_open:
                 self.book.agitated(signal.kind, signal.series)
         return alerts
+
+    def _incident_start(self, state, now: datetime) -> datetime | None:
+        """Judge an open spike against the baseline before it began, for at most one baseline
+        length: a level that has held that long has become the new normal and resolves."""
+        if now - state.first_seen < timedelta(minutes=self.detector.config.baseline_min):
+            return state.first_seen
+        return None
 
     def _explaining_alert(self, signal: Signal, now: datetime):
         """An open alert that explains ``signal``: without the events they share, the signal would not fire."""

@@ -9,6 +9,7 @@ everything, so a replay is identical run to run.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,6 +58,10 @@ class StreamSpec:
     spike: SpikeSpec | None = None
     seed: int = 7
     vip_share: float = 0.03
+    # Daily cycle: the rate swings by ± this share of itself (lowest around 04:00, highest around 16:00).
+    daily_amplitude: float = 0.0
+    # Overdispersion: each issue type's rate is multiplied, hour by hour, by a Gamma(1/b, b) factor (mean 1, variance b).
+    burstiness: float = 0.0
 
 
 def _sentiment(issue: IssueType, rng: random.Random) -> Sentiment:
@@ -94,13 +99,30 @@ def _poisson_times(rng: random.Random, start: datetime, duration: timedelta, rat
     return times
 
 
+def _modulated_times(rng: random.Random, spec: StreamSpec, rate_per_hour: float) -> list[datetime]:
+    """A non-homogeneous Poisson process (thinning): daily cycle and hourly bursts."""
+    factors: dict[int, float] = {}
+
+    def rate(at: datetime) -> float:
+        hour = int((at - spec.start).total_seconds() // 3600)
+        if spec.burstiness > 0 and hour not in factors:
+            factors[hour] = rng.gammavariate(1 / spec.burstiness, spec.burstiness)
+        day = math.sin(2 * math.pi * (at.hour + at.minute / 60 - 10) / 24)
+        return rate_per_hour * (1 + spec.daily_amplitude * day) * factors.get(hour, 1.0)
+
+    peak = rate_per_hour * (1 + spec.daily_amplitude) * (1 + 6 * math.sqrt(spec.burstiness))
+    return [at for at in _poisson_times(rng, spec.start, spec.duration, peak) if rng.random() < rate(at) / peak]
+
+
 def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
     """The stream, ordered by event time; spike events have ids starting with ``spike-``."""
     rng = random.Random(spec.seed)
     items: list[tuple[datetime, str, IssueType, Channel, str, str | None]] = []
     channels, weights = zip(*CHANNEL_WEIGHTS.items())
+    modulated = spec.daily_amplitude > 0 or spec.burstiness > 0
     for issue, rate in spec.rates_per_hour.items():
-        for at in _poisson_times(rng, spec.start, spec.duration, rate):
+        times = _modulated_times(rng, spec, rate) if modulated else _poisson_times(rng, spec.start, spec.duration, rate)
+        for at in times:
             channel = rng.choices(channels, weights)[0]
             theme = f"t-{issue.value}-{rng.randrange(3)}" if rng.random() < 0.7 else None
             items.append((at, "steady", issue, channel, rng.choice(TEXTS[issue]), theme))

@@ -24,6 +24,11 @@ from datetime import datetime, timezone
 
 from topics.schemas import AlertKind, EnrichedFeedback
 
+# The expectation follows the latest hour of the baseline when it runs above the baseline's mean.
+RECENT_MIN = 60
+# Dispersion needs a few window-sized chunks of baseline, and is capped so a wild history cannot mute a series.
+MIN_CHUNKS = 4
+MAX_DISPERSION = 8.0
 # Narrow to broad: a signal on a broader series can be explained by an open one on a narrower series.
 DIMENSION_RANK = {"theme": 0, "issue_type": 1, "channel": 2, "all": 3}
 ALL_SERIES = "all:*"
@@ -46,6 +51,13 @@ def poisson_tail(k: int, mu: float) -> float:
         if i - k > 100_000:
             break
     return min(1.0, total)
+
+
+def quasi_poisson_tail(k: int, mu: float, phi: float = 1.0) -> float:
+    """Upper tail for an overdispersed count (variance φ·mu): the Poisson tail on the φ-scaled count."""
+    if phi <= 1.0:
+        return poisson_tail(k, mu)
+    return poisson_tail(int(math.ceil(k / phi)), mu / phi)
 
 
 def dimension(series: str) -> str:
@@ -171,6 +183,8 @@ class Signal:
     observed: float
     p_value: float | None = None
     z: float | None = None
+    # Quasi-Poisson dispersion φ used by the volume test (1 = plain Poisson).
+    dispersion: float = 1.0
 
     @property
     def excess(self) -> float:
@@ -240,7 +254,7 @@ class Detector:
         w = cfg.buckets(signal.window_min)
         overlap = self.counts.total(self._pair(signal.series, other), end - w + 1, end).count
         count = signal.count - overlap
-        p = poisson_tail(count, signal.baseline) if signal.baseline > 0 else 1.0
+        p = quasi_poisson_tail(count, signal.baseline, signal.dispersion) if signal.baseline > 0 else 1.0
         firing = count >= cfg.min_count and count >= cfg.min_ratio * signal.baseline and p < cfg.p_value
         return Signal(signal.kind, signal.series, firing, not firing, signal.window_min, count, signal.baseline, count, p)
 
@@ -253,8 +267,12 @@ class Detector:
 
     # --- verdicts ---------------------------------------------------------------
 
-    def volume(self, series: str, now: datetime, windows: Iterable[int] | None = None) -> Signal:
-        """The most significant window's verdict for a volume series."""
+    def volume(self, series: str, now: datetime, windows: Iterable[int] | None = None, since: datetime | None = None) -> Signal:
+        """The most significant window's verdict for a volume series.
+
+        ``since``: the start of an open incident; the baseline then ends before it, so an ongoing
+        spike is never absorbed into its own baseline (and resolves only when really back to it).
+        """
         cfg = self.config
         end = self.bucket_of(now)
         history = self._history(end)
@@ -262,22 +280,44 @@ class Detector:
         best: Signal | None = None
         for window_min in windows or cfg.windows_min:
             w = cfg.buckets(window_min)
-            base_n = min(cfg.buckets(cfg.baseline_min), history - w)
+            base_end = end - w if since is None else min(end - w, self.bucket_of(since) - w)
+            base_n = min(cfg.buckets(cfg.baseline_min), base_end - (self.stream_start or 0) + 1)
             count = self.counts.total(stored, end - w + 1, end).count
             if history < cfg.buckets(cfg.min_history_min) or base_n < w:
                 signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
             else:
-                base = self.counts.total(stored, end - w - base_n + 1, end - w).count
-                floor = cfg.floor_per_hour * cfg.bucket_s / 3600
-                expected = max(base / base_n, floor) * w
-                p = poisson_tail(count, expected)
+                expected, phi = self._expectation(stored, base_end, w, base_n)
+                p = quasi_poisson_tail(count, expected, phi)
                 firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < cfg.p_value
                 calm = not firing and (p >= cfg.resolve_p_value or count < cfg.min_count)
-                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p)
+                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p, dispersion=phi)
             if best is None or _more_significant(signal, best):
                 best = signal
         assert best is not None
         return best
+
+    def _expectation(self, stored: str, base_end: int, w: int, base_n: int) -> tuple[float, float]:
+        """Expected count in a window of ``w`` buckets from the baseline ending at ``base_end``, and the dispersion.
+
+        The rate is the larger of the whole baseline's and its latest hour's, so a daily ramp
+        (mornings) raises the expectation as it happens. The dispersion φ = variance / mean of
+        the window-sized chunks of the baseline (≥ 1, ≤ MAX_DISPERSION) widens the test for
+        bursty series: real feedback is rarely as regular as a Poisson process.
+        """
+        cfg = self.config
+        base = self.counts.total(stored, base_end - base_n + 1, base_end).count
+        recent_n = min(base_n, cfg.buckets(RECENT_MIN))
+        recent = self.counts.total(stored, base_end - recent_n + 1, base_end).count
+        floor = cfg.floor_per_hour * cfg.bucket_s / 3600
+        expected = max(base / base_n, recent / recent_n, floor) * w
+        chunks = [self.counts.total(stored, start, start + w - 1).count for start in range(base_end - (base_n // w) * w + 1, base_end + 1, w)]
+        phi = 1.0
+        if len(chunks) >= MIN_CHUNKS:
+            mean = sum(chunks) / len(chunks)
+            if mean > 0:
+                variance = sum((c - mean) ** 2 for c in chunks) / (len(chunks) - 1)
+                phi = min(max(variance / mean, 1.0), MAX_DISPERSION)
+        return expected, phi
 
     def sentiment(self, series: str, now: datetime, without: str | None = None) -> Signal:
         """Sentiment verdict; ``without`` leaves out the events shared with another series (residual test)."""

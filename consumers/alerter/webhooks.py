@@ -241,6 +241,9 @@ class WebhookDispatcher:
         return True
 
     def close(self, timeout_s: float = 5.0) -> None:
+        if self._stop.is_set():
+            return
+        atexit.unregister(self.close)
         if not self.drain(timeout_s):
             log.error("webhooks: %d deliveries still pending at close are lost", self._busy)
         self._stop.set()
