@@ -58,9 +58,14 @@ def send(producer: KafkaProducer, physical_topic: str, event: Event, key: str | 
     )
 
 
-def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list:
-    """Every record currently on ``topic`` (logical name), read without a consumer group."""
-    consumer = make_consumer(settings, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0, quiet_s: float = 1.0) -> list:
+    """Every record currently on ``topic`` (logical name), read without a consumer group.
+
+    Reads until every partition reached its end offset and no record arrived for
+    ``quiet_s``: the embedded Tansu answers ListOffsets(latest) with values below
+    the real end, so end offsets alone would stop the read early.
+    """
+    consumer = make_consumer(settings, group_id=None)
     try:
         physical = settings.topic(topic)
         partitions = consumer.partitions_for_topic(physical) or set()
@@ -71,13 +76,14 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list:
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
         records = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            if time.monotonic() > deadline:
+        started = last_record = time.monotonic()
+        while any(consumer.position(tp) < end[tp] for tp in tps) or time.monotonic() - last_record < quiet_s:
+            if time.monotonic() - started > timeout_s:
                 behind = {tp.partition: end[tp] - consumer.position(tp) for tp in tps}
                 raise TimeoutError(f"read of {physical} incomplete after {timeout_s}s: records left per partition {behind}")
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
+                last_record = time.monotonic()
         return records
     finally:
         consumer.close()

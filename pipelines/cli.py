@@ -165,6 +165,10 @@ def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")
     from topics.admin import ensure_topics
     from topics.embedded import EmbeddedBroker
 
+    import signal
+
+    # SIGTERM leaves through the context manager, which stops the broker process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     s = settings()
     with EmbeddedBroker(port=port) as b:
         live = s.model_copy(update={"kafka": s.kafka.model_copy(update={"bootstrap_servers": b.bootstrap_servers})})

@@ -20,6 +20,18 @@ class BrokerStartError(RuntimeError):
     pass
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM the broker when its parent dies, so none is left behind."""
+    try:
+        import ctypes
+        import signal as _signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, _signal.SIGTERM)
+    except OSError:  # not Linux: the context manager still stops it on a normal exit
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,6 +78,7 @@ class EmbeddedBroker:
             stdout=self._log_file or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log_file else subprocess.DEVNULL,
             env=env,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:

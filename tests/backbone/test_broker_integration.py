@@ -192,3 +192,21 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(kafka_settings):
     # Offsets were committed: the same group has nothing left to read.
     again = normalizer_runtime(kafka_settings).run(idle_exit_s=2)
     assert again.processed == 0
+
+
+def test_broker_command_stops_its_broker_on_sigterm():
+    import signal
+
+    from topics.embedded import _port_open, free_port
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", "broker", "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not _port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _port_open(port), process.stderr.read().decode() if process.poll() is not None else "broker never listened"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    time.sleep(0.5)
+    assert not _port_open(port)  # the Tansu child went with it
