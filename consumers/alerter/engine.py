@@ -132,7 +132,9 @@ class AlertEngine:
             else:
                 signals.append(self.detector.volume(series, now))
         for series in sentiment:
-            signals.append(self.detector.sentiment(series, now))
+            state = self.book.get(AlertKind.sentiment_drop, series)
+            since = self._incident_start(state, now) if state is not None and state.open else None
+            signals.append(self.detector.sentiment(series, now, since=since))
         touched = {(s.kind, s.series) for s in signals}
         # Open alerts on series this event is not in still need their verdict (to resolve).
         for state in self.book.open_states():
@@ -141,7 +143,7 @@ class AlertEngine:
             if state.kind == AlertKind.spike:
                 signals.append(self.detector.volume(state.key, now, [shortest], since=self._incident_start(state, now)))
             else:
-                signals.append(self.detector.sentiment(state.key, now))
+                signals.append(self.detector.sentiment(state.key, now, since=self._incident_start(state, now)))
         event_series = set(volume) | set(sentiment)
         alerts: list[Alert] = []
         # Narrow series first, so a broad one can fold into the alert that explains it.
@@ -176,7 +178,7 @@ class AlertEngine:
         return alerts
 
     def _incident_start(self, state, now: datetime) -> datetime | None:
-        """Judge an open spike against the baseline before it began, for at most one baseline
+        """Judge an open spike or drop against the baseline before it began, for at most one baseline
         length: a level that has held that long has become the new normal and resolves."""
         if now - state.first_seen < timedelta(minutes=self.detector.config.baseline_min):
             return state.first_seen

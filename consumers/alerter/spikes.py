@@ -319,14 +319,16 @@ class Detector:
                 phi = min(max(variance / mean, 1.0), MAX_DISPERSION)
         return expected, phi
 
-    def sentiment(self, series: str, now: datetime, without: str | None = None) -> Signal:
-        """Sentiment verdict; ``without`` leaves out the events shared with another series (residual test)."""
+    def sentiment(self, series: str, now: datetime, without: str | None = None, since: datetime | None = None) -> Signal:
+        """Sentiment verdict; ``without`` leaves out the events shared with another series (residual test);
+        ``since``: an open drop's start, before which the baseline ends (as for volume)."""
         cfg = self.config
         end = self.bucket_of(now)
         history = self._history(end)
         stored = self._sentiment_store(series)
         w = cfg.buckets(cfg.sentiment_window_min)
-        base_n = min(cfg.buckets(cfg.baseline_min), history - w)
+        base_end = end - w if since is None else min(end - w, self.bucket_of(since) - w)
+        base_n = min(cfg.buckets(cfg.baseline_min), base_end - (self.stream_start or 0) + 1)
         window = self.counts.total(stored, end - w + 1, end)
         if without is not None:
             shared = self.counts.total(
@@ -337,7 +339,7 @@ class Detector:
         quiet = Signal(AlertKind.sentiment_drop, series, False, True, cfg.sentiment_window_min, max(window.count, 0), 0.0, mean_w)
         if history < cfg.buckets(cfg.min_history_min) or base_n < w or window.count <= 0:
             return quiet
-        base = self.counts.total(stored, end - w - base_n + 1, end - w)
+        base = self.counts.total(stored, base_end - base_n + 1, base_end)
         if base.count < cfg.sentiment_min_count:
             return quiet
         mean_b = base.score_sum / base.count
