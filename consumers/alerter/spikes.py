@@ -186,10 +186,6 @@ class Signal:
     # Quasi-Poisson dispersion φ used by the volume test (1 = plain Poisson).
     dispersion: float = 1.0
 
-    @property
-    def excess(self) -> float:
-        return self.count - self.baseline if self.kind == AlertKind.spike else 0.0
-
 
 def event_series(event: EnrichedFeedback, config: DetectorConfig) -> tuple[list[str], list[str]]:
     """(volume series, sentiment series) an event counts in."""
