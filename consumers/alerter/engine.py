@@ -201,7 +201,9 @@ class AlertEngine:
     def _signal_reason(self, signal: Signal) -> str:
         if signal.kind == AlertKind.spike:
             ratio = signal.count / signal.baseline if signal.baseline else float("inf")
-            p = f", Poisson p={signal.p_value:.1e}" if signal.p_value is not None else ""
+            p = f", p={signal.p_value:.1e}" if signal.p_value is not None else ""
+            if signal.dispersion > 1:
+                p += f", 离散度 φ={signal.dispersion:.1f}"
             return (f"{series_zh(signal.series)} {signal.window_min} 分钟 {signal.count} 条, 基线预期 {signal.baseline:.1f} 条"
                     f" ({ratio:.1f} 倍{p})")
         z = f", z={signal.z:.1f}" if signal.z is not None else ""
