@@ -272,7 +272,7 @@ class Encoder:
                 denom = m.sum(1)
                 states = [res.hidden_states[k] for k in layers] if layers else [res.last_hidden_state]
                 pooled = torch.stack([(h * m).sum(1) / denom for h in states], dim=1)
-                out[idx] = pooled.numpy()
+                out[idx] = pooled.float().numpy()
         return out
 
     def encode(

@@ -49,8 +49,14 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
-    """The issue-type head's input: normalised last-layer and split-layer pools, side by side."""
+def issue_features(last_pool: np.ndarray, split_pool: np.ndarray, mode: str = "l2") -> np.ndarray:
+    """The issue-type head's input: last-layer and split-layer mean pools side by side.
+
+    ``raw`` for the head trained inside the network, ``l2`` (each pool normalised) for a
+    head fitted afterwards on the tuned model's features.
+    """
+    if mode == "raw":
+        return np.concatenate([last_pool, split_pool], axis=1).astype(np.float32)
     return np.concatenate([_l2(last_pool), _l2(split_pool)], axis=1).astype(np.float32)
 
 
@@ -90,6 +96,7 @@ class FeedbackModel:
         self.issue_mean = heads["issue.mean"].astype(np.float32)
         self.issue_scale = heads["issue.scale"].astype(np.float32)
         self.thresholds = np.asarray(config["issue_thresholds"], dtype=np.float32)
+        self.issue_mode = config.get("issue_features", "l2")
         self.version = version
         if list(config["sentiment_labels"]) != list(SENTIMENTS) or list(config["issue_labels"]) != list(ISSUE_TYPES):
             raise ValueError("artifact label maps do not match this code's taxonomy")
@@ -129,7 +136,7 @@ class FeedbackModel:
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
         sent = _softmax(last_pool @ self.sent_w.T + self.sent_b)
-        feats = (issue_features(last_pool, split_pool) - self.issue_mean) / self.issue_scale
+        feats = (issue_features(last_pool, split_pool, self.issue_mode) - self.issue_mean) / self.issue_scale
         issue = _sigmoid(feats @ self.issue_w.T + self.issue_b)
         return {"embedding": emb, "sentiment": sent, "issue": issue}
 

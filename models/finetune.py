@@ -128,10 +128,11 @@ def make_top_model(encoder_model, split: int):
             from transformers.masking_utils import create_bidirectional_mask
 
             m4 = create_bidirectional_mask(config=self.config, inputs_embeds=h, attention_mask=mask)
+            mf = mask.unsqueeze(-1).to(h.dtype)
+            mid = (h * mf).sum(1) / mf.sum(1)
             for layer in self.layers:
                 h = layer(h, m4)
-            mf = mask.unsqueeze(-1).to(h.dtype)
-            return (h * mf).sum(1) / mf.sum(1)
+            return (h * mf).sum(1) / mf.sum(1), mid
 
     top = Top()
     for p in top.parameters():
@@ -174,91 +175,151 @@ def cosine_schedule(step: int, total: int, warmup: int) -> float:
 
 @dataclass
 class FinetuneConfig:
-    epochs: float = 2.0
+    epochs: float = 1.0
     batch_size: int = 32
-    lr_layers: float = 5e-5
+    lr_layers: float = 1e-4
     lr_head: float = 1e-3
     weight_decay: float = 0.01
     warmup_frac: float = 0.06
-    distill_weight: float = 1.0
+    distill_weight: float = 0.5
+    issue_weight: float = 1.0
+    issue_repeat: int = 3
     seed: int = 13
-    num_labels: int = 3
+    num_sentiments: int = 3
+    num_issues: int = 11
+
+
+class Heads:
+    """Linear heads: sentiment on the last-layer pool; issue types on [last pool, split pool]."""
+
+    def __init__(self, hidden: int, cfg: FinetuneConfig) -> None:
+        import torch
+
+        self.sentiment = torch.nn.Linear(hidden, cfg.num_sentiments)
+        self.issue = torch.nn.Linear(2 * hidden, cfg.num_issues)
+
+    def parameters(self):
+        return list(self.sentiment.parameters()) + list(self.issue.parameters())
+
+    def __call__(self, last, mid):
+        import torch
+
+        return self.sentiment(last), self.issue(torch.cat([last, mid], dim=-1))
+
+    def train(self, on: bool = True) -> None:
+        self.sentiment.train(on)
+        self.issue.train(on)
+
+    def export(self) -> dict[str, np.ndarray]:
+        return {
+            "sentiment.weight": self.sentiment.weight.detach().numpy().astype(np.float32),
+            "sentiment.bias": self.sentiment.bias.detach().numpy().astype(np.float32),
+            "issue.weight": self.issue.weight.detach().numpy().astype(np.float32),
+            "issue.bias": self.issue.bias.detach().numpy().astype(np.float32),
+        }
 
 
 def train_top(
     encoder_model,
     cache: StateCache,
-    train_idx: list[int],
-    labels: np.ndarray,
+    sent_labels: np.ndarray,
+    issue_targets: np.ndarray,
+    issue_primary: np.ndarray,
     cfg: FinetuneConfig,
     progress: Callable[[int, int, float], None] | None = None,
 ):
-    """Train the top layers + a linear sentiment head; returns (top, head)."""
+    """Jointly train the top layers, the sentiment head and the issue-type head.
+
+    ``sent_labels[i]`` is a sentiment index or -1; ``issue_targets[i]`` a multi-hot row (all -1
+    for rows without issue labels); ``issue_primary[i]`` the primary issue index or -1.
+    Loss = CE(sentiment) + issue_weight·(BCE(labels) + CE(primary, class-weighted))
+    + distill_weight·(1 − cos(pooled, e5 embedding)).
+    """
     import torch
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     top = make_top_model(encoder_model, cache.split)
-    head = torch.nn.Linear(encoder_model.config.hidden_size, cfg.num_labels)
+    heads = Heads(encoder_model.config.hidden_size, cfg)
     drop = torch.nn.Dropout(0.1)
+    named = list(top.named_parameters())
     params = [
-        {"params": [p for n, p in top.named_parameters() if "LayerNorm" not in n and not n.endswith("bias")],
+        {"params": [p for n, p in named if "LayerNorm" not in n and not n.endswith("bias")],
          "lr": cfg.lr_layers, "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in top.named_parameters() if "LayerNorm" in n or n.endswith("bias")],
+        {"params": [p for n, p in named if "LayerNorm" in n or n.endswith("bias")],
          "lr": cfg.lr_layers, "weight_decay": 0.0},
-        {"params": list(head.parameters()), "lr": cfg.lr_head, "weight_decay": 0.0},
+        {"params": heads.parameters(), "lr": cfg.lr_head, "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(params)
     base_lrs = [g["lr"] for g in opt.param_groups]
     lengths = np.diff(cache.offsets)
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
-    total = int(steps_per_epoch * cfg.epochs)
+    sent_idx = [i for i in range(len(cache)) if sent_labels[i] >= 0]
+    issue_idx = [i for i in range(len(cache)) if issue_primary[i] >= 0]
+    epoch_idx = sent_idx + issue_idx * cfg.issue_repeat
+    steps_per_epoch = math.ceil(len(epoch_idx) / cfg.batch_size)
+    total = max(1, int(steps_per_epoch * cfg.epochs))
     warmup = max(1, int(total * cfg.warmup_frac))
     base_emb = torch.from_numpy(cache.base_emb)
-    y_all = torch.from_numpy(labels.astype(np.int64))
+    ys = torch.from_numpy(sent_labels.astype(np.int64))
+    yi = torch.from_numpy(issue_targets.astype(np.float32))
+    yp = torch.from_numpy(issue_primary.astype(np.int64))
+    counts = np.bincount(issue_primary[issue_primary >= 0], minlength=cfg.num_issues).astype(np.float64)
+    cw = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    cw = cw / (cw[counts > 0].mean() if (counts > 0).any() else 1.0)
+    class_w = torch.tensor(cw, dtype=torch.float32)
     step = 0
     top.train()
-    head.train()
+    heads.train()
     while step < total:
-        for b in batches_by_length(train_idx, lengths, cfg.batch_size, rng):
+        for b in batches_by_length(epoch_idx, lengths, cfg.batch_size, rng):
             if step >= total:
                 break
             h, mask = pad_states(cache, b)
-            pooled = top(h, mask)
-            logits = head(drop(pooled))
-            loss = torch.nn.functional.cross_entropy(logits, y_all[b])
+            last, mid = top(h, mask)
+            s_logits, i_logits = heads(drop(last), drop(mid))
+            loss = torch.zeros(())
+            sb = ys[b] >= 0
+            if sb.any():
+                loss = loss + torch.nn.functional.cross_entropy(s_logits[sb], ys[b][sb])
+            ib = yp[b] >= 0
+            if ib.any():
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(i_logits[ib], yi[b][ib])
+                ce = torch.nn.functional.cross_entropy(i_logits[ib], yp[b][ib], weight=class_w)
+                loss = loss + cfg.issue_weight * (bce * 4 + ce)
             if cfg.distill_weight:
-                cos = torch.nn.functional.cosine_similarity(pooled, base_emb[b], dim=-1)
+                cos = torch.nn.functional.cosine_similarity(last, base_emb[b], dim=-1)
                 loss = loss + cfg.distill_weight * (1 - cos).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(top.parameters()) + list(head.parameters()), 1.0)
+            torch.nn.utils.clip_grad_norm_(list(top.parameters()) + heads.parameters(), 1.0)
             f = cosine_schedule(step, total, warmup)
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * f
             opt.step()
             step += 1
             if progress:
-                progress(step, total, float(loss))
+                progress(step, total, float(loss.detach()))
     top.eval()
-    head.eval()
-    return top, head
+    heads.train(False)
+    return top, heads
 
 
-def predict_top(top, head, cache: StateCache, idx: list[int], batch_size: int = 64):
-    """(probs (n, labels), pooled embeddings normalised (n, H)) for cached rows."""
+def predict_top(top, heads, cache: StateCache, idx: list[int], batch_size: int = 64):
+    """(sentiment probs, issue sigmoid probs, normalised embeddings) for cached rows."""
     import torch
 
     lengths = np.diff(cache.offsets)
     order = sorted(idx, key=lambda i: lengths[i])
-    probs, embs = {}, {}
+    out: dict[int, tuple] = {}
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             b = order[s : s + batch_size]
             h, mask = pad_states(cache, b)
-            pooled = top(h, mask)
-            p = torch.softmax(head(pooled), -1).numpy()
-            e = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            last, mid = top(h, mask)
+            sl, il = heads(last, mid)
+            sp = torch.softmax(sl, -1).numpy()
+            ip = torch.sigmoid(il).numpy()
+            e = torch.nn.functional.normalize(last, dim=-1).numpy()
             for r, i in enumerate(b):
-                probs[i], embs[i] = p[r], e[r]
-    return np.stack([probs[i] for i in idx]), np.stack([embs[i] for i in idx])
+                out[i] = (sp[r], ip[r], e[r])
+    return tuple(np.stack([out[i][k] for i in idx]) for k in range(3))

@@ -71,10 +71,10 @@ class TrainConfig:
     split_layer: int = 8
     train_max_length: int = 128
     batch_size: int = 32
-    lr_layers: float = 5e-5
-    distill_weight: float = 1.0
+    lr_layers: float = 1e-4
+    distill_weight: float = 0.5
     holdout_domains: list[str] = field(default_factory=list)
-    issue_C: float = 1.0
+    issue_C: float = 0.01
     progress: bool = True
 
 
@@ -133,6 +133,11 @@ def select_sentiment_rows(cfg: TrainConfig, exclude_keys: set[str]) -> tuple[lis
         ids = {id(r) for r in dev_part}
         dev += dev_part
         train += [r for r in group if id(r) not in ids]
+    if held:  # at most 1500 rows per held-out domain are scored
+        hb: dict[str, list[Example]] = {}
+        for r in held:
+            hb.setdefault(r.domain if r.domain in cfg.holdout_domains else _domain_group(r.domain), []).append(r)
+        held = [r for k in sorted(hb) for r in stratified_sample(hb[k], 1500, cfg.seed)]
     if len(train) > cfg.max_sentiment_rows:
         train = stratified_sample(train, cfg.max_sentiment_rows, cfg.seed)
     rng.shuffle(train)
@@ -269,22 +274,39 @@ def train(cfg: TrainConfig) -> dict:
     }
 
     base_encoder = Encoder(cfg.model_dir, max_length=cfg.train_max_length, quantize=False)
+    issue_train = issue_sets.get("real_train", []) + issue_sets.get("written_train", [])
+    if cfg.quick:
+        issue_train = issue_train[:80]
+    if not issue_train:
+        raise FileNotFoundError(f"no issue-type training rows in {issue_dir}")
     top_state: dict[str, np.ndarray] = {}
-    sent_head: dict[str, np.ndarray] = {}
+    heads: dict[str, np.ndarray] = {}
+    issue_mode = "raw"
+    thresholds = np.full(len(ISSUE_TYPES), 0.5, np.float32)
     if cfg.skip_finetune:
         from safetensors.numpy import load_file
 
         top_state = load_file(str(ARTIFACTS_DIR / ENCODER_FILE))
-        heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE))
-        sent_head = {k: v for k, v in heads.items() if k.startswith("sentiment.")}
+        shipped = load_file(str(ARTIFACTS_DIR / HEADS_FILE))
+        heads = {k: v for k, v in shipped.items() if k.startswith("sentiment.")}
+        issue_mode = "l2"  # the issue head is refitted below on the shipped encoder's features
     else:
-        texts = [r.text for r in train_rows]
+        texts = [r.text for r in train_rows] + [r.text for r in issue_train]
         cache = cached_states(cfg, base_encoder, texts)
+        n_s = len(train_rows)
+        sent_labels = np.concatenate([y_train, -np.ones(len(issue_train), np.int64)])
+        issue_targets = np.concatenate([
+            -np.ones((n_s, len(ISSUE_TYPES)), np.float32),
+            np.array([[lab in r.labels for lab in ISSUE_TYPES] for r in issue_train], np.float32),
+        ])
+        issue_primary = np.concatenate([
+            -np.ones(n_s, np.int64), np.array([ISSUE_TYPES.index(r.label) for r in issue_train], np.int64)])
         fcfg = FinetuneConfig(
             epochs=cfg.epochs, batch_size=cfg.batch_size, lr_layers=cfg.lr_layers,
             distill_weight=cfg.distill_weight, seed=cfg.seed,
         )
-        total = int(np.ceil(len(texts) / cfg.batch_size) * cfg.epochs)
+        n_epoch = n_s + fcfg.issue_repeat * len(issue_train)
+        total = int(np.ceil(n_epoch / cfg.batch_size) * cfg.epochs)
         with _tqdm(total, "fine-tuning top layers", cfg.progress) as bar:
             def prog(step, tot, loss):
                 bar.update(1)
@@ -292,31 +314,30 @@ def train(cfg: TrainConfig) -> dict:
                     bar.set_postfix(loss=f"{loss:.3f}")
 
             t0 = time.time()
-            top, head = train_top(base_encoder.model, cache, list(range(len(texts))), y_train, fcfg, progress=prog)
+            top, head_mod = train_top(base_encoder.model, cache, sent_labels, issue_targets, issue_primary, fcfg,
+                                      progress=prog)
             metrics["finetune_seconds"] = round(time.time() - t0, 1)
-        p_train, _ = predict_top(top, head, cache, list(range(min(len(texts), 2000))))
-        metrics["sentiment_train_accuracy"] = float((p_train.argmax(1) == y_train[: len(p_train)]).mean())
-        # The alternative we measured against: a head on the frozen encoder's embedding.
+        for i, layer in enumerate(top.layers):
+            for k, v in layer.state_dict().items():
+                top_state[f"encoder.layer.{cfg.split_layer + i}.{k}"] = v.detach().numpy().astype(np.float16)
+        heads = head_mod.export()
+        heads["issue.mean"] = np.zeros(heads["issue.weight"].shape[1], np.float32)
+        heads["issue.scale"] = np.ones(heads["issue.weight"].shape[1], np.float32)
+        # The alternative we measured against: heads on the frozen encoder's embedding.
         from sklearn.linear_model import LogisticRegression
 
-        lr = LogisticRegression(C=1.0, max_iter=3000).fit(cache.base_emb, y_train)
+        sent_rows_idx = list(range(n_s))
+        lr = LogisticRegression(C=1.0, max_iter=3000).fit(cache.base_emb[:n_s], y_train)
         base_metrics = {}
         for name, rows in (("dev", dev_rows), ("heldout_domains", held_rows)):
             if rows and len(lr.classes_) == 3:
                 ec = cached_states(cfg, base_encoder, [r.text for r in rows])
                 base_metrics[name] = _sentiment_breakdown(rows, lr.predict_proba(ec.base_emb))
-                ft_probs, ft_emb = predict_top(top, head, ec, list(range(len(rows))))
-                base_metrics[name]["tuned_embedding_cosine_to_e5"] = round(
+                _, _, ft_emb = predict_top(top, head_mod, ec, list(range(len(rows))))
+                metrics.setdefault("embedding_cosine_tuned_vs_e5", {})[name] = round(
                     float((ft_emb * ec.base_emb).sum(1).mean()), 4)
         metrics["baseline_frozen_encoder_logreg"] = base_metrics
-        for i, layer in enumerate(top.layers):
-            for k, v in layer.state_dict().items():
-                top_state[f"encoder.layer.{cfg.split_layer + i}.{k}"] = v.detach().numpy().astype(np.float16)
-        sent_head = {
-            "sentiment.weight": head.weight.detach().numpy().astype(np.float32),
-            "sentiment.bias": head.bias.detach().numpy().astype(np.float32),
-        }
-        del cache
+        del cache, sent_rows_idx
 
     # The tuned model, as it will be served (fp32 here; the int8 path is measured by bench/eval).
     state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in top_state.items()}
@@ -342,21 +363,17 @@ def train(cfg: TrainConfig) -> dict:
         if not rows:
             continue
         _, pools = features(rows, f"sentiment {name}")
-        logits = pools[:, 1] @ sent_head["sentiment.weight"].T + sent_head["sentiment.bias"]
+        logits = pools[:, 1] @ heads["sentiment.weight"].T + heads["sentiment.bias"]
         probs = np.exp(logits - logits.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
         sent_metrics[name] = _sentiment_breakdown(rows, probs)
     metrics["sentiment"] = sent_metrics
 
-    # Issue-type head.
-    issue_train = issue_sets.get("real_train", []) + issue_sets.get("written_train", [])
-    if cfg.quick:
-        issue_train = issue_train[:80]
-    if not issue_train:
-        raise FileNotFoundError(f"no issue-type training rows in {issue_dir}")
-    _, pools = features(issue_train, "issue-type features")
-    X = issue_features(pools[:, 1], pools[:, 0])
-    issue_head, thresholds = fit_issue_head(X, issue_train, cfg.issue_C, cfg.seed, quick=cfg.quick)
+    if issue_mode == "l2":
+        _, pools = features(issue_train, "issue-type features")
+        X = issue_features(pools[:, 1], pools[:, 0])
+        issue_head, thresholds = fit_issue_head(X, issue_train, cfg.issue_C, cfg.seed, quick=cfg.quick)
+        heads.update(issue_head)
     issue_metrics = {"train_rows": _issue_counts(issue_train)}
     for name in ("real_heldout", "written_heldout"):
         rows = issue_sets.get(name, [])
@@ -365,15 +382,15 @@ def train(cfg: TrainConfig) -> dict:
         if not rows:
             continue
         _, hp = features(rows, f"issue {name}")
-        Xh = (issue_features(hp[:, 1], hp[:, 0]) - issue_head["issue.mean"]) / issue_head["issue.scale"]
-        probs = _sigmoid(Xh @ issue_head["issue.weight"].T + issue_head["issue.bias"])
+        Xh = (issue_features(hp[:, 1], hp[:, 0], issue_mode) - heads["issue.mean"]) / heads["issue.scale"]
+        probs = _sigmoid(Xh @ heads["issue.weight"].T + heads["issue.bias"])
         issue_metrics[name] = _issue_metrics(probs, rows, thresholds)
     metrics["issue_type"] = issue_metrics
 
     # Artifacts.
     if top_state:
         save_file(top_state, str(out / ENCODER_FILE))
-    save_file({**sent_head, **issue_head}, str(out / HEADS_FILE))
+    save_file(heads, str(out / HEADS_FILE))
     config = {
         "name": "feedback",
         "base": model_version(),
@@ -383,6 +400,7 @@ def train(cfg: TrainConfig) -> dict:
         "sentiment_labels": list(SENTIMENTS),
         "issue_labels": list(ISSUE_TYPES),
         "issue_thresholds": [round(float(t), 3) for t in thresholds],
+        "issue_features": issue_mode,
         "embedding": "mean pool of the last layer of the tuned model, L2-normalised ('query: ' prefix)",
         "seed": cfg.seed,
     }

@@ -82,6 +82,8 @@ def train_command(
     epochs: float = typer.Option(2.0, "--epochs"),
     seed: int = typer.Option(13, "--seed"),
     max_sentiment_rows: int = typer.Option(40000, "--max-sentiment-rows"),
+    lr: float = typer.Option(1e-4, "--lr", help="learning rate of the tuned encoder layers"),
+    distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
     skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
     quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
     holdout_domain: list[str] = typer.Option(
@@ -102,6 +104,8 @@ def train_command(
         seed=seed,
         max_sentiment_rows=max_sentiment_rows,
         skip_finetune=skip_finetune,
+        lr_layers=lr,
+        distill_weight=distill_weight,
         quick=quick,
         holdout_domains=list(holdout_domain or []),
     )
