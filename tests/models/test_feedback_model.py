@@ -1,0 +1,75 @@
+"""FeedbackModel: the contract the enricher relies on, on the real shipped artifacts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.taxonomy import ISSUE_TYPES, SENTIMENTS
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "快递三天了还没到，物流太慢了",
+    "菜品很新鲜，味道很好，送餐也快，好评！",
+    "申请退款一周了还没到账，客服也不回复",
+    "APP一打开就闪退，登录不了",
+    "酒店房间干净，服务员很热情，下次还住",
+    "衣服质量很差，穿一次就开线了",
+    "我的账号被盗了，个人信息泄露，天天接到骚扰电话",
+    "建议增加夜间模式和字体大小设置",
+    "價格太貴了，還亂收費",
+    "",
+]
+
+
+def test_prediction_contract(feedback_model):
+    preds = feedback_model.predict(TEXTS, batch_size=4)
+    assert len(preds) == len(TEXTS)
+    assert isinstance(feedback_model.version, str) and feedback_model.version
+    for p in preds:
+        assert p.embedding.dtype == np.float32 and p.embedding.shape == (384,)
+        assert math.isclose(float(np.linalg.norm(p.embedding)), 1.0, abs_tol=1e-4)
+        assert list(p.issue_probs) == list(ISSUE_TYPES)
+        assert all(0.0 <= v <= 1.0 for v in p.issue_probs.values())
+        assert p.issue_labels and p.issue_labels[0] == p.primary_issue
+        assert len(set(p.issue_labels)) == len(p.issue_labels)
+        assert set(p.issue_labels) <= set(ISSUE_TYPES)
+        assert p.sentiment in SENTIMENTS
+        assert -1.0 <= p.sentiment_score <= 1.0
+        with pytest.raises(AttributeError):
+            p.sentiment = "positive"  # frozen
+    assert feedback_model.predict([]) == []
+
+
+def test_predictions_make_sense(feedback_model):
+    preds = feedback_model.predict(TEXTS[:9])
+    by = dict(zip(TEXTS, preds))
+    assert by["快递三天了还没到，物流太慢了"].primary_issue == "logistics"
+    assert by["APP一打开就闪退，登录不了"].primary_issue == "technical"
+    assert by["菜品很新鲜，味道很好，送餐也快，好评！"].sentiment == "positive"
+    assert by["衣服质量很差，穿一次就开线了"].sentiment == "negative"
+    assert by["菜品很新鲜，味道很好，送餐也快，好评！"].sentiment_score > 0.5
+    assert by["申请退款一周了还没到账，客服也不回复"].sentiment_score < -0.5
+    assert "refund_aftersales" in by["申请退款一周了还没到账，客服也不回复"].issue_labels
+
+
+def test_one_forward_pass_per_text(feedback_model):
+    calls = []
+    handle = feedback_model.encoder.model.register_forward_hook(lambda m, i, o: calls.append(i))
+    try:
+        feedback_model.predict(TEXTS[:8], batch_size=4)
+    finally:
+        handle.remove()
+    assert len(calls) == 2  # two batches of four: the encoder ran once per text
+
+
+def test_batching_does_not_change_predictions(feedback_model):
+    a = feedback_model.predict(TEXTS[:6], batch_size=1)
+    b = feedback_model.predict(TEXTS[:6], batch_size=64)
+    for x, y in zip(a, b):
+        assert x.primary_issue == y.primary_issue and x.sentiment == y.sentiment
+        # dynamic int8 quantises activations per batch: neighbours shift the scale slightly
+        assert float(x.embedding @ y.embedding) > 0.97
