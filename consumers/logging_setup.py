@@ -26,5 +26,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kafka-python is chatty at INFO about connections and group joins.
+    # kafka-python is chatty at INFO about connections.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # jieba logs its dictionary loading at DEBUG through its own handler, and resets its level on import.
+    import jieba
+
+    jieba.setLogLevel(max(logging.WARNING, root.level))

@@ -29,6 +29,7 @@ app.add_typer(topics_app, name="topics")
 
 console = Console()
 err_console = Console(stderr=True)
+_log_level_given = False
 
 
 def settings() -> Settings:
@@ -69,6 +70,8 @@ def main(
 ) -> None:
     from consumers.logging_setup import configure_logging
 
+    global _log_level_given
+    _log_level_given = log_level is not None
     if config is not None:
         os.environ[f"{ENV_PREFIX}CONFIG"] = str(config)
     runtime = Settings().runtime
@@ -325,9 +328,15 @@ def run_job(
 
     With no bootstrap servers configured it runs on an embedded broker.
     """
+    import logging
+
     from pipelines.main_job import run_main_job, sample_path
     from pipelines.report import print_main_job_report
 
+    # The report is the output here: keep the log to warnings unless --log-level asked for more.
+    if not _log_level_given:
+        logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     s = settings()
     report = run_main_job(s, feedback, sample_path("malformed.jsonl") if malformed else None, timeout)
     print_main_job_report(console, report)

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.main_job import MainJobReport
-from topics.specs import ALERTS, DEADLETTER, NORMALIZED
+from topics.schemas import ISSUE_TYPE_ZH, IssueType
+from topics.specs import ALERTS, DEADLETTER, ENRICHED, NORMALIZED
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -45,12 +46,28 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     console.print(stages)
 
     normalized = report.topics.get(NORMALIZED, [])
-    table = Table("event", "channel", "customer", "text", "flags", "pii", "duplicate of", title=f"{NORMALIZED} ({len(normalized)})")
-    for event in normalized:
-        pii = ", ".join(f"{kind}={count}" for kind, count in sorted((event.get("pii") or {}).items()))
+    enriched = {event["event_id"]: event for event in report.topics.get(ENRICHED, [])}
+    table = Table(
+        "event", "ch", "text (redacted)", "issue", "sentiment", "notes",
+        title=f"{NORMALIZED} ({len(normalized)}) → {ENRICHED} ({len(enriched)})",
+    )
+    for event in sorted(normalized, key=lambda e: e["received_at"]):
+        classified = enriched.get(event["event_id"])
+        issue = sentiment = ""
+        if classified:
+            issue = ISSUE_TYPE_ZH.get(IssueType(classified["primary_issue"]), classified["primary_issue"])
+            extra = [t for t in classified["issue_types"] if t != classified["primary_issue"]]
+            issue += "".join(f" +{ISSUE_TYPE_ZH[IssueType(t)]}" for t in extra)
+            score = classified["sentiment"]["score"]
+            colour = "red" if score < -0.3 else "green" if score > 0.3 else "white"
+            sentiment = f"[{colour}]{classified['sentiment']['label'][:3]} {score:+.2f}[/]"
+        notes = [f"{kind}×{count}" for kind, count in sorted((event.get("pii") or {}).items())]
+        notes += event.get("flags") or []
+        if event.get("duplicate_of"):
+            notes.append(f"dup of {event['duplicate_of']}")
         table.add_row(
-            event["event_id"], event["channel"], event["customer"]["id"], _clip(event["text"], 40),
-            ", ".join(event.get("flags") or []), pii, event.get("duplicate_of") or "",
+            event["event_id"].removeprefix("sample-"), event["channel"][:2], _clip(event["text"], 34),
+            issue, sentiment, _clip(", ".join(notes), 30),
         )
     console.print(table)
     duplicates = sum(1 for event in normalized if event.get("duplicate_of"))
