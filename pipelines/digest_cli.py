@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def calibrate(
         data_dir: Annotated[Path, typer.Option(help="Folder with the labelled review files.")] = Path("/work/shared/data"),
         per_topic: Annotated[int, typer.Option(help="Reviews sampled per topic (domain × polarity).")] = 150,
-        precision: Annotated[float, typer.Option(help="Target precision of 'same theme' decisions.")] = 0.9,
+        precision: Annotated[Optional[float], typer.Option(help="Target precision of 'same theme' decisions (default: best separation, Youden's J).")] = None,
         out: Annotated[Optional[Path], typer.Option(help="Write the result as JSON here.")] = None,
     ) -> None:
         """Calibrate the live-theme threshold curve and the weekly merge/continuity similarities on real reviews."""

@@ -48,7 +48,7 @@ def embed(settings: Settings, texts: list[str]) -> np.ndarray:
     return np.stack([p.embedding for p in predictions]).astype(np.float32)
 
 
-def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float) -> dict:
+def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None) -> dict:
     texts, labels = load_labelled_reviews(data_dir, per_topic)
     result = calibrate(embed(settings, texts), labels, target_precision=precision)
     out = asdict(result)

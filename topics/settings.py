@@ -104,10 +104,11 @@ class LiveThemeSettings(BaseModel):
     """Live theme assignment in the enricher (nearest centroid)."""
 
     # Cosine similarity to a theme centroid needed to join it, per centroid size (members, threshold),
-    # interpolated in log(size): e5 similarities crowd into ~0.85-0.96 and bigger centroids sit closer
-    # to everything. Calibrated on real reviews at precision 0.9 (`feedback-miner themes calibrate`, docs/themes.md).
+    # interpolated in log(size): bigger centroids sit closer to everything, and every model spreads
+    # similarities differently (raw e5: ~0.85-0.96). Calibrated on real reviews for the shipped model
+    # (`feedback-miner themes calibrate`, docs/themes.md); re-run it when the model changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.914), (2, 0.93), (3, 0.935), (5, 0.938), (10, 0.944), (20, 0.944), (50, 0.946)]
+        default_factory=lambda: [(1, 0.731), (2, 0.734), (3, 0.754), (5, 0.785), (10, 0.787), (20, 0.788), (50, 0.832)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -123,13 +124,13 @@ class WeeklyThemeSettings(BaseModel):
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops at this cosine similarity (calibrated like the live threshold).
-    merge_similarity: float = Field(0.891, ge=0.0, le=1.0)
+    merge_similarity: float = Field(0.675, ge=0.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # HDBSCAN: minimum cluster size, run on a PCA projection of this many dimensions.
     hdbscan_min_cluster_size: int = Field(5, ge=2)
     pca_dims: int = Field(32, ge=2)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.981, ge=0.0, le=1.0)
+    continuity_similarity: float = Field(0.935, ge=0.0, le=1.0)
     # Emerging: new, or grown by this factor, with at least this many messages.
     emerging_growth: float = Field(2.0, ge=1.0)
     emerging_min_volume: int = Field(5, ge=1)

