@@ -21,6 +21,12 @@ def _normalizer(settings: Settings) -> Stage:
     return NormalizerStage(max_event_bytes=settings.runtime.max_event_bytes, settings=settings.channels, dedup_index=index)
 
 
+def _enricher(settings: Settings) -> Stage:
+    from pipelines.enrichment import build_enricher
+
+    return build_enricher(settings)
+
+
 def _alerter(settings: Settings) -> Stage:
     from consumers.alerter.stage import AlerterStage
     from consumers.alerter.webhooks import WebhookDispatcher
@@ -35,6 +41,7 @@ def _alerter(settings: Settings) -> Stage:
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.
 STAGES: dict[str, Callable[[Settings], Stage]] = {
     "normalizer": _normalizer,
+    "enricher": _enricher,
     "alerter": _alerter,
 }
 
