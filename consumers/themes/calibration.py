@@ -7,8 +7,9 @@ against the centroid of k random members of its own topic (positive) or of
 another topic (negative), for several k; the threshold for each k is the one
 that separates the two best (Youden's J), or, with ``target_precision``, the
 lowest one at which "joins" is right that often (equal priors).
-The weekly merge threshold is found the same way for the group-average
-similarity of two groups of messages (what average linkage compares).
+The weekly merge threshold is the typical (median) group-average similarity
+of two groups of one topic (what average linkage compares): a merged theme
+must be as coherent as a labelled topic is.
 """
 
 from __future__ import annotations
@@ -107,9 +108,11 @@ def calibrate(
         cneg[n] = a @ c / (np.linalg.norm(a) * np.linalg.norm(c))
     dists[f"group_average_m{group_size}"] = {"same_topic": _pct(pos), "other_topic": _pct(neg)}
     dists[f"centroid_pair_m{group_size}"] = {"same_topic": _pct(cpos), "other_topic": _pct(cneg)}
-    return Calibration(
-        curve, _threshold(pos, neg, target_precision), _threshold(cpos, cneg, target_precision), target_precision, dists
-    )
+    # Merging stops where a merged theme would be less coherent than a typical labelled topic
+    # (the median same-topic group-average similarity): separating topics at their best
+    # (Youden) lets average linkage chain many topics into a few themes.
+    merge = float(np.round(np.median(pos), 3)) if target_precision is None else _threshold(pos, neg, target_precision)
+    return Calibration(curve, merge, _threshold(cpos, cneg, target_precision), target_precision, dists)
 
 
 def threshold_for_size(curve: list[tuple[int, float]], size: int) -> float:
