@@ -30,6 +30,8 @@ def chromium() -> Path:
     """Debian's chromium (and CJK fonts, so the screenshot shows Chinese), installed when missing."""
     if not CHROMIUM.exists():
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update"], check=True, env=env, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium", "fonts-noto-cjk"], check=True, env=env, capture_output=True)
     assert CHROMIUM.exists() and shutil.which(str(CHROMIUM))
     return CHROMIUM
