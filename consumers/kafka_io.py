@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -85,5 +86,26 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0, quiet_s:
                 records.extend(batch)
                 last_record = time.monotonic()
         return records
+    finally:
+        consumer.close()
+
+
+def follow_topic(settings: Settings, topic: str, from_beginning: bool, idle_timeout_s: float | None = None) -> Iterator:
+    """Yield a topic's records as they arrive, without a consumer group; stops after ``idle_timeout_s`` without records."""
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        physical = settings.topic(topic)
+        partitions = consumer.partitions_for_topic(physical)
+        if not partitions:
+            raise ValueError(f"topic {physical!r} does not exist")
+        tps = [TopicPartition(physical, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
+        last = time.monotonic()
+        while idle_timeout_s is None or time.monotonic() - last <= idle_timeout_s:
+            for batch in consumer.poll(timeout_ms=500).values():
+                for record in batch:
+                    last = time.monotonic()
+                    yield record
     finally:
         consumer.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -68,49 +67,35 @@ def register(app: typer.Typer) -> None:
         raw: Annotated[bool, typer.Option(help="Print one JSON object per line (for scripts).")] = False,
     ) -> None:
         """Follow feedback.alerts live, coloured by priority."""
-        from kafka import TopicPartition
-
-        from consumers.kafka_io import make_consumer
+        from consumers.kafka_io import follow_topic
         from topics.serde import DecodeError, decode
         from topics.specs import ALERTS
 
         s = settings()
         _require_broker(s, "alerts tail")
-        consumer = make_consumer(s, group_id=None)
-        physical = s.topic(ALERTS)
-        partitions = consumer.partitions_for_topic(physical)
-        if not partitions:
-            consumer.close()
-            raise ValueError(f"topic {physical!r} does not exist")
-        tps = [TopicPartition(physical, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
-        shown, last = 0, time.monotonic()
         out = Console(highlight=False) if not raw else None
+        records = follow_topic(s, ALERTS, from_beginning, timeout)
+        shown = 0
         try:
-            while max_alerts is None or shown < max_alerts:
-                for record in (r for batch in consumer.poll(timeout_ms=500).values() for r in batch):
-                    last = time.monotonic()
-                    try:
-                        alert = decode(Alert, record.value, list(record.headers or []))
-                    except DecodeError as exc:
-                        console.print(f"[yellow]skipping undecodable record at offset {record.offset}: {exc}[/]")
-                        continue
-                    if not matches(alert, priority, issue_type, channel):
-                        continue
-                    if raw:
-                        print(alert.model_dump_json(), flush=True)
-                    else:
-                        out.print(render_alert(alert))
-                    shown += 1
-                    if max_alerts is not None and shown >= max_alerts:
-                        break
-                if timeout is not None and time.monotonic() - last > timeout:
+            for record in records:
+                try:
+                    alert = decode(Alert, record.value, list(record.headers or []))
+                except DecodeError as exc:
+                    console.print(f"[yellow]skipping undecodable record at offset {record.offset}: {exc}[/]")
+                    continue
+                if not matches(alert, priority, issue_type, channel):
+                    continue
+                if raw:
+                    print(alert.model_dump_json(), flush=True)
+                else:
+                    out.print(render_alert(alert))
+                shown += 1
+                if max_alerts is not None and shown >= max_alerts:
                     break
         except KeyboardInterrupt:
             pass
         finally:
-            consumer.close()
+            records.close()
 
     @bench_app.command("alerts")
     @cli_errors

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -233,44 +233,27 @@ def tail(
     raw: Annotated[bool, typer.Option(help="Print one JSON object per line (for scripts).")] = False,
 ) -> None:
     """Follow a topic and pretty-print its events."""
-    from kafka import TopicPartition
-
-    from consumers.kafka_io import make_consumer
+    from consumers.kafka_io import follow_topic
 
     s = settings()
     _require_broker(s, "tail")
-    consumer = make_consumer(s, group_id=None)
-    physical = s.topic(topic)
-    partitions = consumer.partitions_for_topic(physical)
-    if not partitions:
-        consumer.close()
-        raise ValueError(f"topic {physical!r} does not exist")
-    tps = [TopicPartition(physical, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
-    seen, last = 0, time.monotonic()
+    records = follow_topic(s, topic, from_beginning, timeout)
     try:
-        while max_records is None or seen < max_records:
-            batches = consumer.poll(timeout_ms=500)
-            for record in (r for batch in batches.values() for r in batch):
-                _print_record(record, raw)
-                seen += 1
-                last = time.monotonic()
-                if max_records is not None and seen >= max_records:
-                    break
-            if timeout is not None and time.monotonic() - last > timeout:
+        for seen, record in enumerate(records, start=1):
+            _print_record(record, raw)
+            if max_records is not None and seen >= max_records:
                 break
     except KeyboardInterrupt:
         pass
     finally:
-        consumer.close()
+        records.close()
 
 
 def _print_record(record, raw: bool) -> None:
     try:
         value = json.loads(record.value)
     except (TypeError, ValueError):
-        value = {"undecodable_base64": __import__("base64").b64encode(record.value or b"").decode()}
+        value = {"undecodable_base64": base64.b64encode(record.value or b"").decode()}
     if raw:
         print(json.dumps(value, ensure_ascii=False), flush=True)
         return

