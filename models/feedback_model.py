@@ -106,7 +106,7 @@ class FeedbackModel:
         cls,
         model_dir: Path | None = None,
         artifacts_dir: Path | None = None,
-        quantize: bool = True,
+        quantize: bool | str = True,
         max_length: int = 256,
         num_threads: int | None = None,
         verify: bool = True,

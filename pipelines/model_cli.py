@@ -120,7 +120,7 @@ def bench_model_command(
     artifacts: Path | None = typer.Option(None, "--artifacts"),
     batch_sizes: str = typer.Option("1,16,64", "--batch-sizes"),
     n_sentences: int = typer.Option(512, "--sentences", help="sentences timed per batch size"),
-    repeats: int = typer.Option(3, "--repeats"),
+    repeats: int = typer.Option(5, "--repeats"),
     num_threads: int | None = typer.Option(None, "--num-threads"),
 ) -> None:
     """Sentences/s at several batch sizes, fp32 vs quantised, and the quantised accuracy change."""
