@@ -63,9 +63,9 @@ class TrainConfig:
     issue_data: Path | None = None
     cache_dir: Path | None = None
     model_dir: Path | None = None
-    epochs: float = 2.0
+    epochs: float = 1.0
     seed: int = 13
-    max_sentiment_rows: int = 40000
+    max_sentiment_rows: int = 18000
     skip_finetune: bool = False
     quick: bool = False
     split_layer: int = 8
