@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from consumers.store.feedback_store import FeedbackStore
 from pipelines.main_job import run_main_job, sample_path
-from topics.specs import DIGESTS, ENRICHED, NORMALIZED
+from topics.specs import DEADLETTER, DIGESTS, ENRICHED, NORMALIZED
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 
@@ -17,6 +19,11 @@ def test_main_job_enriches_and_builds_the_digest(kafka_settings, feedback_model)
     assert report.drained
     assert list(report.stage_stats)[:2] == ["normalizer", "enricher"]
     normalized = {e["event_id"] for e in report.topics[NORMALIZED]}
+    dead = report.topics[DEADLETTER]
+    assert set(report.published.accepted) <= normalized | {d["event_id"] for d in dead}  # never nowhere
+    # The bundled malformed messages each land in the dead-letter topic with their reason.
+    assert Counter(d["reason"] for d in dead if d["event_id"] is None) == {"not_json": 1, "not_utf8": 1, "schema_invalid": 3, "too_large": 1}
+    assert report.stage_stats["normalizer"]["processed"] == len(report.published.accepted) + report.malformed_sent
     enriched = {e["event_id"]: e for e in report.topics[ENRICHED]}
     assert normalized and set(enriched) == normalized
     assert all(e["theme_id"] and len(e["issue_scores"]) == 11 for e in enriched.values())
