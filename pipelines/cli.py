@@ -96,8 +96,7 @@ def topics_create() -> None:
     from topics.admin import ensure_topics
 
     s = settings()
-    if not s.kafka.bootstrap_servers:
-        raise ValueError(f"no bootstrap servers configured (set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS)")
+    _require_broker(s, "topics create")
     statuses = ensure_topics(s)
     _print_topic_statuses(statuses)
     if any(st.action == "drift" for st in statuses):
@@ -111,8 +110,7 @@ def topics_describe() -> None:
     from topics.admin import admin_client, describe_topics, drift_of, specs_for
 
     s = settings()
-    if not s.kafka.bootstrap_servers:
-        raise ValueError(f"no bootstrap servers configured (set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS)")
+    _require_broker(s, "topics describe")
     specs = specs_for(s)
     admin = admin_client(s)
     try:
