@@ -11,7 +11,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -202,5 +201,3 @@ def run_stage(stage: Stage, settings: Settings, **run_options) -> RunStats:
     runtime.install_signal_handlers()
     return runtime.run(**run_options)
 
-
-StageFactory = Callable[[Settings], Stage]
