@@ -2,7 +2,7 @@
 
 Inputs (work/ is git-ignored except the label file):
   work/candidates.jsonl   pre-selected candidates (tools/preselect.py)
-  work/labels.txt         hand labels, tokens "cid:CODES", first code = primary
+  work/labels.txt         hand labels, tokens "cid:CODES", first code = primary; lines starting with # are comments
   written/*.py            self-written examples (WRITTEN list of (text, [labels]))
 Outputs: real_train.jsonl, real_heldout.jsonl, written_train.jsonl, written_heldout.jsonl
 
@@ -33,6 +33,8 @@ TAXONOMY = list(CODE.values())
 def read_labels():
     lab = {}
     for line in open(W / "labels.txt", encoding="utf-8"):
+        if line.lstrip().startswith("#"):
+            continue  # comment lines (e.g. the stage-5 header)
         for tok in line.split():
             cid, codes = tok.split(":")
             lab[int(cid)] = codes  # later entries override earlier ones (corrections)
@@ -98,6 +100,8 @@ def real_rows():
         rows.append({"text": c["text"], "label": labels[0], "labels": labels,
                      "source": c["source"], "origin": "real"})
     rows.sort(key=lambda r: (r["source"].split(":")[0], int(r["source"].split(":")[1])))
+    dup = [s for s, n in Counter(r["source"] for r in rows).items() if n > 1]
+    assert not dup, f"source rows labelled under two cids: {dup[:5]}"
     return rows
 
 

@@ -208,6 +208,161 @@ def stage4(seed=37):
     print(len(out), {c: len(v) for c, v in by.items()})
 
 
+
+# ---- stage 5: sharper "main point" rules for the weak classes, skipping every labelled text ----
+# Texts that were candidates in stages 1-2 but never read (no entry in labels.txt) may be picked
+# again here under a new cid; build_dataset.py checks that no source row is labelled twice.
+RULES5 = {
+    "account_privacy": r"隐私|个人信息|信息.{0,4}(泄露|泄漏|外泄|被卖|被公开|曝光)|泄露|泄漏|骚扰|推销|短信轰炸|垃圾短信|短信.{0,8}(广告|不断|天天|每天|一直)|盗号|被盗|(账号|帐号|账户|帐户).{0,8}(被|冻结|封|异常|盗|登不|安全)|账号|帐号|账户|帐户|注册|绑定|手机号|身份证|密码|实名|验证码|诈骗|骗子.{0,6}电话|小姐|按摩|偷.{0,2}(看|拍|听|窥|走)|监控|(陌生|不明)电话|资料.{0,6}(泄|被|丢|卖)",
+    "policy_contract": r"规定|政策|条款|合同|押金|预授权|会员|积分|不退|不给退|不予退|不能退|不让退|不换|规则|协议|违约|定金|霸王|制度|规矩|必须.{0,6}(先|交|付|押)|(延迟|延时|推迟)退房|退房时间|入住时间|加收.{0,4}(半天|房费)|价保|保价|签单|担保|不开发票|不允许|不准|禁止",
+    "suggestion": r"建议.{0,15}(增加|提供|改|换|多|加|出|设|配|把|做|用|取消|降|搞|开|送|放|还是|最好)|希望.{0,12}(能|可以|增加|提供|改进|推出|加|多|出|改)|要是能|如果能|如果有.{0,10}(就|会|更)|能不能|可不可以|可否|能否|最好能|最好是|最好有|应该(增加|提供|多|加|改|配|把|设)|改进一下|改善一下|为什么不",
+    "service_attitude": r"客服|前台|服务员|店员|老板|态度|不理|没人接|没人管|打不通|不耐烦|敷衍|推脱|挂.{0,2}电话|服务.{0,4}(差|恶劣|不好|一般|太次|不到位)",
+    "refund_aftersales": r"退款|退货|换货|保修|维修|售后|赔偿|退钱|返修|三包|寄回|退回|补发|退换|赔",
+    "technical": r"闪退|死机|蓝屏|驱动|系统|无法登录|登录不|登不上|网络|wifi|WIFI|Wifi|无线|宽带|bug|BUG|上网|网速|软件|程序|app|APP|死循环|黑屏|花屏|重启|装不上|安装",
+}
+# quota order = priority: a text matching several rules is filed under the first class that picks it
+QUOTA5 = {"account_privacy": 250, "policy_contract": 250, "suggestion": 250,
+          "service_attitude": 70, "refund_aftersales": 70, "technical": 70}
+MAXLEN5 = {"account_privacy": 400}  # the pool holds few privacy texts: long ones are read too
+
+
+def stage5(seed=41):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
+    labelled_cids = set()
+    for line in open(W / "labels.txt", encoding="utf-8"):
+        if line.lstrip().startswith("#"):
+            continue
+        labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
+    # every text that already has a label (or an X) is skipped; so is anything already in stage 5
+    skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in skip or not 5 <= len(t) <= 400:
+            continue
+        weibo = r["source"].startswith("weibo")
+        for c, rx in RULES5.items():
+            if len(t) <= MAXLEN5.get(c, 220) and re.search(rx, t) and (not weibo or c in ("account_privacy", "technical", "policy_contract")):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA5:
+        cs = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cs)
+        # Weibo at most a quarter of a class so the consumer domains dominate
+        wb = [r for r in cs if r["source"].startswith("weibo")][: QUOTA5[c] // 4]
+        nb = [r for r in cs if not r["source"].startswith("weibo")]
+        picked = (nb[: QUOTA5[c] - len(wb)] + wb)[: QUOTA5[c]]
+        for r in picked:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 40000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+
+
+
+# ---- stage 5b: second, sharper pass (the broad pass above found few primary rare-class texts) ----
+RULES5B = {
+    "account_privacy": r"骚扰|推销|隐私|个人信息|泄露|泄漏|盗刷|冒用|木马|盗号|诈骗|骗子.{0,6}(电话|短信)|电话.{0,10}(按摩|小姐|特殊服务)|(按摩|小姐|特殊服务).{0,10}电话|短信.{0,6}(广告|骚扰)|信息.{0,6}(卖|泄|透露)",
+    "policy_contract": r"限购.{0,10}价保|不支持价保|无法价保|不能价保|不予价保|价保.{0,8}(规则|规定|条件|限制|范围)|七天价保|7天价保|黑号|账号.{0,6}黑|(拆|开封|打开|用过|使用过?|试用).{0,6}(就|了)?(不能|不让|不给|不予|无法)(退|换)|霸王条款|运费险|免运费|(定金|订金|预付款|预收款).{0,10}(不退|不能退|不给退)|押金|预授权|加收.{0,3}半天|半天房费|退房时间|延迟退房|规定|制度|条款|合同|会员.{0,8}(规则|制度|权益|特权|等级)|积分",
+    "suggestion": r"(如果|要是|若是?|假如).{0,20}(就更好|就好了|更好了|就完美|会更好|就更完美)|就更好了|就更完美了|建议.{0,15}(增加|加个|加点|改进|改成|改为|换成|出个|推出|提供|配个|配上|多放|少放|做成|搞个|开通|设置)|希望.{0,10}(增加|推出|出个|加个|提供|能出|改成|开通|能有|可以有)|能不能.{0,10}(加|出|改|多|少|换)|为什么不.{0,10}(出|做|加|提供|配)",
+    "technical": r"驱动|装系统|装XP|装xp|重装|蓝屏|死机|系统.{0,4}(崩|卡死|问题|不稳定|兼容)|闪退|无法上网|上不了网|宽带.{0,6}(不|慢|断|坏)|网络.{0,6}(不|断|慢)|wifi.{0,6}(不|断|差)|WIFI.{0,6}(不|断|差)|无线.{0,6}(不|断|连不)|掉线|系统更新|升级.{0,6}(失败|后)|软件.{0,6}(不兼容|装不)|兼容",
+    "service_attitude": r"态度.{0,4}(差|恶劣|不好|极差|很差|太差|冷淡|生硬|傲慢|蛮横)|爱理不理|爱答不理|不耐烦|敷衍|推来推去|踢皮球|推卸|挂.{0,2}电话|没人接|打不通|不回复|不理人|没人理|骂人|翻白眼|服务意识",
+    "refund_aftersales": r"退款.{0,10}(没|不|慢|迟迟|还没|拖)|不给退|不让退|退不了|退货.{0,8}(麻烦|不|慢|难)|换货.{0,8}(麻烦|不|慢|难)|售后.{0,6}(差|不|太|推|慢)|保修|返修|维修|三包|赔偿|补发",
+}
+QUOTA5B = {"account_privacy": 50, "policy_contract": 150, "suggestion": 300, "technical": 130,
+           "service_attitude": 90, "refund_aftersales": 80}
+MAXLEN5B = {"account_privacy": 500, "policy_contract": 500, "suggestion": 500}
+WEIBO5B = ("account_privacy", "technical", "policy_contract")
+
+
+def stage5b(seed=43):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
+    labelled_cids = set()
+    for line in open(W / "labels.txt", encoding="utf-8"):
+        if line.lstrip().startswith("#"):
+            continue
+        labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
+    # skip labelled texts and everything stage 5 (cid 40000+) already picked
+    skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in skip or not 5 <= len(t) <= 500:
+            continue
+        weibo = r["source"].startswith("weibo")
+        for c, rx in RULES5B.items():
+            if len(t) <= MAXLEN5B.get(c, 220) and re.search(rx, t) and (not weibo or c in WEIBO5B):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA5B:
+        cs = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cs)
+        for r in cs[:QUOTA5B[c]]:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5b", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 41000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+
+
+
+# ---- stage 5c: last pass for suggestion (short texts, concrete change requests) and the
+# policy texts the broad stage-5 rule matched but its quota left unread ----
+RULES5C = {
+    "suggestion": r"(再|多|少|更).{0,8}(点|些).{0,6}(就好|更好|就完美|会更好)|建议.{0,12}(把|多|少|加|换|改|做|出|用|提供|增加)|能不能.{0,8}(把|多|少|加|换|改|做|出|送|给)|可不可以.{0,8}(把|多|少|加|换|改|做|出|送|给)|最好(能|再)|应该(增加|提供|多|加|改|配|把|设|出)|如果能.{0,12}(就|会)",
+    "policy_contract": RULES5["policy_contract"],
+}
+QUOTA5C = {"suggestion": 140, "policy_contract": 140}
+MAXLEN5C = {"suggestion": 100, "policy_contract": 400}
+
+
+def stage5c(seed=47):
+    rnd = random.Random(seed)
+    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
+    cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
+    labelled_cids = set()
+    for line in open(W / "labels.txt", encoding="utf-8"):
+        if line.lstrip().startswith("#"):
+            continue
+        labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
+    skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    by = defaultdict(list)
+    for r in pool:
+        t = r["text"]
+        if r["id"] in skip or r["source"].startswith("weibo") or not 5 <= len(t) <= 400:
+            continue
+        for c, rx in RULES5C.items():
+            if len(t) <= MAXLEN5C[c] and re.search(rx, t):
+                by[c].append(r)
+    out, used = [], set()
+    for c in QUOTA5C:
+        cs = [r for r in by[c] if r["id"] not in used]
+        rnd.shuffle(cs)
+        for r in cs[:QUOTA5C[c]]:
+            used.add(r["id"])
+            out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5c", "meta": r["meta"]})
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = 42000 + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+
+
 if __name__ == "__main__":
     import sys
-    {"stage2": stage2, "stage3": stage3, "stage4": stage4}.get((sys.argv[1:] or ["main"])[0], main)()
+    {"stage2": stage2, "stage3": stage3, "stage4": stage4, "stage5": stage5, "stage5b": stage5b, "stage5c": stage5c}.get((sys.argv[1:] or ["main"])[0], main)()
