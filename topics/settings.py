@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "FEEDBACK_MINER_"
@@ -96,8 +96,19 @@ class ModelSettings(BaseModel):
     dir: Path = Field(default_factory=lambda: _default_home() / "models")
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(256, ge=8, le=512)
-    quantize: bool = True
+    # Inference path: onnx_int8 (ONNX Runtime int8, the fastest; built once into `dir`), none
+    # (torch fp32), or the torch dynamic-int8 variants measured by `bench model`.
+    # true / false are accepted for onnx_int8 / none.
+    quantize: Literal["none", "onnx_int8", "torch_int8", "torch_int8_all"] = "onnx_int8"
     num_threads: int | None = None
+
+    @field_validator("quantize", mode="before")
+    @classmethod
+    def _bool_quantize(cls, v: Any) -> Any:
+        from_bool = {"true": "onnx_int8", "1": "onnx_int8", "false": "none", "0": "none"}
+        if isinstance(v, bool):
+            return "onnx_int8" if v else "none"
+        return from_bool.get(v.lower(), v) if isinstance(v, str) else v
 
 
 class LiveThemeSettings(BaseModel):

@@ -30,7 +30,7 @@ def training_flow(
     out: str | None = None,
     evaluations: list[tuple[str, str]] | None = None,
     quick: bool = False,
-    epochs: float = 1.0,
+    epochs: float = 1.5,
     seed: int = 13,
     shared_data: str | None = None,
     issue_data: str | None = None,

@@ -98,10 +98,10 @@ def test_similar_texts_are_closer(encoder_fp32):
     assert a @ b > a @ c
 
 
-def test_quantized_encoder_stays_close(model_dir, encoder_fp32):
+def test_torch_int8_encoder_stays_close(model_dir, encoder_fp32):
     from models.encoder import Encoder
 
-    q = Encoder(model_dir, max_length=512, quantize=True, long_text="window")
+    q = Encoder(model_dir, max_length=512, quantize="torch_int8", long_text="window")
     cos = (q.encode(TEXTS[:-2]) * encoder_fp32.encode(TEXTS[:-2])).sum(1)
     assert cos.min() > 0.95
 

@@ -56,14 +56,18 @@ def test_predictions_make_sense(feedback_model):
     assert "refund_aftersales" in by["申请退款一周了还没到账，客服也不回复"].issue_labels
 
 
-def test_one_forward_pass_per_text(feedback_model):
+def test_one_forward_pass_per_text(feedback_model, monkeypatch):
     calls = []
-    handle = feedback_model.encoder.model.register_forward_hook(lambda m, i, o: calls.append(i))
-    try:
-        feedback_model.predict(TEXTS[:8], batch_size=4)
-    finally:
-        handle.remove()
-    assert len(calls) == 2  # two batches of four: the encoder ran once per text
+    run = feedback_model.encoder._pool_batch
+
+    def counting(ids, mask, layers):
+        calls.append((ids.shape[0], list(layers)))
+        return run(ids, mask, layers)
+
+    monkeypatch.setattr(feedback_model.encoder, "_pool_batch", counting)
+    feedback_model.predict(TEXTS[:8], batch_size=4)
+    # two batches of four: the encoder ran once per text, pooling both layers the heads read
+    assert calls == [(4, [feedback_model.split, feedback_model.last])] * 2
 
 
 def test_batching_does_not_change_predictions(feedback_model):
@@ -73,3 +77,19 @@ def test_batching_does_not_change_predictions(feedback_model):
         assert x.primary_issue == y.primary_issue and x.sentiment == y.sentiment
         # dynamic int8 quantises activations per batch: neighbours shift the scale slightly
         assert float(x.embedding @ y.embedding) > 0.97
+
+
+def test_primary_head_choice_leads_the_label_set():
+    from models.feedback_model import decide_issue_labels
+    from models.taxonomy import ISSUE_TYPES
+
+    probs = np.full(len(ISSUE_TYPES), 0.05, np.float32)
+    probs[ISSUE_TYPES.index("logistics")] = 0.9
+    probs[ISSUE_TYPES.index("suggestion")] = 0.6
+    probs[ISSUE_TYPES.index("praise")] = 0.7
+    th = np.full(len(ISSUE_TYPES), 0.5, np.float32)
+    # without a primary head: the most probable label; praise never joins a complaint
+    assert decide_issue_labels(probs, th) == ("logistics", ["logistics", "suggestion"])
+    # the primary head may pick a less probable label: it leads, the others follow once
+    assert decide_issue_labels(probs, th, ISSUE_TYPES.index("suggestion")) == ("suggestion", ["suggestion", "logistics"])
+    assert decide_issue_labels(probs, th, ISSUE_TYPES.index("other")) == ("other", ["other"])

@@ -1,0 +1,78 @@
+"""The ONNX Runtime int8 path: built once, checked, close to fp32, and the tuned-layer packing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+TEXTS = [
+    "外卖送得太慢了，汤都洒了。",
+    "客服态度很好，问题很快就解决了！",
+    "價格便宜，質量不錯，下次還會再來",
+    "APP一直闪退😡，login 不上去",
+    "这家酒店的服务实在太差了，前台态度恶劣，房间也很脏。" * 20,  # past max_length: windows
+]
+
+
+def test_onnx_int8_encoder_stays_close_to_fp32(model_dir, encoder_fp32):
+    from models.encoder import Encoder
+
+    q = Encoder(model_dir, max_length=512, quantize="onnx_int8", long_text="window", pool_layers=[6])
+    assert q.model is None and q.onnx is not None
+    texts = TEXTS
+    emb, pools = q.encode(texts, layers=[6, 12])
+    ref, ref_pools = encoder_fp32.encode(texts, layers=[6, 12])
+    assert (emb * ref).sum(1).min() > 0.98
+    mid = (pools[:, 0] * ref_pools[:, 0]).sum(1) / np.linalg.norm(pools[:, 0], axis=1) / np.linalg.norm(ref_pools[:, 0], axis=1)
+    assert mid.min() > 0.97  # a middle layer's raw pool: a little further from fp32 than the output
+    with pytest.raises(ValueError, match="pools layers"):
+        q.encode(texts[:2], layers=[3])
+
+
+def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
+    from models.encoder import _sha256, ensure_model_folder, model_version
+    from models.onnx_int8 import ensure_onnx_int8
+
+    folder = ensure_model_folder(model_dir)
+    path = ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version())  # the build of the test above
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    assert manifest["fusions"]["Attention"] == 12 and manifest["size"] == path.stat().st_size
+    stamp = path.stat().st_mtime_ns
+    assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
+    assert path.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    with path.open("r+b") as f:  # same size, different bytes: only the checksum notices
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\x00\x01\x02\x03")
+    assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
+    assert path.stat().st_mtime_ns != stamp
+    assert _sha256(path) == json.loads((path.parent / "manifest.json").read_text())["sha256"]
+
+
+def test_tuned_layers_pack_to_int8_rows_and_back():
+    from models.feedback_model import SCALE_SUFFIX, pack_tuned_layers, unpack_tuned_layers
+
+    rng = np.random.default_rng(0)
+    state = {"w": rng.normal(0, 0.05, (384, 1536)).astype(np.float32), "b": rng.normal(0, 1, 384).astype(np.float32)}
+    packed = pack_tuned_layers(state)
+    assert packed["w"].dtype == np.int8 and packed["w" + SCALE_SUFFIX].shape == (384,)
+    assert packed["b"].dtype == np.float16
+    back = unpack_tuned_layers(packed)
+    assert set(back) == {"w", "b"}
+    x = rng.normal(0, 1, (16, 1536)).astype(np.float32)
+    y, y2 = x @ state["w"].T, x @ back["w"].T
+    assert ((y * y2).sum(1) / np.linalg.norm(y, axis=1) / np.linalg.norm(y2, axis=1)).min() > 0.9999
+    # fp16 artifacts from before the packing still load
+    assert unpack_tuned_layers({"w": state["w"].astype(np.float16)})["w"].dtype == np.float32
+
+
+def test_quantize_setting_accepts_paths_and_bools():
+    from topics.settings import Settings
+
+    assert Settings().model.quantize == "onnx_int8"
+    assert Settings(model={"quantize": False}).model.quantize == "none"
+    assert Settings(model={"quantize": "true"}).model.quantize == "onnx_int8"
+    assert Settings(model={"quantize": "torch_int8"}).model.quantize == "torch_int8"
+    with pytest.raises(ValueError):
+        Settings(model={"quantize": "fp8"})
