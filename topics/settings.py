@@ -119,7 +119,7 @@ class LiveThemeSettings(BaseModel):
     # similarities differently (raw e5: ~0.85-0.96). Calibrated on real reviews for the shipped model
     # (`feedback-miner themes calibrate`, docs/themes.md); re-run it when the model changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.731), (2, 0.734), (3, 0.754), (5, 0.785), (10, 0.787), (20, 0.788), (50, 0.832)]
+        default_factory=lambda: [(1, 0.773), (2, 0.774), (3, 0.799), (5, 0.808), (10, 0.815), (20, 0.845), (50, 0.857)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -135,13 +135,13 @@ class WeeklyThemeSettings(BaseModel):
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops below this mean pairwise cosine: the median coherence of a labelled topic (calibrated).
-    merge_similarity: float = Field(0.784, ge=0.0, le=1.0)
+    merge_similarity: float = Field(0.825, ge=0.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # HDBSCAN: minimum cluster size, run on a PCA projection of this many dimensions.
     hdbscan_min_cluster_size: int = Field(5, ge=2)
     pca_dims: int = Field(32, ge=2)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.935, ge=0.0, le=1.0)
+    continuity_similarity: float = Field(0.927, ge=0.0, le=1.0)
     # Emerging: new, or grown by this factor, with at least this many messages.
     emerging_growth: float = Field(2.0, ge=1.0)
     emerging_min_volume: int = Field(5, ge=1)
