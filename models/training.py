@@ -78,7 +78,7 @@ class TrainConfig:
     lr_layers: float = 1e-4
     distill_weight: float = 0.5
     holdout_domains: list[str] = field(default_factory=list)
-    eval_dir: Path | None = None  # where the dev / held-out-domain JSONL files go (default var/eval)
+    eval_dir: Path | None = None  # dev / held-out-domain JSONL files (default: "eval" beside the cache dir)
     issue_C: float = 0.01
     progress: bool = True
 
@@ -296,7 +296,8 @@ def train(cfg: TrainConfig) -> dict:
     train_rows, dev_rows, held_rows = select_sentiment_rows(cfg, exclude)
     log.info("sentiment rows: train %d, dev %d, held-out domains %d", len(train_rows), len(dev_rows), len(held_rows))
     if not cfg.skip_finetune:  # a head refit keeps the split (and dev files) of the run that tuned the encoder
-        write_eval_files(Path(cfg.eval_dir) if cfg.eval_dir else REPO / "var" / "eval", dev_rows, held_rows)
+        base = Path(cfg.cache_dir).parent if cfg.cache_dir else REPO / "var"
+        write_eval_files(Path(cfg.eval_dir) if cfg.eval_dir else base / "eval", dev_rows, held_rows)
     y_train = np.array([SENTIMENTS.index(r.label) for r in train_rows])
 
     metrics: dict = {

@@ -79,7 +79,7 @@ def train_command(
     issue_data: Path | None = typer.Option(None, "--issue-data", help="folder of the issue-type set"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="embedding/state caches (default: var/cache)"),
     eval_dir: Path | None = typer.Option(None, "--eval-dir", help="dev / held-out-domain JSONL files for eval and "
-                                         "bench (default: var/eval)"),
+                                         "bench (default: eval/ beside the cache dir, i.e. var/eval)"),
     model_dir: Path | None = typer.Option(None, "--model-dir"),
     epochs: float = typer.Option(1.5, "--epochs"),
     seed: int = typer.Option(13, "--seed"),

@@ -37,3 +37,28 @@ def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
     train(TrainConfig(out=again, quick=True, cache_dir=tmp_path / "cache", model_dir=model_dir, progress=False))
     a, b = load_file(str(out / "heads.safetensors")), load_file(str(again / "heads.safetensors"))
     assert all(abs(a[k] - b[k]).max() < 1e-3 for k in a)
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir())[0].startswith("sentiment_dev_")
+
+
+def test_skip_finetune_refits_only_the_issue_heads(tmp_path, model_dir):
+    from safetensors.numpy import load_file
+
+    from models.feedback_model import ARTIFACTS_DIR, ENCODER_FILE, HEADS_FILE, unpack_tuned_layers
+    from models.training import TrainConfig, train
+
+    out = tmp_path / "refit"
+    metrics = train(TrainConfig(out=out, quick=True, skip_finetune=True, cache_dir=tmp_path / "cache",
+                                model_dir=model_dir, progress=False))
+    shipped_heads, heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE)), load_file(str(out / HEADS_FILE))
+    assert all((shipped_heads[k] == heads[k]).all() for k in shipped_heads if k.startswith("sentiment."))
+    assert set(heads) >= {"issue.weight", "primary.weight", "primary.bias"}
+    a = unpack_tuned_layers(load_file(str(ARTIFACTS_DIR / ENCODER_FILE)))
+    b = unpack_tuned_layers(load_file(str(out / ENCODER_FILE)))
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]).max() < 1e-6 for k in a)
+    # The encoder was not retrained: its run's record and sentiment figures are carried over,
+    # and no dev files are written for a split it was not trained against.
+    shipped = json.loads((ARTIFACTS_DIR / "metrics.json").read_text())
+    assert metrics["sentiment"] == shipped["sentiment"]
+    assert metrics["encoder_run"]["config"] == shipped.get("encoder_run", shipped)["config"]
+    assert not (tmp_path / "eval").exists()
+    assert "--skip-finetune" in (out / "MODEL_CARD.md").read_text()
