@@ -4,7 +4,7 @@ Continuity: each of this week's clusters takes the id of the most similar
 theme of last week (greedy one-to-one by centroid similarity, above the
 calibrated ``continuity_similarity``); failing that, the live theme most of
 its members were assigned to in the stream (so digest and stream share
-ids), failing that a new id. A theme is emerging when it is new, or grew by
+ids), failing that a new id derived from its members (a rebuild gives the same ids). A theme is emerging when it is new, or grew by
 ``emerging_growth`` or more, with at least ``emerging_min_volume`` messages;
 fading when it shrank to ``fading_ratio`` of last week or less, or is gone
 (a gone theme is kept with size 0 so the digest can say so).
@@ -12,15 +12,15 @@ fading when it shrank to ``fading_ratio`` of last week or less, or is gone
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from consumers.themes.clustering import Clusterer
 from consumers.themes.keywords import KeywordExtractor
-from consumers.themes.live import new_theme_id
 from consumers.themes.types import WeeklyTheme, WeekFeedback
 
 
@@ -83,6 +83,12 @@ def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid
     return quotes
 
 
+def weekly_theme_id(week: str, event_ids: Sequence[str]) -> str:
+    """Id of a theme first seen this week, from its members: rebuilding a week gives the same ids."""
+    digest = hashlib.sha1("\n".join([week, *sorted(event_ids)]).encode()).hexdigest()
+    return f"th-{digest[:12]}"
+
+
 def build_week(
     week: str,
     feedback: WeekFeedback,
@@ -90,7 +96,6 @@ def build_week(
     clusterer: Clusterer,
     keywords: KeywordExtractor,
     rules: WeeklyRules = WeeklyRules(),
-    id_factory: Callable[[], str] = new_theme_id,
 ) -> WeekResult:
     labels = clusterer.cluster(feedback.embeddings) if len(feedback) else np.zeros(0, dtype=np.int64)
     clusters = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)] if len(labels) else []
@@ -109,7 +114,7 @@ def build_week(
         else:
             live = Counter(feedback.live_theme_ids[i] for i in idx if feedback.live_theme_ids[i])
             candidates = [t for t, _ in live.most_common() if t not in taken]
-            theme_id = candidates[0] if candidates else id_factory()
+            theme_id = candidates[0] if candidates else weekly_theme_id(week, [feedback.event_ids[i] for i in idx])
             # The stream may have kept a theme that the centroid match missed: that is continuity too.
             before = previous_by_id[theme_id].size if theme_id in previous_by_id else 0
             taken.add(theme_id)
