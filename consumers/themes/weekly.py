@@ -4,7 +4,8 @@ Continuity: each of this week's clusters takes the id of the most similar
 theme of last week (greedy one-to-one by centroid similarity, above the
 calibrated ``continuity_similarity``); failing that, the live theme most of
 its members were assigned to in the stream (so digest and stream share
-ids), failing that a new id derived from its members (a rebuild gives the same ids). A theme is emerging when it is new, or grew by
+ids), failing that a new id derived from its members (so rebuilding a week
+gives the same ids). A theme is emerging when it is new, or grew by
 ``emerging_growth`` or more, with at least ``emerging_min_volume`` messages;
 fading when it shrank to ``fading_ratio`` of last week or less, or is gone
 (a gone theme is kept with size 0 so the digest can say so).
