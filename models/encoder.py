@@ -259,11 +259,16 @@ class Encoder:
     # -- forward ----------------------------------------------------------------------
     def _pooled(self, segs: list[list[int]], batch_size: int, layers: Sequence[int] | None) -> np.ndarray:
         """Mean-pooled hidden states per segment: (n, len(layers) or 1, hidden), un-normalised."""
-        n = len(segs)
         layers = list(layers) if layers else [self.num_layers]
-        out = np.empty((n, len(layers), self.dim), dtype=np.float32)
-        order = sorted(range(n), key=lambda i: len(segs[i]))  # length-sorted: little padding
-        for start in range(0, n, batch_size):
+        out = np.empty((len(segs), len(layers), self.dim), dtype=np.float32)
+        for idx, ids, mask in self.padded_batches(segs, batch_size):
+            out[idx] = self._pool_batch(ids, mask, layers)
+        return out
+
+    def padded_batches(self, segs: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """(segment indices, input ids, attention mask) per batch, length-sorted so that little is padding."""
+        order = sorted(range(len(segs)), key=lambda i: len(segs[i]))
+        for start in range(0, len(segs), batch_size):
             idx = order[start : start + batch_size]
             width = max(len(segs[i]) for i in idx)
             ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
@@ -271,8 +276,7 @@ class Encoder:
             for r, i in enumerate(idx):
                 ids[r, : len(segs[i])] = segs[i]
                 mask[r, : len(segs[i])] = 1
-            out[idx] = self._pool_batch(ids, mask, layers)
-        return out
+            yield idx, ids, mask
 
     def _pool_batch(self, ids: np.ndarray, mask: np.ndarray, layers: list[int]) -> np.ndarray:
         if self.onnx is not None:

@@ -82,19 +82,12 @@ def build_state_cache(
 
     segs, _, _ = encoder._segments(encoder.token_ids(list(texts)))
     n = len(segs)
-    order = sorted(range(n), key=lambda i: len(segs[i]))
     per_text: list[np.ndarray | None] = [None] * n
     base = np.zeros((n, encoder.dim), dtype=np.float32)
     model = encoder.model
     with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(segs[i]) for i in idx)
-            ids = torch.full((len(idx), width), encoder.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : len(segs[i])] = torch.tensor(segs[i])
-                mask[r, : len(segs[i])] = 1
+        for idx, np_ids, np_mask in encoder.padded_batches(segs, batch_size):
+            ids, mask = torch.from_numpy(np_ids), torch.from_numpy(np_mask)
             res = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids),
                         output_hidden_states=True)
             mid = res.hidden_states[split]
