@@ -226,8 +226,8 @@ QUOTA5 = {"account_privacy": 250, "policy_contract": 250, "suggestion": 250,
 MAXLEN5 = {"account_privacy": 400}  # the pool holds few privacy texts: long ones are read too
 
 
-def stage5(seed=41):
-    rnd = random.Random(seed)
+def unread_pool():
+    """Pool texts no label (or X) covers and no stage-5 pass (cid 40000+) picked yet."""
     pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
     cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
     labelled_cids = set()
@@ -235,12 +235,28 @@ def stage5(seed=41):
         if line.lstrip().startswith("#"):
             continue
         labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
-    # every text that already has a label (or an X) is skipped; so is anything already in stage 5
     skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    return [r for r in pool if r["id"] not in skip]
+
+
+def append_candidates(out, rnd, first_cid, by):
+    """Shuffle a pass's picks, number them from ``first_cid`` and append them to candidates.jsonl."""
+    rnd.shuffle(out)
+    for i, r in enumerate(out):
+        r["cid"] = first_cid + i
+    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+
+
+def stage5(seed=41):
+    rnd = random.Random(seed)
+    pool = unread_pool()
     by = defaultdict(list)
     for r in pool:
         t = r["text"]
-        if r["id"] in skip or not 5 <= len(t) <= 400:
+        if not 5 <= len(t) <= 400:
             continue
         weibo = r["source"].startswith("weibo")
         for c, rx in RULES5.items():
@@ -257,13 +273,7 @@ def stage5(seed=41):
         for r in picked:
             used.add(r["id"])
             out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5", "meta": r["meta"]})
-    rnd.shuffle(out)
-    for i, r in enumerate(out):
-        r["cid"] = 40000 + i
-    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
-        for r in out:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+    append_candidates(out, rnd, 40000, by)
 
 
 
@@ -284,19 +294,11 @@ WEIBO5B = ("account_privacy", "technical", "policy_contract")
 
 def stage5b(seed=43):
     rnd = random.Random(seed)
-    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
-    cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
-    labelled_cids = set()
-    for line in open(W / "labels.txt", encoding="utf-8"):
-        if line.lstrip().startswith("#"):
-            continue
-        labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
-    # skip labelled texts and everything stage 5 (cid 40000+) already picked
-    skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    pool = unread_pool()
     by = defaultdict(list)
     for r in pool:
         t = r["text"]
-        if r["id"] in skip or not 5 <= len(t) <= 500:
+        if not 5 <= len(t) <= 500:
             continue
         weibo = r["source"].startswith("weibo")
         for c, rx in RULES5B.items():
@@ -309,13 +311,7 @@ def stage5b(seed=43):
         for r in cs[:QUOTA5B[c]]:
             used.add(r["id"])
             out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5b", "meta": r["meta"]})
-    rnd.shuffle(out)
-    for i, r in enumerate(out):
-        r["cid"] = 41000 + i
-    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
-        for r in out:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+    append_candidates(out, rnd, 41000, by)
 
 
 
@@ -331,18 +327,11 @@ MAXLEN5C = {"suggestion": 100, "policy_contract": 400}
 
 def stage5c(seed=47):
     rnd = random.Random(seed)
-    pool = [json.loads(l) for l in open(W / "pool.jsonl", encoding="utf-8")]
-    cands = [json.loads(l) for l in open(W / "candidates.jsonl", encoding="utf-8")]
-    labelled_cids = set()
-    for line in open(W / "labels.txt", encoding="utf-8"):
-        if line.lstrip().startswith("#"):
-            continue
-        labelled_cids.update(int(tok.split(":")[0]) for tok in line.split())
-    skip = {c["pid"] for c in cands if c["cid"] in labelled_cids or c["cid"] >= 40000}
+    pool = unread_pool()
     by = defaultdict(list)
     for r in pool:
         t = r["text"]
-        if r["id"] in skip or r["source"].startswith("weibo") or not 5 <= len(t) <= 400:
+        if r["source"].startswith("weibo") or not 5 <= len(t) <= 400:
             continue
         for c, rx in RULES5C.items():
             if len(t) <= MAXLEN5C[c] and re.search(rx, t):
@@ -354,13 +343,7 @@ def stage5c(seed=47):
         for r in cs[:QUOTA5C[c]]:
             used.add(r["id"])
             out.append({"pid": r["id"], "source": r["source"], "text": r["text"], "hint": c + "/5c", "meta": r["meta"]})
-    rnd.shuffle(out)
-    for i, r in enumerate(out):
-        r["cid"] = 42000 + i
-    with open(W / "candidates.jsonl", "a", encoding="utf-8") as f:
-        for r in out:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    print(len(out), {c: len(v) for c, v in by.items()}, Counter(r["hint"] for r in out))
+    append_candidates(out, rnd, 42000, by)
 
 
 if __name__ == "__main__":
