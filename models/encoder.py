@@ -186,6 +186,7 @@ class Encoder:
         state_dict: dict | None = None,
         verify: bool = True,
         pool_layers: Sequence[int] | None = None,
+        max_batch_tokens: int | None = None,
     ) -> None:
         import torch
         from tokenizers import Tokenizer
@@ -198,6 +199,7 @@ class Encoder:
         self.max_length = int(max_length)
         self.prefix = prefix
         self.long_text = long_text
+        self.max_batch_tokens = max_batch_tokens
         self.quantized = quantize_path(quantize)
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.no_truncation()
@@ -261,16 +263,28 @@ class Encoder:
         """Mean-pooled hidden states per segment: (n, len(layers) or 1, hidden), un-normalised."""
         layers = list(layers) if layers else [self.num_layers]
         out = np.empty((len(segs), len(layers), self.dim), dtype=np.float32)
-        for idx, ids, mask in self.padded_batches(segs, batch_size):
+        for idx, ids, mask in self.padded_batches(segs, batch_size, self.max_batch_tokens):
             out[idx] = self._pool_batch(ids, mask, layers)
         return out
 
-    def padded_batches(self, segs: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
-        """(segment indices, input ids, attention mask) per batch, length-sorted so that little is padding."""
+    def padded_batches(
+        self, segs: list[list[int]], batch_size: int, max_tokens: int | None = None
+    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+        """(segment indices, input ids, attention mask) per batch, length-sorted so that little is padding.
+
+        ``max_tokens`` also caps rows × width of a batch: the activations of a smaller batch stay
+        in the CPU caches, which is faster per sentence on these machines (``bench model``).
+        """
         order = sorted(range(len(segs)), key=lambda i: len(segs[i]))
-        for start in range(0, len(segs), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(segs[i]) for i in idx)
+        start = 0
+        while start < len(order):
+            end = min(start + batch_size, len(order))
+            if max_tokens:  # ascending lengths: the last row sets the width
+                end = next((k for k in range(start + 1, end) if (k - start + 1) * len(segs[order[k]]) > max_tokens),
+                           end)
+            idx = order[start:end]
+            start = end
+            width = len(segs[idx[-1]])
             ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for r, i in enumerate(idx):

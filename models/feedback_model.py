@@ -3,7 +3,8 @@
 One encoder forward pass per text yields the embedding (mean pool of the last layer,
 normalised), the sentiment (linear head on that pool) and the issue types (logistic heads on
 the last-layer pool and the frozen layer-``split`` pool: one-vs-rest for the probability of
-each label, multinomial for the primary label).
+each label, multinomial for the primary label), blended with the same heads on character
+n-grams of the text (``models.issue_heads``; no second encoder pass).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from models.encoder import Encoder, model_version
+from models.issue_heads import blend_probs, softmax, view_probs
+from models.lexical import CharNgrams
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder_top.safetensors"
 HEADS_FILE = "heads.safetensors"
+NGRAMS_FILE = "issue_ngrams.json"  # vocabulary of the lexical issue-type view
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,16 +38,6 @@ class Prediction:
     sentiment: str
     sentiment_score: float
     sentiment_probs: dict[str, float] = field(default_factory=dict)
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -107,7 +101,7 @@ def unpack_tuned_layers(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def artifacts_digest(artifacts_dir: Path) -> str:
     h = hashlib.sha256()
-    for name in (CONFIG_FILE, ENCODER_FILE, HEADS_FILE):
+    for name in (CONFIG_FILE, ENCODER_FILE, HEADS_FILE, NGRAMS_FILE):
         p = artifacts_dir / name
         if p.is_file():
             h.update(p.read_bytes())
@@ -115,21 +109,19 @@ def artifacts_digest(artifacts_dir: Path) -> str:
 
 
 class FeedbackModel:
-    def __init__(self, encoder: Encoder, config: dict, heads: dict[str, np.ndarray], version: str) -> None:
+    def __init__(self, encoder: Encoder, config: dict, heads: dict[str, np.ndarray], version: str,
+                 ngrams: CharNgrams | None = None) -> None:
         self.encoder = encoder
         self.config = config
         self.split = int(config["split_layer"])
         self.last = int(config["num_layers"])
-        self.sent_w = heads["sentiment.weight"].astype(np.float32)
-        self.sent_b = heads["sentiment.bias"].astype(np.float32)
-        self.issue_w = heads["issue.weight"].astype(np.float32)
-        self.issue_b = heads["issue.bias"].astype(np.float32)
-        self.issue_mean = heads["issue.mean"].astype(np.float32)
-        self.issue_scale = heads["issue.scale"].astype(np.float32)
+        self.heads = {k: v.astype(np.float32) for k, v in heads.items()}
+        self.sent_w = self.heads["sentiment.weight"]
+        self.sent_b = self.heads["sentiment.bias"]
         self.thresholds = np.asarray(config["issue_thresholds"], dtype=np.float32)
-        # Multinomial head for the primary label (one-vs-rest probabilities rank rare classes badly).
-        self.primary_w = heads["primary.weight"].astype(np.float32)
-        self.primary_b = heads["primary.bias"].astype(np.float32)
+        # The lexical issue-type view (character n-grams) and its share in the blend.
+        self.ngrams = ngrams
+        self.blend = float(config.get("issue_blend", 1.0)) if ngrams is not None else 1.0
         self.version = version
         if list(config["sentiment_labels"]) != list(SENTIMENTS) or list(config["issue_labels"]) != list(ISSUE_TYPES):
             raise ValueError("artifact label maps do not match this code's taxonomy")
@@ -161,18 +153,23 @@ class FeedbackModel:
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
         )
         heads = load_file(str(art / HEADS_FILE))
+        ngrams = None
+        if (art / NGRAMS_FILE).is_file():
+            ngrams = CharNgrams(CharNgrams.load_terms(art / NGRAMS_FILE), heads["lexical.idf"])
         version = f"{model_version()}+{config.get('name', 'feedback')}-{artifacts_digest(art)[:10]}"
-        return cls(encoder, config, heads, version)
+        return cls(encoder, config, heads, version, ngrams)
 
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11)."""
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
-        sent = _softmax(last_pool @ self.sent_w.T + self.sent_b)
-        feats = (issue_features(last_pool, split_pool) - self.issue_mean) / self.issue_scale
-        issue = _sigmoid(feats @ self.issue_w.T + self.issue_b)
-        primary = _softmax(feats @ self.primary_w.T + self.primary_b)
+        sent = softmax(last_pool @ self.sent_w.T + self.sent_b)
+        feats = (issue_features(last_pool, split_pool) - self.heads["issue.mean"]) / self.heads["issue.scale"]
+        views = [view_probs(feats, self.heads, "issue")]
+        if self.ngrams is not None:
+            views.append(view_probs(self.ngrams.transform(texts), self.heads, "lexical"))
+        issue, primary = blend_probs(views, self.blend)
         return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary}
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:

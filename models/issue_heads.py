@@ -1,0 +1,155 @@
+"""The issue-type heads: two views of a text, each with two kinds of logistic regression.
+
+Views: ``issue`` — the tuned encoder's features (last-layer and split-layer pools,
+standardised); ``lexical`` — character n-gram TF-IDF (``models.lexical``). Per view, one-vs-rest
+logistic regressions give a probability per label (the label set) and a multinomial one picks
+the primary label (the argmax of independent one-vs-rest probabilities over-picks rare classes).
+The views' probabilities are averaged with the weight ``blend`` (of the encoder view); ``blend``
+and the per-label thresholds are chosen on out-of-fold predictions of the training rows, never
+on held-out rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.lexical import CharNgrams
+from models.taxonomy import ISSUE_TYPES
+
+K = len(ISSUE_TYPES)
+BLEND_GRID = tuple(round(float(x), 2) for x in np.arange(0.0, 1.001, 0.1))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+
+
+def view_probs(X, heads: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """(one-vs-rest probabilities, primary-label probabilities) of one view; X dense or sparse."""
+    ovr = _sigmoid(np.asarray(X @ heads[f"{prefix}.weight"].T) + heads[f"{prefix}.bias"])
+    p = "primary" if prefix == "issue" else f"{prefix}.primary"
+    primary = softmax(np.asarray(X @ heads[f"{p}.weight"].T) + heads[f"{p}.bias"])
+    return ovr, primary
+
+
+def blend_probs(views: Sequence[tuple[np.ndarray, np.ndarray]], blend: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted average of (encoder view, lexical view) probabilities; one view passes through."""
+    if len(views) == 1:
+        return views[0]
+    (oe, pe), (ol, pl) = views
+    return blend * oe + (1 - blend) * ol, blend * pe + (1 - blend) * pl
+
+
+def _fit_view(X, Y: np.ndarray, primary: np.ndarray, C: float) -> dict[str, np.ndarray]:
+    """One-vs-rest (label set) and multinomial (primary label) logistic regressions, class-balanced."""
+    from sklearn.linear_model import LogisticRegression
+
+    dim = X.shape[1]
+    W = np.zeros((K, dim), np.float32)
+    b = np.full(K, -6.0, np.float32)
+    for j in range(K):
+        if Y[:, j].min() == Y[:, j].max():  # no positive (or no negative) rows: constant
+            b[j] = 6.0 if Y[0, j] else -6.0
+            continue
+        m = LogisticRegression(C=C, max_iter=2000, class_weight="balanced").fit(X, Y[:, j])
+        W[j], b[j] = m.coef_[0], m.intercept_[0]
+    PW = np.zeros((K, dim), np.float32)
+    Pb = np.full(K, -30.0, np.float32)  # labels never primary in training: never chosen
+    present = np.unique(primary)
+    if len(present) > 1:
+        m = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(X, primary)
+        coef, intercept = (m.coef_, m.intercept_) if len(present) > 2 else (
+            np.stack([-m.coef_[0], m.coef_[0]]) / 2, np.array([-m.intercept_[0], m.intercept_[0]]) / 2)
+        PW[present], Pb[present] = coef, intercept
+    else:
+        Pb[present] = 0.0
+    return {"weight": W, "bias": b, "primary.weight": PW, "primary.bias": Pb}
+
+
+def _as_heads(fitted: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    if prefix == "issue":
+        return {"issue.weight": fitted["weight"], "issue.bias": fitted["bias"],
+                "primary.weight": fitted["primary.weight"], "primary.bias": fitted["primary.bias"]}
+    return {f"{prefix}.{k}": v for k, v in fitted.items()}
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, labels=np.unique(y), average="macro", zero_division=0))
+
+
+def _best_threshold(p: np.ndarray, y: np.ndarray) -> float:
+    best, best_f = 0.5, -1.0
+    for t in np.arange(0.2, 0.91, 0.05):
+        hit = p >= t
+        tp = (hit & (y == 1)).sum()
+        f = 2 * tp / (hit.sum() + y.sum()) if tp else 0.0
+        if f > best_f:
+            best, best_f = float(t), f
+    return best
+
+
+@dataclass
+class IssueHeads:
+    heads: dict[str, np.ndarray]
+    thresholds: np.ndarray
+    blend: float
+    ngrams: CharNgrams | None
+    cv: dict  # out-of-fold macro-F1 of the primary label per blend weight (training rows)
+
+
+def fit_issue_heads(
+    X: np.ndarray,
+    texts: Sequence[str],
+    labels: Sequence[Sequence[str]],
+    primary_labels: Sequence[str],
+    C: float,
+    lexical_C: float,
+    seed: int,
+    quick: bool = False,
+    lexical: bool = True,
+) -> IssueHeads:
+    from sklearn.model_selection import StratifiedKFold
+
+    Y = np.array([[lab in ls for lab in ISSUE_TYPES] for ls in labels], dtype=np.int64)
+    primary = np.array([ISSUE_TYPES.index(p) for p in primary_labels])
+    mean, scale = X.mean(0), X.std(0) + 1e-6
+    views = [("issue", (X - mean) / scale, C)]
+    ngrams = None
+    if lexical:
+        ngrams = CharNgrams.fit(texts, min_df=1 if quick else 2)
+        views.append(("lexical", ngrams.transform(texts), lexical_C))
+
+    blend, thresholds, cv = 1.0 if len(views) == 1 else 0.5, np.full(K, 0.5, np.float32), {}
+    folds = 0 if quick or len(primary) < 50 else 5
+    if folds:
+        oof = [(np.zeros(Y.shape), np.zeros(Y.shape)) for _ in views]
+        split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(views[0][1], primary)
+        for tr, te in split:
+            for v, (prefix, Xv, c) in enumerate(views):
+                h = _as_heads(_fit_view(Xv[tr], Y[tr], primary[tr], c), prefix)
+                o, p = view_probs(Xv[te], h, prefix)
+                oof[v][0][te], oof[v][1][te] = o, p
+        grid = BLEND_GRID if len(views) == 2 else (1.0,)
+        cv = {w: round(_macro_f1(primary, blend_probs(oof, w)[1].argmax(1)), 4) for w in grid}
+        blend = max(grid, key=lambda w: (cv[w], w))  # ties: more weight on the encoder
+        ovr = blend_probs(oof, blend)[0]
+        for j in range(K):
+            if Y[:, j].sum() >= 3:
+                thresholds[j] = _best_threshold(ovr[:, j], Y[:, j])
+    heads = {"issue.mean": mean.astype(np.float32), "issue.scale": scale.astype(np.float32)}
+    for prefix, Xv, c in views:
+        heads.update(_as_heads(_fit_view(Xv, Y, primary, c), prefix))
+    if ngrams is not None:
+        heads["lexical.idf"] = ngrams.idf
+    return IssueHeads(heads, thresholds, float(blend), ngrams, {str(k): v for k, v in cv.items()})
