@@ -135,6 +135,7 @@ class FeedbackModel:
         max_length: int = 256,
         num_threads: int | None = None,
         verify: bool = True,
+        max_batch_tokens: int | None = None,
     ) -> FeedbackModel:
         import torch
         from safetensors.numpy import load_file
@@ -150,6 +151,7 @@ class FeedbackModel:
             num_threads=num_threads,
             state_dict=state or None,
             verify=verify,
+            max_batch_tokens=max_batch_tokens,
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
         )
         heads = load_file(str(art / HEADS_FILE))

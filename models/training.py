@@ -13,8 +13,9 @@ Steps (deterministic for a given seed):
    embedding close to e5's).
 4. The served issue-type heads (``models.issue_heads``: one-vs-rest logistic regression for the
    label set, multinomial for the primary label) are fitted on features of the tuned model
-   (last-layer pool + frozen split-layer pool, one forward pass) and on character n-grams; the
-   blend weight and per-label thresholds come from cross-validation on the training rows.
+   (last-layer pool + frozen split-layer pool, one forward pass) and on character n-grams,
+   blended with equal weights; per-label thresholds come from cross-validation on the
+   training rows.
    ``skip_finetune`` does only this, on the shipped encoder.
 5. Artifacts (top layers as int8 rows, heads, label maps, thresholds), ``metrics.json`` and
    ``MODEL_CARD.md`` are written to ``out``.
@@ -72,10 +73,10 @@ class TrainConfig:
     model_dir: Path | None = None
     epochs: float = 1.5
     seed: int = 13
-    max_sentiment_rows: int = 32000
+    max_sentiment_rows: int = 40000
     skip_finetune: bool = False
     quick: bool = False
-    split_layer: int = 6
+    split_layer: int = 4
     train_max_length: int = 128
     batch_size: int = 32
     lr_layers: float = 1e-4
@@ -85,6 +86,7 @@ class TrainConfig:
     issue_C: float = 0.01
     lexical_C: float = 3.0
     lexical: bool = True  # blend the issue-type heads with character n-gram heads
+    issue_blend: float | None = 0.5  # weight of the encoder view; None: chosen by cross-validation
     progress: bool = True
 
 
@@ -360,7 +362,8 @@ def train(cfg: TrainConfig) -> dict:
     _, pools = features(issue_train, "issue-type features")
     fitted = fit_issue_heads(issue_features(pools[:, 1], pools[:, 0]), [r.text for r in issue_train],
                              [r.labels for r in issue_train], [r.label for r in issue_train], cfg.issue_C,
-                             cfg.lexical_C, cfg.seed, quick=cfg.quick, lexical=cfg.lexical)
+                             cfg.lexical_C, cfg.seed, quick=cfg.quick, lexical=cfg.lexical,
+                             blend=cfg.issue_blend)
     heads.update(fitted.heads)
     thresholds = fitted.thresholds
     issue_metrics = {"train_rows": _issue_counts(issue_train), "blend_encoder_weight": fitted.blend,

@@ -64,6 +64,7 @@ def eval_command(
         quantize=ms.quantize if quantize is None else quantize,
         max_length=max_length or ms.max_length,
         num_threads=ms.num_threads,
+        max_batch_tokens=ms.max_batch_tokens,
     )
     with _stderr_progress(len(rows), "eval") as prog:
         tid = prog.add_task(f"eval {task}", total=len(rows))
@@ -83,8 +84,8 @@ def train_command(
     model_dir: Path | None = typer.Option(None, "--model-dir"),
     epochs: float = typer.Option(1.5, "--epochs"),
     seed: int = typer.Option(13, "--seed"),
-    max_sentiment_rows: int = typer.Option(32000, "--max-sentiment-rows"),
-    split_layer: int = typer.Option(6, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
+    max_sentiment_rows: int = typer.Option(40000, "--max-sentiment-rows"),
+    split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
     lr: float = typer.Option(1e-4, "--lr", help="learning rate of the tuned encoder layers"),
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
     skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
@@ -144,6 +145,7 @@ def bench_model_command(
         repeats=repeats,
         max_length=ms.max_length,
         num_threads=num_threads or ms.num_threads,
+        max_batch_tokens=ms.max_batch_tokens,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

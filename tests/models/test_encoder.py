@@ -93,6 +93,22 @@ def test_truncation_ignores_text_beyond_max_length(model_dir):
     assert float(short @ a) < 0.99
 
 
+def test_token_capped_batches_cover_every_text_and_change_nothing(encoder_fp32):
+    segs, _, _ = encoder_fp32._segments(encoder_fp32.token_ids(TEXTS))
+    batches = list(encoder_fp32.padded_batches(segs, batch_size=8, max_tokens=64))
+    assert sorted(i for idx, _, _ in batches for i in idx) == list(range(len(segs)))
+    for idx, ids, mask in batches:
+        assert len(idx) <= 8 and (len(idx) == 1 or ids.size <= 64)
+        assert [int(n) for n in mask.sum(1)] == [len(segs[i]) for i in idx]
+    uncapped = encoder_fp32.encode(TEXTS, batch_size=8)
+    encoder_fp32.max_batch_tokens = 64
+    try:
+        capped = encoder_fp32.encode(TEXTS, batch_size=8)
+    finally:
+        encoder_fp32.max_batch_tokens = None
+    assert np.allclose(capped, uncapped, atol=1e-5)
+
+
 def test_similar_texts_are_closer(encoder_fp32):
     a, b, c = encoder_fp32.encode(["快递太慢了，等了一个星期", "物流速度很慢，一周才到", "这个手机的屏幕很清晰"])
     assert a @ b > a @ c

@@ -47,7 +47,7 @@ def test_blend_and_thresholds_are_chosen_on_training_folds():
     texts, primary = _rows(14, 1)
     # An encoder view that carries no information: the blend must lean on the words.
     X = np.random.default_rng(2).normal(size=(len(texts), 16)).astype(np.float32)
-    fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=0.01, lexical_C=3.0, seed=13)
+    fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=0.01, lexical_C=3.0, seed=13, blend=None)
     assert fitted.blend in BLEND_GRID and fitted.blend < 1.0
     assert set(fitted.cv) == {str(w) for w in BLEND_GRID}
     assert fitted.cv[str(fitted.blend)] == max(fitted.cv.values()) >= 0.9 > 0.5 > fitted.cv["1.0"]
@@ -64,6 +64,14 @@ def test_blend_and_thresholds_are_chosen_on_training_folds():
     # Labels never seen in training are never picked as primary.
     unseen = [ISSUE_TYPES.index(lab) for lab in ISSUE_TYPES if lab not in CUES]
     assert prim[:, unseen].max() < 1e-3
+
+
+def test_default_blend_is_fixed_at_equal_weights():
+    # The shipped encoder saw the training rows, so out-of-fold scores cannot pick the weight.
+    texts, primary = _rows(3, 7)
+    X = np.random.default_rng(8).normal(size=(len(texts), 8)).astype(np.float32)
+    fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=0.01, lexical_C=3.0, seed=13, quick=True)
+    assert fitted.blend == 0.5 and fitted.ngrams is not None and "lexical.primary.weight" in fitted.heads
 
 
 def test_encoder_view_alone_when_lexical_is_off():
