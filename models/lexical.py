@@ -3,7 +3,7 @@
 An issue type often hangs on one or two words (退款, 闪退, 隐私, 合同, 建议) that a 384-d
 sentence embedding blurs among everything else the text says. A linear model on character
 1–2-grams sees those words directly; its probabilities are blended with the embedding heads'
-(``models.training.fit_issue_head`` picks the weight by cross-validation). Tokenisation is
+(``models.issue_heads``). Tokenisation is
 characters, so there is no word segmenter to ship and no out-of-vocabulary word splits.
 
 The fitted state is a vocabulary (JSON) and one idf weight per term (in the heads file);

@@ -1,4 +1,4 @@
-"""Issue-type heads: the character n-gram view and the cross-validated blend (no encoder needed)."""
+"""Issue-type heads: the character n-gram view, the fixed default blend and the cross-validated one (no encoder needed)."""
 
 from __future__ import annotations
 
