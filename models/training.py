@@ -10,7 +10,8 @@ Steps (deterministic for a given seed):
    cached under ``cache_dir`` (never committed).
 3. The top ``12 - split_layer`` layers, a linear sentiment head and a joint issue-type head
    are trained on the cache (cross-entropy, BCE and a distillation term that keeps the pooled
-   embedding close to e5's).
+   embedding close to e5's). A multinomial head on character n-grams is fitted on the same
+   sentiment rows and blended with the encoder's sentiment head (``models.sentiment_heads``).
 4. The served issue-type heads (``models.issue_heads``: one-vs-rest logistic regression for the
    label set, multinomial for the primary label) are fitted on features of the tuned model
    (last-layer pool + frozen split-layer pool, one forward pass) and on character n-grams,
@@ -45,12 +46,14 @@ from models.data import (
 )
 from models.encoder import Encoder, model_version
 from models.issue_heads import blend_probs, fit_issue_heads, view_probs
+from models.sentiment_heads import fit_lexical_sentiment, lexical_logits, sentiment_probs
 from models.feedback_model import (
     ARTIFACTS_DIR,
     CONFIG_FILE,
     ENCODER_FILE,
     HEADS_FILE,
     NGRAMS_FILE,
+    SENTIMENT_NGRAMS_FILE,
     decide_issue_labels,
     issue_features,
     pack_tuned_layers,
@@ -87,6 +90,10 @@ class TrainConfig:
     lexical_C: float = 3.0
     lexical: bool = True  # blend the issue-type heads with character n-gram heads
     issue_blend: float | None = 0.5  # weight of the encoder view; None: chosen by cross-validation
+    sentiment_lexical: bool = True  # blend the sentiment head with a character n-gram head
+    sentiment_lexical_C: float = 10.0
+    sentiment_lexical_min_df: int = 5  # n-grams in fewer training texts are left out of the vocabulary
+    sentiment_blend: float = 0.7  # weight of the encoder head's logits
     progress: bool = True
 
 
@@ -243,15 +250,18 @@ def train(cfg: TrainConfig) -> dict:
         base = Path(cfg.cache_dir).parent if cfg.cache_dir else REPO / "var"
         write_eval_files(Path(cfg.eval_dir) if cfg.eval_dir else base / "eval", dev_rows, held_rows)
     y_train = np.array([SENTIMENTS.index(r.label) for r in train_rows])
+    split_counts = {"sentiment_train": _counts(train_rows), "sentiment_dev": _counts(dev_rows),
+                    "sentiment_heldout_domains": _counts(held_rows)}
+    sentiment_ngrams, lexical_heads = None, {}
+    if cfg.sentiment_lexical and len(set(y_train.tolist())) > 1:
+        sentiment_ngrams, lexical_heads = fit_lexical_sentiment(
+            [r.text for r in train_rows], [r.label for r in train_rows], cfg.sentiment_lexical_C,
+            1 if cfg.quick else cfg.sentiment_lexical_min_df)
 
     metrics: dict = {
         "model_version_base": model_version(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-        "data": {
-            "sentiment_train": _counts(train_rows),
-            "sentiment_dev": _counts(dev_rows),
-            "sentiment_heldout_domains": _counts(held_rows),
-        },
+        "data": dict(split_counts),
     }
 
     base_encoder = Encoder(cfg.model_dir, max_length=cfg.train_max_length, quantize=False)
@@ -345,18 +355,24 @@ def train(cfg: TrainConfig) -> dict:
             return np.zeros((0, 384), np.float32), np.zeros((0, 2, 384), np.float32)
         return np.concatenate(embs), np.concatenate(pools)
 
-    # Sentiment figures on dev and held-out domains, with the served feature path. A head refit
-    # leaves the encoder and sentiment head alone, and today's split could hold rows the encoder
-    # was tuned on: it keeps the encoder run's figures.
-    sent_metrics = dict(metrics.get("encoder_run", {}).get("sentiment", {}))
+    # Sentiment figures on dev and held-out domains, with the served feature path (fp32). A head
+    # refit scores them only when today's split is the encoder run's (same counts): otherwise the
+    # dev rows could hold rows the encoder was tuned on, and only the encoder run's figures,
+    # marked as such, are kept.
+    heads.update(lexical_heads)
+    same_split = not cfg.skip_finetune or metrics.get("encoder_run", {}).get("data") == split_counts
+    sent_metrics = {} if same_split else {
+        f"{k}_encoder_run": v for k, v in metrics.get("encoder_run", {}).get("sentiment", {}).items()}
     for name, rows in (("dev", dev_rows), ("heldout_domains", held_rows)):
-        if not rows or cfg.skip_finetune:
+        if not rows or not same_split:
             continue
         _, pools = features(rows, f"sentiment {name}")
         logits = pools[:, 1] @ heads["sentiment.weight"].T + heads["sentiment.bias"]
-        probs = np.exp(logits - logits.max(1, keepdims=True))
-        probs /= probs.sum(1, keepdims=True)
-        sent_metrics[name] = _sentiment_breakdown(rows, probs)
+        lexical = None
+        if sentiment_ngrams is not None:
+            lexical = lexical_logits(sentiment_ngrams, [r.text for r in rows], heads)
+            sent_metrics[f"{name}_encoder_head_only"] = _sentiment_breakdown(rows, sentiment_probs(logits, None, 1.0))
+        sent_metrics[name] = _sentiment_breakdown(rows, sentiment_probs(logits, lexical, cfg.sentiment_blend))
     metrics["sentiment"] = sent_metrics
 
     _, pools = features(issue_train, "issue-type features")
@@ -387,10 +403,11 @@ def train(cfg: TrainConfig) -> dict:
     if top_state:
         save_file(pack_tuned_layers(top_state), str(out / ENCODER_FILE))
     save_file(heads, str(out / HEADS_FILE))
-    if fitted.ngrams is not None:
-        fitted.ngrams.save_terms(out / NGRAMS_FILE)
-    else:
-        (out / NGRAMS_FILE).unlink(missing_ok=True)
+    for ngrams, file in ((fitted.ngrams, NGRAMS_FILE), (sentiment_ngrams, SENTIMENT_NGRAMS_FILE)):
+        if ngrams is not None:
+            ngrams.save_terms(out / file)
+        else:
+            (out / file).unlink(missing_ok=True)
     config = {
         "name": "feedback",
         "base": model_version(),
@@ -403,6 +420,9 @@ def train(cfg: TrainConfig) -> dict:
         "issue_features": "l2 of the last-layer and split-layer pools, standardised",
         "issue_blend": fitted.blend,
         "issue_lexical": "character 1-2-gram TF-IDF (issue_ngrams.json)" if fitted.ngrams is not None else None,
+        "sentiment_blend": cfg.sentiment_blend if sentiment_ngrams is not None else 1.0,
+        "sentiment_lexical": ("character 1-2-gram TF-IDF (sentiment_ngrams.json), multinomial logistic regression"
+                              if sentiment_ngrams is not None else None),
         "embedding": "mean pool of the last layer of the tuned model, L2-normalised ('query: ' prefix)",
         "seed": cfg.seed,
     }

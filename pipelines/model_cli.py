@@ -90,7 +90,7 @@ def train_command(
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
     skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
     lexical: bool = typer.Option(True, "--lexical/--no-lexical",
-                                 help="blend the issue-type heads with heads on character n-grams"),
+                                 help="blend the issue-type and sentiment heads with heads on character n-grams"),
     quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
     holdout_domain: list[str] = typer.Option(
         None, "--holdout-domain", help="keep a domain out of training to measure cross-domain accuracy "
@@ -113,6 +113,7 @@ def train_command(
         split_layer=split_layer,
         skip_finetune=skip_finetune,
         lexical=lexical,
+        sentiment_lexical=lexical,
         lr_layers=lr,
         distill_weight=distill_weight,
         quick=quick,

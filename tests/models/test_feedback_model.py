@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from models.sentiment_heads import lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
 pytestmark = pytest.mark.model
@@ -54,6 +55,18 @@ def test_predictions_make_sense(feedback_model):
     assert by["菜品很新鲜，味道很好，送餐也快，好评！"].sentiment_score > 0.5
     assert by["申请退款一周了还没到账，客服也不回复"].sentiment_score < -0.5
     assert "refund_aftersales" in by["申请退款一周了还没到账，客服也不回复"].issue_labels
+
+
+def test_sentiment_blends_the_encoder_and_ngram_heads(feedback_model):
+    m = feedback_model
+    assert m.sentiment_ngrams is not None and 0.0 < m.sentiment_blend < 1.0
+    texts = TEXTS[:6]
+    served = m.forward(texts)["sentiment"]
+    _, pooled = m.encoder.encode(texts, layers=[m.split, m.last])
+    encoder_logits = pooled[:, 1] @ m.sent_w.T + m.sent_b
+    ngram_logits = lexical_logits(m.sentiment_ngrams, texts, m.heads)
+    assert np.allclose(served, sentiment_probs(encoder_logits, ngram_logits, m.sentiment_blend), atol=1e-4)
+    assert not np.allclose(served, sentiment_probs(encoder_logits, None, 1.0), atol=1e-3)
 
 
 def test_one_forward_pass_per_text(feedback_model, monkeypatch):

@@ -20,11 +20,14 @@ def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
 
     out = tmp_path / "artifacts"
     result = training_flow(out=str(out), quick=True, cache_dir=str(tmp_path / "cache"), model_dir=str(model_dir))
-    for name in ("config.json", "encoder_top.safetensors", "heads.safetensors", "metrics.json", "MODEL_CARD.md"):
+    for name in ("config.json", "encoder_top.safetensors", "heads.safetensors", "metrics.json", "MODEL_CARD.md",
+                 "issue_ngrams.json", "sentiment_ngrams.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["issue_type"]["real_heldout"]["n"] > 0
-    assert "dev" in metrics["sentiment"]
+    # the served (blended) sentiment and the encoder head alone, on the same dev rows
+    assert metrics["sentiment"]["dev"]["n"] == metrics["sentiment"]["dev_encoder_head_only"]["n"] > 0
+    assert json.loads((out / "config.json").read_text())["sentiment_blend"] == 0.7
     evals = result["eval"]
     assert evals and all(set(r) >= {"task", "n", "accuracy", "macro_f1", "per_class"} for r in evals.values())
 
@@ -40,7 +43,7 @@ def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
     assert sorted(p.name for p in (tmp_path / "eval").iterdir())[0].startswith("sentiment_dev_")
 
 
-def test_skip_finetune_refits_only_the_issue_heads(tmp_path, model_dir):
+def test_skip_finetune_keeps_the_encoder_and_its_sentiment_head(tmp_path, model_dir):
     from safetensors.numpy import load_file
 
     from models.feedback_model import ARTIFACTS_DIR, ENCODER_FILE, HEADS_FILE, unpack_tuned_layers
@@ -51,14 +54,16 @@ def test_skip_finetune_refits_only_the_issue_heads(tmp_path, model_dir):
                                 model_dir=model_dir, progress=False))
     shipped_heads, heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE)), load_file(str(out / HEADS_FILE))
     assert all((shipped_heads[k] == heads[k]).all() for k in shipped_heads if k.startswith("sentiment."))
-    assert set(heads) >= {"issue.weight", "primary.weight", "primary.bias"}
+    assert set(heads) >= {"issue.weight", "primary.weight", "primary.bias", "sentiment_lexical.weight"}
     a = unpack_tuned_layers(load_file(str(ARTIFACTS_DIR / ENCODER_FILE)))
     b = unpack_tuned_layers(load_file(str(out / ENCODER_FILE)))
     assert a.keys() == b.keys() and all(abs(a[k] - b[k]).max() < 1e-6 for k in a)
-    # The encoder was not retrained: its run's record and sentiment figures are carried over,
-    # and no dev files are written for a split it was not trained against.
+    # The encoder was not retrained: its run's record is carried over, and so are its sentiment
+    # figures, marked as the encoder run's, since today's (quick) split differs from the one it
+    # was trained against; no dev files are written for that split.
     shipped = json.loads((ARTIFACTS_DIR / "metrics.json").read_text())
-    assert metrics["sentiment"] == shipped["sentiment"]
+    carried = shipped.get("encoder_run", shipped)["sentiment"]
+    assert metrics["sentiment"] == {f"{k}_encoder_run": v for k, v in carried.items()}
     assert metrics["encoder_run"]["config"] == shipped.get("encoder_run", shipped)["config"]
     assert not (tmp_path / "eval").exists()
     assert "--skip-finetune" in (out / "MODEL_CARD.md").read_text()
