@@ -20,18 +20,8 @@ CUES = {
 FILLERS = ["今天", "这次", "说实话", "上周", "昨天晚上", "第二次了", "真的", "唉"]
 
 
-def _rows(n_per_label: int, seed: int):
-    rng = np.random.default_rng(seed)
-    texts, primary = [], []
-    for lab, cues in CUES.items():
-        for _ in range(n_per_label):
-            texts.append(f"{rng.choice(FILLERS)}{rng.choice(cues)}{rng.choice(FILLERS)}")
-            primary.append(lab)
-    return texts, primary
-
-
-def test_char_ngrams_rebuild_from_terms_and_idf(tmp_path):
-    texts, _ = _rows(5, 0)
+def test_char_ngrams_rebuild_from_terms_and_idf(tmp_path, cue_rows):
+    texts, _ = cue_rows(CUES, FILLERS, 5, 0)
     fitted = CharNgrams.fit(texts, min_df=1)
     fitted.save_terms(tmp_path / "terms.json")
     rebuilt = CharNgrams(CharNgrams.load_terms(tmp_path / "terms.json"), fitted.idf)
@@ -43,8 +33,8 @@ def test_char_ngrams_rebuild_from_terms_and_idf(tmp_path):
         CharNgrams(["a", "b"], np.ones(3))
 
 
-def test_blend_and_thresholds_are_chosen_on_training_folds():
-    texts, primary = _rows(14, 1)
+def test_blend_and_thresholds_are_chosen_on_training_folds(cue_rows):
+    texts, primary = cue_rows(CUES, FILLERS, 14, 1)
     # An encoder view that carries no information: the blend must lean on the words.
     X = np.random.default_rng(2).normal(size=(len(texts), 16)).astype(np.float32)
     fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=0.01, lexical_C=3.0, seed=13, blend=None)
@@ -53,7 +43,7 @@ def test_blend_and_thresholds_are_chosen_on_training_folds():
     assert fitted.cv[str(fitted.blend)] == max(fitted.cv.values()) >= 0.9 > 0.5 > fitted.cv["1.0"]
     assert fitted.thresholds.shape == (len(ISSUE_TYPES),)
 
-    test_texts, test_primary = _rows(4, 3)
+    test_texts, test_primary = cue_rows(CUES, FILLERS, 4, 3)
     Xt = (np.random.default_rng(4).normal(size=(len(test_texts), 16)) - fitted.heads["issue.mean"]) / fitted.heads["issue.scale"]
     views = [view_probs(Xt, fitted.heads, "issue"), view_probs(fitted.ngrams.transform(test_texts), fitted.heads, "lexical")]
     ovr, prim = blend_probs(views, fitted.blend)
@@ -66,16 +56,16 @@ def test_blend_and_thresholds_are_chosen_on_training_folds():
     assert prim[:, unseen].max() < 1e-3
 
 
-def test_default_blend_is_fixed_at_equal_weights():
+def test_default_blend_is_fixed_at_equal_weights(cue_rows):
     # The shipped encoder saw the training rows, so out-of-fold scores cannot pick the weight.
-    texts, primary = _rows(3, 7)
+    texts, primary = cue_rows(CUES, FILLERS, 3, 7)
     X = np.random.default_rng(8).normal(size=(len(texts), 8)).astype(np.float32)
     fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=0.01, lexical_C=3.0, seed=13, quick=True)
     assert fitted.blend == 0.5 and fitted.ngrams is not None and "lexical.primary.weight" in fitted.heads
 
 
-def test_encoder_view_alone_when_lexical_is_off():
-    texts, primary = _rows(12, 5)
+def test_encoder_view_alone_when_lexical_is_off(cue_rows):
+    texts, primary = cue_rows(CUES, FILLERS, 12, 5)
     X = np.eye(len(CUES))[[list(CUES).index(p) for p in primary]].astype(np.float32)
     X += np.random.default_rng(6).normal(scale=0.1, size=X.shape).astype(np.float32)
     fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=1.0, lexical_C=3.0, seed=13, lexical=False)

@@ -16,18 +16,8 @@ CUES = {
 FILLERS = ["这次", "说实话", "上周", "昨天", "真的", "总之"]
 
 
-def _rows(n_per_label: int, seed: int):
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for lab, cues in CUES.items():
-        for _ in range(n_per_label):
-            texts.append(f"{rng.choice(FILLERS)}{rng.choice(cues)}")
-            labels.append(lab)
-    return texts, labels
-
-
-def test_ngram_head_learns_the_cue_words():
-    texts, labels = _rows(20, 0)
+def test_ngram_head_learns_the_cue_words(cue_rows):
+    texts, labels = cue_rows(CUES, FILLERS, 20, 0)
     ngrams, heads = fit_lexical_sentiment(texts, labels, C=10.0, min_df=1)
     assert heads[f"{PREFIX}.weight"].shape == (len(SENTIMENTS), len(ngrams))
     assert np.allclose(heads[f"{PREFIX}.idf"], ngrams.idf)
@@ -36,8 +26,8 @@ def test_ngram_head_learns_the_cue_words():
     assert [SENTIMENTS[i] for i in pred] == ["negative", "positive", "neutral"]
 
 
-def test_binary_training_rows_never_predict_the_missing_class():
-    texts, labels = _rows(15, 1)
+def test_binary_training_rows_never_predict_the_missing_class(cue_rows):
+    texts, labels = cue_rows(CUES, FILLERS, 15, 1)
     keep = [i for i, lab in enumerate(labels) if lab != "neutral"]
     ngrams, heads = fit_lexical_sentiment([texts[i] for i in keep], [labels[i] for i in keep], C=10.0, min_df=1)
     probs = sentiment_probs(np.zeros((3, 3)), lexical_logits(ngrams, ["今天去了一趟", "质量很差", "味道不错"], heads), 0.0)
