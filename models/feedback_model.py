@@ -160,6 +160,7 @@ class FeedbackModel:
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
         )
         heads = load_file(str(art / HEADS_FILE))
+
         def ngrams(file: str, idf_key: str) -> CharNgrams | None:
             path = art / file
             return CharNgrams(CharNgrams.load_terms(path), heads[idf_key]) if path.is_file() else None

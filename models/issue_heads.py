@@ -21,16 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.lexical import CharNgrams
+from models.linear_heads import fit_multinomial, softmax
 from models.taxonomy import ISSUE_TYPES
 
 K = len(ISSUE_TYPES)
 BLEND_GRID = tuple(round(float(x), 2) for x in np.arange(0.0, 1.001, 0.1))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -68,24 +63,6 @@ def _fit_view(X, Y: np.ndarray, primary: np.ndarray, C: float) -> dict[str, np.n
         W[j], b[j] = m.coef_[0], m.intercept_[0]
     PW, Pb = fit_multinomial(X, primary, K, C)
     return {"weight": W, "bias": b, "primary.weight": PW, "primary.bias": Pb}
-
-
-def fit_multinomial(X, y: np.ndarray, k: int, C: float, class_weight: str | None = "balanced") -> tuple[np.ndarray, np.ndarray]:
-    """(weight (k, dim), bias (k,)) of a softmax regression over class indices ``0..k-1``;
-    classes absent from ``y`` get a bias that keeps them from ever being chosen."""
-    from sklearn.linear_model import LogisticRegression
-
-    W = np.zeros((k, X.shape[1]), np.float32)
-    b = np.full(k, -30.0, np.float32)
-    present = np.unique(y)
-    if len(present) > 1:
-        m = LogisticRegression(C=C, max_iter=3000, class_weight=class_weight).fit(X, y)
-        coef, intercept = (m.coef_, m.intercept_) if len(present) > 2 else (
-            np.stack([-m.coef_[0], m.coef_[0]]) / 2, np.array([-m.intercept_[0], m.intercept_[0]]) / 2)
-        W[present], b[present] = coef, intercept
-    else:
-        b[present] = 0.0
-    return W, b
 
 
 def _as_heads(fitted: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.issue_heads import fit_multinomial, softmax
 from models.lexical import CharNgrams
+from models.linear_heads import fit_multinomial, softmax
 from models.taxonomy import SENTIMENTS
 
 PREFIX = "sentiment_lexical"
