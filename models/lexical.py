@@ -1,10 +1,11 @@
-"""Character n-gram TF-IDF features: the lexical view of the issue-type heads.
+"""Character n-gram TF-IDF features: the lexical view of the issue-type and sentiment heads.
 
-An issue type often hangs on one or two words (退款, 闪退, 隐私, 合同, 建议) that a 384-d
-sentence embedding blurs among everything else the text says. A linear model on character
-1–2-grams sees those words directly; its probabilities are blended with the embedding heads'
-(``models.issue_heads``). Tokenisation is
-characters, so there is no word segmenter to ship and no out-of-vocabulary word splits.
+An issue type often hangs on one or two words (退款, 闪退, 隐私, 合同, 建议), and sentiment on
+a few more (失望, 不错, 再也不), that a 384-d sentence embedding blurs among everything else the
+text says. A linear model on character 1–2-grams sees those words directly; its outputs are
+blended with the embedding heads' (``models.issue_heads``, ``models.sentiment_heads``; each has
+its own vocabulary). Tokenisation is characters, so there is no word segmenter to ship and no
+out-of-vocabulary word splits.
 
 The fitted state is a vocabulary (JSON) and one idf weight per term (in the heads file);
 sklearn's vectoriser is rebuilt from them, nothing is pickled.
