@@ -85,6 +85,9 @@ def train_command(
     epochs: float = typer.Option(1.5, "--epochs"),
     seed: int = typer.Option(13, "--seed"),
     max_sentiment_rows: int = typer.Option(40000, "--max-sentiment-rows"),
+    all_sentiment_rows: bool = typer.Option(
+        False, "--all-sentiment-rows", help="train on every real sentiment row outside dev, not only the per-source "
+        "draws (≈ 71k rows; raise --max-sentiment-rows to keep them); dev rows stay the same"),
     split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
     lr: float = typer.Option(1e-4, "--lr", help="learning rate of the tuned encoder layers"),
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
@@ -110,6 +113,7 @@ def train_command(
         epochs=epochs,
         seed=seed,
         max_sentiment_rows=max_sentiment_rows,
+        sentiment_extra_rows=all_sentiment_rows,
         split_layer=split_layer,
         skip_finetune=skip_finetune,
         lexical=lexical,
