@@ -80,7 +80,7 @@ class TrainConfig:
     # Every other row of the real sets joins training too (≈ 71k instead of 36k; raise
     # max_sentiment_rows to keep them). Dev rows come from the draws alone, so they stay the same
     # rows either way and the two recipes compare on them.
-    sentiment_extra_rows: bool = False
+    all_sentiment_rows: bool = False
     skip_finetune: bool = False
     quick: bool = False
     split_layer: int = 4
@@ -145,7 +145,7 @@ def select_sentiment_rows(cfg: TrainConfig, exclude_keys: set[str]) -> tuple[lis
     train, dev, held = [], [], []
     groups: dict[str, list[Example]] = {}
     drawn_ids = {id(r) for r in drawn}
-    extra = [] if cfg.quick or not cfg.sentiment_extra_rows else [
+    extra = [] if cfg.quick or not cfg.all_sentiment_rows else [
         r for r in rows if id(r) not in drawn_ids and dedup_key(r.text) not in exclude_keys]
     for r in extra:
         (held if _held_out(r.domain, cfg.holdout_domains) else train).append(r)

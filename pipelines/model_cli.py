@@ -113,7 +113,7 @@ def train_command(
         epochs=epochs,
         seed=seed,
         max_sentiment_rows=max_sentiment_rows,
-        sentiment_extra_rows=all_sentiment_rows,
+        all_sentiment_rows=all_sentiment_rows,
         split_layer=split_layer,
         skip_finetune=skip_finetune,
         lexical=lexical,

@@ -21,7 +21,7 @@ def keys(rows):
 
 def test_extra_rows_join_training_and_leave_dev_unchanged(shared):
     drawn_train, drawn_dev, _ = select_sentiment_rows(TrainConfig(shared_data=shared), set())
-    train, dev, held = select_sentiment_rows(TrainConfig(shared_data=shared, sentiment_extra_rows=True,
+    train, dev, held = select_sentiment_rows(TrainConfig(shared_data=shared, all_sentiment_rows=True,
                                                          max_sentiment_rows=100_000), set())
     # Dev rows are the same rows either way, so models trained with and without extras compare.
     assert [r.text for r in dev] == [r.text for r in drawn_dev]
@@ -34,7 +34,7 @@ def test_excluded_texts_and_held_out_domains_never_train(shared):
     _, dev, _ = select_sentiment_rows(TrainConfig(shared_data=shared), set())
     banned = {dedup_key(r.text) for r in dev[:50]}
     train, dev2, held = select_sentiment_rows(
-        TrainConfig(shared_data=shared, holdout_domains=["hotel"], sentiment_extra_rows=True), banned)
+        TrainConfig(shared_data=shared, holdout_domains=["hotel"], all_sentiment_rows=True), banned)
     assert not keys(train) & banned and not keys(dev2) & banned
     assert all(not r.domain.startswith("hotel") for r in train + dev2)
     # every hotel row, drawn or extra, is held out; 1,500 of them are scored
