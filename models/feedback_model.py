@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoder import Encoder, model_version
+from models.encoder import QUERY_PREFIX, Encoder, model_version
 from models.issue_heads import blend_probs, view_probs
 from models.lexical import CharNgrams
 from models.sentiment_heads import PREFIX as SENTIMENT_LEXICAL, lexical_logits, sentiment_probs
@@ -52,6 +52,10 @@ def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
     return np.concatenate([_l2(last_pool), _l2(split_pool)], axis=1).astype(np.float32)
 
 
+# Praise and an improvement idea go together ("很好吃，要是能再辣一点就更好了"; DATA_CARD.md).
+WITH_PRAISE = frozenset({"praise", "suggestion"})
+
+
 def decide_issue_labels(probs: np.ndarray, thresholds: np.ndarray, primary_index: int | None = None) -> tuple[str, list[str]]:
     """Primary = the primary head's choice (else the most probable label); the other labels that
     clear their threshold follow by probability."""
@@ -63,7 +67,8 @@ def decide_issue_labels(probs: np.ndarray, thresholds: np.ndarray, primary_index
         if lab == primary:
             continue
         if probs[j] >= thresholds[j] and lab != "other" and primary != "other":
-            if lab == "praise" or primary == "praise":
+            joined = {*labels, lab}
+            if "praise" in joined and not joined <= WITH_PRAISE:
                 continue  # praise means no complaint: it does not combine with complaint types
             labels.append(lab)
     return primary, labels
@@ -158,6 +163,7 @@ class FeedbackModel:
             verify=verify,
             max_batch_tokens=max_batch_tokens,
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
+            prefix=config.get("prefix", QUERY_PREFIX),  # artifacts from before the field were tuned with it
         )
         heads = load_file(str(art / HEADS_FILE))
 

@@ -72,8 +72,10 @@ def write_model_card(out: Path, metrics: dict, config: dict) -> Path:
             btxt = _table(rows, ("path", *[f"batch {bs} (sent/s)" for bs in sizes])) + "\n\n"
             others = [p for p in sps if p != "fp32"]
             speedup = b.get("speedup_vs_fp32", {})
-            btxt += (f"Sentences: {b.get('sentences', {}).get('mean_tokens_with_prefix_and_specials')} tokens on "
-                     f"average (with the `query: ` prefix and <s>/</s>). Speed-up over fp32 at batch "
+            sent = b.get("sentences", {})
+            prefix = f"the `{sent['prefix']}` prefix" if sent.get("prefix", "query: ") else "no prefix"
+            btxt += (f"Sentences: {sent.get('mean_tokens_with_prefix_and_specials')} tokens on "
+                     f"average ({prefix}, with <s>/</s>). Speed-up over fp32 at batch "
                      f"{sizes[-1]}: " + ", ".join(f"{p} {speedup.get(p, {}).get(sizes[-1])}×" for p in others)
                      + ". `onnx_int8` is the shipped path.\n\n")
             arows = []

@@ -89,6 +89,8 @@ def train_command(
         False, "--all-sentiment-rows", help="train on every real sentiment row outside dev, not only the per-source "
         "draws (≈ 71k rows; raise --max-sentiment-rows to keep them); dev rows stay the same"),
     split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
+    prefix: str = typer.Option("", "--prefix", help="text put before every input ('query: ' as e5 was pre-trained; "
+                               "none by default: the tuned model does not need it)"),
     lr: float = typer.Option(1e-4, "--lr", help="learning rate of the tuned encoder layers"),
     distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
     skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
@@ -115,6 +117,7 @@ def train_command(
         max_sentiment_rows=max_sentiment_rows,
         all_sentiment_rows=all_sentiment_rows,
         split_layer=split_layer,
+        prefix=prefix,
         skip_finetune=skip_finetune,
         lexical=lexical,
         sentiment_lexical=lexical,

@@ -106,3 +106,32 @@ def test_primary_head_choice_leads_the_label_set():
     # the primary head may pick a less probable label: it leads, the others follow once
     assert decide_issue_labels(probs, th, ISSUE_TYPES.index("suggestion")) == ("suggestion", ["suggestion", "logistics"])
     assert decide_issue_labels(probs, th, ISSUE_TYPES.index("other")) == ("other", ["other"])
+    # praise joins an improvement idea, never a complaint
+    assert decide_issue_labels(probs, th, ISSUE_TYPES.index("praise")) == ("praise", ["praise", "suggestion"])
+    probs[ISSUE_TYPES.index("logistics")] = 0.05
+    assert decide_issue_labels(probs, th) == ("praise", ["praise", "suggestion"])
+    assert decide_issue_labels(probs, th, ISSUE_TYPES.index("suggestion")) == ("suggestion", ["suggestion", "praise"])
+
+
+@pytest.mark.parametrize("prefix", [None, "", "query: "])
+def test_the_encoder_reads_texts_with_the_prefix_its_artifacts_name(tmp_path, model_dir, prefix):
+    import json
+    import shutil
+
+    from models.encoder import QUERY_PREFIX
+    from models.feedback_model import ARTIFACTS_DIR, CONFIG_FILE, FeedbackModel
+
+    art = tmp_path / "artifacts"
+    shutil.copytree(ARTIFACTS_DIR, art)
+    config = json.loads((art / CONFIG_FILE).read_text())
+    config.pop("prefix", None)
+    if prefix is not None:
+        config["prefix"] = prefix
+    (art / CONFIG_FILE).write_text(json.dumps(config))
+    model = FeedbackModel.load(model_dir, art, quantize=False)
+    # Artifacts from before the field was recorded were tuned with e5's query prefix.
+    expected = QUERY_PREFIX if prefix is None else prefix
+    assert model.encoder.prefix == expected
+    ids = model.encoder.token_ids(["物流太慢了"])[0]
+    bare = model.encoder.tokenizer.encode("物流太慢了", add_special_tokens=False).ids
+    assert ids[len(ids) - len(bare):] == bare and (len(ids) > len(bare)) == bool(expected)

@@ -27,7 +27,9 @@ def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
     assert metrics["issue_type"]["real_heldout"]["n"] > 0
     # the served (blended) sentiment and the encoder head alone, on the same dev rows
     assert metrics["sentiment"]["dev"]["n"] == metrics["sentiment"]["dev_encoder_head_only"]["n"] > 0
-    assert json.loads((out / "config.json").read_text())["sentiment_blend"] == 0.7
+    config = json.loads((out / "config.json").read_text())
+    assert config["sentiment_blend"] == 0.7
+    assert config["prefix"] == "" and metrics["config"]["prefix"] == ""  # tuned without e5's query prefix
     evals = result["eval"]
     assert evals and all(set(r) >= {"task", "n", "accuracy", "macro_f1", "per_class"} for r in evals.values())
 
@@ -54,6 +56,11 @@ def test_skip_finetune_keeps_the_encoder_and_its_sentiment_head(tmp_path, model_
                                 model_dir=model_dir, progress=False))
     shipped_heads, heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE)), load_file(str(out / HEADS_FILE))
     assert all((shipped_heads[k] == heads[k]).all() for k in shipped_heads if k.startswith("sentiment."))
+    # The heads are fitted on the encoder as it is served: with the prefix it was tuned with.
+    from models.encoder import QUERY_PREFIX
+
+    shipped_config = json.loads((ARTIFACTS_DIR / "config.json").read_text())
+    assert json.loads((out / "config.json").read_text())["prefix"] == shipped_config.get("prefix", QUERY_PREFIX)
     assert set(heads) >= {"issue.weight", "primary.weight", "primary.bias", "sentiment_lexical.weight"}
     a = unpack_tuned_layers(load_file(str(ARTIFACTS_DIR / ENCODER_FILE)))
     b = unpack_tuned_layers(load_file(str(out / ENCODER_FILE)))
