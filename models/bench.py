@@ -74,6 +74,7 @@ def run_bench(
 ) -> dict:
     import torch
 
+    from models.encoder import QUERY_PREFIX
     from models.evaluation import evaluate, read_eval_file
     from models.feedback_model import FeedbackModel
 
@@ -99,6 +100,15 @@ def run_bench(
                 rates[name][str(b)].append(_rate(m, sub, b))
                 if progress:
                     progress(1)
+    # What e5's "query: " prefix would cost the served path: the same model and batches, timed
+    # interleaved with and without it (speed only; the tuned model reads texts without it).
+    prefix_rates: dict[str, list[float]] = {"served": [], "query_prefix": []}
+    served = paths["onnx_int8"].encoder
+    for _ in range(repeats):
+        for name, prefix in (("served", served.prefix), ("query_prefix", QUERY_PREFIX)):
+            served.prefix, kept = prefix, served.prefix
+            prefix_rates[name].append(_rate(paths["onnx_int8"], texts, max(batch_sizes)))
+            served.prefix = kept
     # Real reviews (the first data file) are longer and more varied than the bench sentences:
     # timed at the largest batch size, where padding and activation size weigh most.
     review_texts: list[str] = []
@@ -136,6 +146,11 @@ def run_bench(
         "speedup_vs_fp32_median": {
             p: {b: round(med[p][b] / med["fp32"][b], 2) for b in med[p]} for p in med if p != "fp32"
         },
+    }
+    report["query_prefix_cost"] = {
+        "path": "onnx_int8", "batch_size": max(batch_sizes), "served_prefix": served.prefix,
+        "sentences_per_second": {k: round(max(v), 1) for k, v in prefix_rates.items()},
+        "speedup_median": round(statistics.median(a / b for a, b in zip(*prefix_rates.values())), 3),
     }
     if review_texts:
         best = {p: round(max(v), 1) for p, v in review_rates.items()}
