@@ -122,7 +122,7 @@ class LiveThemeSettings(BaseModel):
     # similarities differently (raw e5: ~0.85-0.96). Calibrated on real reviews for the shipped model
     # (`feedback-miner themes calibrate`, docs/themes.md); re-run it when the model changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.773), (2, 0.813), (3, 0.813), (5, 0.831), (10, 0.849), (20, 0.829), (50, 0.852)]
+        default_factory=lambda: [(1, 0.766), (2, 0.795), (3, 0.838), (5, 0.841), (10, 0.802), (20, 0.804), (50, 0.831)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -138,13 +138,13 @@ class WeeklyThemeSettings(BaseModel):
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops below this mean pairwise cosine: the median coherence of a labelled topic (calibrated).
-    merge_similarity: float = Field(0.846, ge=0.0, le=1.0)
+    merge_similarity: float = Field(0.847, ge=0.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # HDBSCAN: minimum cluster size, run on a PCA projection of this many dimensions.
     hdbscan_min_cluster_size: int = Field(5, ge=2)
     pca_dims: int = Field(32, ge=2)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.932, ge=0.0, le=1.0)
+    continuity_similarity: float = Field(0.938, ge=0.0, le=1.0)
     # Emerging: new, or grown by this factor, with at least this many messages.
     emerging_growth: float = Field(2.0, ge=1.0)
     emerging_min_volume: int = Field(5, ge=1)

@@ -27,7 +27,7 @@ from consumers.themes.types import WeeklyTheme, WeekFeedback
 
 @dataclass(frozen=True)
 class WeeklyRules:
-    continuity_similarity: float = 0.932  # the calibrated default of WeeklyThemeSettings
+    continuity_similarity: float = 0.938  # the calibrated default of WeeklyThemeSettings
     emerging_growth: float = 2.0
     emerging_min_volume: int = 5
     fading_ratio: float = 0.5
