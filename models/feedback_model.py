@@ -52,6 +52,12 @@ def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
     return np.concatenate([_l2(last_pool), _l2(split_pool)], axis=1).astype(np.float32)
 
 
+def artifact_prefix(config: dict) -> str:
+    """The text the encoder reads before every input: as the artifacts name it; those from before
+    the field was recorded were tuned with e5's query prefix."""
+    return config.get("prefix", QUERY_PREFIX)
+
+
 # Praise and an improvement idea go together ("很好吃，要是能再辣一点就更好了"; DATA_CARD.md).
 WITH_PRAISE = frozenset({"praise", "suggestion"})
 
@@ -163,7 +169,7 @@ class FeedbackModel:
             verify=verify,
             max_batch_tokens=max_batch_tokens,
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
-            prefix=config.get("prefix", QUERY_PREFIX),  # artifacts from before the field were tuned with it
+            prefix=artifact_prefix(config),
         )
         heads = load_file(str(art / HEADS_FILE))
 

@@ -44,7 +44,7 @@ from models.data import (
     load_sentiment_sources,
     stratified_sample,
 )
-from models.encoder import QUERY_PREFIX, Encoder, model_version
+from models.encoder import Encoder, model_version
 from models.issue_heads import blend_probs, fit_issue_heads, view_probs
 from models.sentiment_heads import fit_lexical_sentiment, lexical_logits, sentiment_probs
 from models.feedback_model import (
@@ -54,6 +54,7 @@ from models.feedback_model import (
     HEADS_FILE,
     NGRAMS_FILE,
     SENTIMENT_NGRAMS_FILE,
+    artifact_prefix,
     decide_issue_labels,
     issue_features,
     pack_tuned_layers,
@@ -274,7 +275,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.skip_finetune:  # the heads are refitted on the shipped encoder, read as it is served
         shipped_config = json.loads((ARTIFACTS_DIR / CONFIG_FILE).read_text())
         cfg.split_layer = int(shipped_config["split_layer"])
-        cfg.prefix = shipped_config.get("prefix", QUERY_PREFIX)
+        cfg.prefix = artifact_prefix(shipped_config)
     metrics: dict = {
         "model_version_base": model_version(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
