@@ -86,6 +86,30 @@ def load_sentiment_sources(data_dir: Path | None = None) -> list[Example]:
     return rows
 
 
+WRITTEN_SENTIMENT_SOURCE = "written_sentiment"
+BINARY_SENTIMENTS = ("negative", "positive")
+
+
+def load_written_sentiment(folder: Path) -> list[Example]:
+    """Self-written reviews of domains the real sets lack (``data/sentiment_written/*.jsonl``).
+
+    Each line: ``{"text", "label": negative|positive, "domain"}``; the domain is kept as
+    ``written/<domain>`` so that a run can hold one out (``--holdout-domain written/hotel``).
+    """
+    rows: list[Example] = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                r = json.loads(line)
+                if not r.get("text") or r.get("label") not in BINARY_SENTIMENTS or not r.get("domain"):
+                    raise ValueError(f"{path}:{n}: a written review needs text, a binary label and a domain")
+                rows.append(Example(r["text"], r["label"], WRITTEN_SENTIMENT_SOURCE, origin="written",
+                                    domain=f"written/{r['domain']}"))
+    return rows
+
+
 def dedup(rows: list[Example]) -> list[Example]:
     """Drop rows whose normalised text was seen before; drop keys with conflicting labels."""
     by_key: dict[str, list[Example]] = {}

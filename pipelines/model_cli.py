@@ -88,6 +88,9 @@ def train_command(
     all_sentiment_rows: bool = typer.Option(
         False, "--all-sentiment-rows", help="train on every real sentiment row outside dev, not only the per-source "
         "draws (≈ 71k rows; raise --max-sentiment-rows to keep them); dev rows stay the same"),
+    written_sentiment: bool = typer.Option(
+        True, "--written-sentiment/--no-written-sentiment",
+        help="add the self-written reviews of data/sentiment_written (domains the real sets lack)"),
     split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
     prefix: str = typer.Option("", "--prefix", help="text put before every input ('query: ' as e5 was pre-trained; "
                                "none by default: the tuned model does not need it)"),
@@ -99,7 +102,7 @@ def train_command(
     quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
     holdout_domain: list[str] = typer.Option(
         None, "--holdout-domain", help="keep a domain out of training to measure cross-domain accuracy "
-        "(hotel, waimai, weibo, shopping or shopping/<category>)"),
+        "(hotel, waimai, weibo, shopping, shopping/<category> or written/<domain>)"),
 ) -> None:
     """Train the classifiers; write artifacts, metrics JSON and the model card."""
     from models.training import TrainConfig, train
@@ -116,6 +119,7 @@ def train_command(
         seed=seed,
         max_sentiment_rows=max_sentiment_rows,
         all_sentiment_rows=all_sentiment_rows,
+        written_sentiment=written_sentiment,
         split_layer=split_layer,
         prefix=prefix,
         skip_finetune=skip_finetune,

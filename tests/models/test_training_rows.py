@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.data import dedup_key, default_shared_data_dir
+from models.data import dedup_key, default_shared_data_dir, load_written_sentiment
 from models.training import TrainConfig, select_sentiment_rows
 
 
@@ -27,7 +27,7 @@ def test_extra_rows_join_training_and_leave_dev_unchanged(shared):
     assert [r.text for r in dev] == [r.text for r in drawn_dev]
     assert len(train) > len(drawn_train) + 20000 and keys(train) >= keys(drawn_train)
     assert not keys(train) & keys(dev) and not held
-    assert {r.domain.split("/")[0] for r in train} == {"hotel", "shopping", "waimai", "weibo"}
+    assert {r.domain.split("/")[0] for r in train} == {"hotel", "shopping", "waimai", "weibo", "written"}
 
 
 def test_excluded_texts_and_held_out_domains_never_train(shared):
@@ -43,4 +43,32 @@ def test_excluded_texts_and_held_out_domains_never_train(shared):
 
 def test_row_cap_keeps_every_label(shared):
     train, _, _ = select_sentiment_rows(TrainConfig(shared_data=shared, max_sentiment_rows=3000), set())
-    assert len(train) == 3000 and {r.label for r in train} == {"negative", "neutral", "positive"}
+    # The cap counts distinct rows; written ones are then repeated on top of it.
+    assert len({id(r) for r in train}) == 3000 and {r.label for r in train} == {"negative", "neutral", "positive"}
+
+
+def test_written_reviews_train_only_and_can_be_held_out(shared):
+    from models.training import WRITTEN_SENTIMENT_DIR
+
+    written = load_written_sentiment(WRITTEN_SENTIMENT_DIR)
+    assert len(written) >= 1000 and {r.label for r in written} == {"negative", "positive"}
+    cfg = TrainConfig(shared_data=shared, written_sentiment_repeat=3)
+    train, dev, _ = select_sentiment_rows(cfg, set())
+    real_train, real_dev, _ = select_sentiment_rows(TrainConfig(shared_data=shared, written_sentiment=False), set())
+    # Figures stay on real rows: the dev split is the same with or without the written reviews.
+    assert [r.text for r in dev] == [r.text for r in real_dev]
+    in_train = [r for r in train if r.origin == "written"]
+    assert len(in_train) == 3 * len({r.text for r in in_train}) and len({r.text for r in in_train}) > 0.95 * len(written)
+    assert len(train) - len(in_train) == len(real_train)
+    # A written domain can be held out like a real one (to measure the gain on an unseen domain).
+    train2, _, held2 = select_sentiment_rows(TrainConfig(shared_data=shared, holdout_domains=["written/hotel"]), set())
+    assert not any(r.domain == "written/hotel" for r in train2)
+    assert held2 and all(r.domain == "written/hotel" for r in held2)
+
+
+def test_a_malformed_written_review_names_its_line(tmp_path):
+    (tmp_path / "x.jsonl").write_text(
+        '{"text": "很好", "label": "positive", "domain": "app"}\n{"text": "一般", "label": "neutral", "domain": "app"}\n',
+        encoding="utf-8")
+    with pytest.raises(ValueError, match=r"x\.jsonl:2"):
+        load_written_sentiment(tmp_path)
