@@ -89,8 +89,9 @@ def train_command(
         False, "--all-sentiment-rows", help="train on every real sentiment row outside dev, not only the per-source "
         "draws (≈ 71k rows; raise --max-sentiment-rows to keep them); dev rows stay the same"),
     written_sentiment: bool = typer.Option(
-        True, "--written-sentiment/--no-written-sentiment",
-        help="add the self-written reviews of data/sentiment_written (domains the real sets lack)"),
+        False, "--written-sentiment/--no-written-sentiment",
+        help="add the self-written reviews of data/sentiment_written (domains the real sets lack; "
+        "measured, not adopted: see METHOD.md)"),
     split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
     prefix: str = typer.Option("", "--prefix", help="text put before every input ('query: ' as e5 was pre-trained; "
                                "none by default: the tuned model does not need it)"),

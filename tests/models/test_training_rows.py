@@ -27,7 +27,7 @@ def test_extra_rows_join_training_and_leave_dev_unchanged(shared):
     assert [r.text for r in dev] == [r.text for r in drawn_dev]
     assert len(train) > len(drawn_train) + 20000 and keys(train) >= keys(drawn_train)
     assert not keys(train) & keys(dev) and not held
-    assert {r.domain.split("/")[0] for r in train} == {"hotel", "shopping", "waimai", "weibo", "written"}
+    assert {r.domain.split("/")[0] for r in train} == {"hotel", "shopping", "waimai", "weibo"}
 
 
 def test_excluded_texts_and_held_out_domains_never_train(shared):
@@ -52,16 +52,17 @@ def test_written_reviews_train_only_and_can_be_held_out(shared):
 
     written = load_written_sentiment(WRITTEN_SENTIMENT_DIR)
     assert len(written) >= 1000 and {r.label for r in written} == {"negative", "positive"}
-    cfg = TrainConfig(shared_data=shared, written_sentiment_repeat=3)
+    cfg = TrainConfig(shared_data=shared, written_sentiment=True, written_sentiment_repeat=3)
     train, dev, _ = select_sentiment_rows(cfg, set())
-    real_train, real_dev, _ = select_sentiment_rows(TrainConfig(shared_data=shared, written_sentiment=False), set())
+    real_train, real_dev, _ = select_sentiment_rows(TrainConfig(shared_data=shared), set())
     # Figures stay on real rows: the dev split is the same with or without the written reviews.
     assert [r.text for r in dev] == [r.text for r in real_dev]
     in_train = [r for r in train if r.origin == "written"]
     assert len(in_train) == 3 * len({r.text for r in in_train}) and len({r.text for r in in_train}) > 0.95 * len(written)
     assert len(train) - len(in_train) == len(real_train)
     # A written domain can be held out like a real one (to measure the gain on an unseen domain).
-    train2, _, held2 = select_sentiment_rows(TrainConfig(shared_data=shared, holdout_domains=["written/hotel"]), set())
+    train2, _, held2 = select_sentiment_rows(
+        TrainConfig(shared_data=shared, written_sentiment=True, holdout_domains=["written/hotel"]), set())
     assert not any(r.domain == "written/hotel" for r in train2)
     assert held2 and all(r.domain == "written/hotel" for r in held2)
 
