@@ -23,16 +23,21 @@ import numpy as np
 from consumers.themes.clustering import Clusterer
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.types import WeeklyTheme, WeekFeedback
+from topics.settings import WeeklyThemeSettings
+
+
+_SETTINGS = WeeklyThemeSettings()
 
 
 @dataclass(frozen=True)
 class WeeklyRules:
-    continuity_similarity: float = 0.938  # the calibrated default of WeeklyThemeSettings
-    emerging_growth: float = 2.0
-    emerging_min_volume: int = 5
-    fading_ratio: float = 0.5
-    keywords: int = 6
-    quotes: int = 3
+    # Defaults are the settings' own (the calibrated continuity among them), so the two cannot drift apart.
+    continuity_similarity: float = _SETTINGS.continuity_similarity
+    emerging_growth: float = _SETTINGS.emerging_growth
+    emerging_min_volume: int = _SETTINGS.emerging_min_volume
+    fading_ratio: float = _SETTINGS.fading_ratio
+    keywords: int = _SETTINGS.keywords
+    quotes: int = _SETTINGS.quotes
     quote_chars: int = 160
 
 
