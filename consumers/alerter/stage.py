@@ -3,12 +3,19 @@
 Pure apart from its injected collaborators: the rule matcher, the state store
 (a SQLAlchemy engine) and the clock that stamps ``emitted_at``. Windows run on
 event time, so replaying a stream gives the same alerts.
+
+Idempotent by event id: an event already processed (the same batch after a
+crash, a copy the enricher re-produced at a new offset, a replay, a second run
+of the same file after the broker's offsets restarted from 0) is not counted
+again; only its alerts whose publication the runtime never acknowledged
+(``on_committed``) are published again, with their original alert id and revision.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -24,6 +31,24 @@ from topics.specs import ALERTS, ENRICHED
 log = logging.getLogger(__name__)
 
 AlertSink = Callable[[Alert], None]
+# Called with the alert events of a batch once the runtime acknowledged their publication.
+PublishedListener = Callable[[list[Alert]], None]
+
+
+@dataclass
+class AlerterStats:
+    """What this stage instance did, counted after each committed batch."""
+
+    # Events counted for the first time.
+    processed: int = 0
+    # Events delivered again after being processed — by this instance or before it started.
+    repeated: int = 0
+    # Of those, events processed before this instance's first batch (an earlier run or another instance).
+    repeated_earlier: int = 0
+    # Alert events published again because their earlier publication was never acknowledged.
+    republished: int = 0
+    # Alert events whose publication the runtime acknowledged.
+    published: int = 0
 
 
 class AlerterStage(EventStage[EnrichedFeedback]):
@@ -44,33 +69,64 @@ class AlerterStage(EventStage[EnrichedFeedback]):
         self.settings = settings
         self.matcher = matcher or TermMatcher(load_rules(settings.rules_path))
         self.engine = AlertEngine.build(self.matcher, settings, clock)
-        self.state = AlertStateStore(store)
+        self.state = AlertStateStore(store, clock)
         # Called with every new alert after its state is committed (webhooks); must not block.
         self.sinks = sinks or []
+        self.published_listeners: list[PublishedListener] = []
         self.max_event_bytes = max_event_bytes
+        self.stats = AlerterStats()
 
     def handle(self, events: list[tuple[InMessage, EnrichedFeedback]]) -> StageResult:
         result = StageResult()
         fresh: list[Alert] = []
-        partitions = {(m.topic, m.partition) for m, _ in events}
+        repeated = repeated_earlier = republished = 0
         # A batch mixes partitions; in event-time order their events meet the windows as they happened.
         ordered = sorted(events, key=lambda item: item[1].received_at)
-        with self.state.batch(self.engine, partitions) as batch:
+        with self.state.batch(self.engine, {event.event_id for _, event in events}) as batch:
             for message, event in ordered:
-                if batch.already_processed(message):
-                    # Redelivered after a crash: state already counted it; publish what it caused again.
-                    for alert in batch.replayed_alerts(message):
+                if batch.already_processed(event.event_id):
+                    # Delivered again: the state already counted it. Publish what it caused
+                    # only where that publication was never acknowledged.
+                    repeated += 1
+                    first = self.state.first_version
+                    if event.event_id in batch.known and (first is None or batch.known[event.event_id] < first):
+                        repeated_earlier += 1
+                    for alert in batch.unpublished_alerts(event.event_id):
+                        republished += 1
                         result.outputs.append(self._out(alert, message))
                     continue
                 for alert in self.engine.process(event):
-                    batch.log(alert, message)
+                    batch.log(alert, message, event.event_id)
                     fresh.append(alert)
                     result.outputs.append(self._out(alert, message))
-                batch.done(message)
+                batch.done(event.event_id, event.received_at)
+            processed = len(batch.processed)
+        self.stats.processed += processed
+        self.stats.repeated += repeated
+        self.stats.repeated_earlier += repeated_earlier
+        self.stats.republished += republished
+        if repeated:
+            log.info("alerter: %d of %d events were already processed (not counted again), %d unacknowledged alert events published again",
+                     repeated, len(events), republished)
         for alert in fresh:
             for sink in self.sinks:
                 sink(alert)
         return result
+
+    def on_committed(self, result: StageResult) -> None:
+        """The runtime acknowledged every output of ``result``: mark those alert events published,
+        so a later delivery of their events does not publish them again."""
+        alerts = [out.event for out in result.outputs if isinstance(out.event, Alert)]
+        if not alerts:
+            return
+        try:
+            self.state.mark_published(alerts)
+        except Exception:  # noqa: BLE001 - offsets are committed; the worst case is one more publication later
+            log.warning("alerter: could not mark %d alert events published; a redelivery would publish them again",
+                        len(alerts), exc_info=True)
+        self.stats.published += len(alerts)
+        for listener in self.published_listeners:
+            listener(alerts)
 
     def _out(self, alert: Alert, message: InMessage) -> OutMessage:
         return OutMessage(ALERTS, alert, alert.partition_key(), trace_id_of(message))

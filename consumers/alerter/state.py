@@ -8,10 +8,15 @@ the batch on its in-memory state, and writes back what changed, stamped with
 the new version. Batches of all instances are thus serialised over one shared
 state: counts stay global however the enriched topic's partitions are spread.
 
-Offsets of processed messages are stored in the same transaction, so a batch
-redelivered after a crash (state committed, Kafka offsets not) is not counted
-twice: its messages are skipped and the alerts they caused, kept in
-``alert_events``, are published again.
+Effects are idempotent by **event id**, never by Kafka offset (offsets restart
+from 0 on a new embedded broker while the store is kept, and the enricher may
+re-produce an event at a new offset). The ids of processed events are stored
+in the same transaction as the state they changed (``alerter_processed``), so
+an event delivered again — the same batch after a crash, a re-produced copy, a
+replay, a second run of the same file — is never counted again. Every alert
+event is logged in ``alert_events`` with the event id that caused it and, once
+the runtime acknowledged its publication, ``published_at``; an event delivered
+again republishes only its alerts whose publication was never acknowledged.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -30,7 +36,7 @@ from consumers.alerter.engine import AlertEngine
 from consumers.alerter.spikes import Bucket
 from consumers.alerter.suppression import AlertState
 from consumers.stage import InMessage
-from topics.schemas import Alert
+from topics.schemas import Alert, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +66,12 @@ alerter_alert_state = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
-alerter_offsets = sa.Table(
-    "alerter_offsets", _meta,
-    sa.Column("topic", sa.String(300), primary_key=True),
-    sa.Column("partition", sa.Integer, primary_key=True),
-    sa.Column("next_offset", sa.BigInteger, nullable=False),
+alerter_processed = sa.Table(
+    "alerter_processed", _meta,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
 )
 alert_events = sa.Table(
     "alert_events", _meta,
@@ -82,9 +89,17 @@ alert_events = sa.Table(
     sa.Column("source_partition", sa.Integer),
     sa.Column("source_offset", sa.BigInteger),
     sa.Column("event", sa.Text, nullable=False),
+    sa.Column("source_event_id", sa.String(128)),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 
 LOCK = "lock"
+# Processed event ids are kept while the event is within this much event time of the
+# stream's watermark, or was processed within this much processing time — whichever is
+# later; never shorter than the detector's horizon or twice the cool-down (see _retention).
+PROCESSED_RETENTION = timedelta(days=8)
+# Bound on bound parameters per IN (...) query.
+_CHUNK = 500
 
 
 def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
@@ -106,27 +121,34 @@ class Batch:
     """What one transaction learns and records beside the engine state."""
 
     conn: sa.Connection
-    next_offsets: dict[tuple[str, int], int]
-    advanced: dict[tuple[str, int], int] = field(default_factory=dict)
-    logged: list[tuple[Alert, InMessage]] = field(default_factory=list)
+    version: int
+    # Event ids of this batch that an earlier batch processed → the state version that did.
+    known: dict[str, int]
+    # Event ids processed in this batch → their event time.
+    processed: dict[str, datetime] = field(default_factory=dict)
+    logged: list[tuple[Alert, InMessage, str]] = field(default_factory=list)
+    _replayed: set[str] = field(default_factory=set)
 
-    def already_processed(self, message: InMessage) -> bool:
-        return message.offset < self.next_offsets.get((message.topic, message.partition), -1)
+    def already_processed(self, event_id: str) -> bool:
+        return event_id in self.known or event_id in self.processed
 
-    def done(self, message: InMessage) -> None:
-        tp = (message.topic, message.partition)
-        self.advanced[tp] = max(self.advanced.get(tp, -1), message.offset + 1)
+    def done(self, event_id: str, event_time: datetime) -> None:
+        self.processed[event_id] = event_time.astimezone(timezone.utc)
 
-    def log(self, alert: Alert, message: InMessage) -> None:
-        self.logged.append((alert, message))
+    def log(self, alert: Alert, message: InMessage, event_id: str) -> None:
+        self.logged.append((alert, message, event_id))
 
-    def replayed_alerts(self, message: InMessage) -> list[Alert]:
-        """The alerts a message caused when it was first processed, in order."""
+    def unpublished_alerts(self, event_id: str) -> list[Alert]:
+        """The alerts an event caused when it was first processed whose publication was never
+        acknowledged, in order. Empty for an event met earlier in this batch: its alerts are
+        already among this batch's outputs."""
+        if event_id in self._replayed or event_id in self.processed:
+            return []
+        self._replayed.add(event_id)
         rows = self.conn.execute(
             sa.select(alert_events.c.event)
-            .where(alert_events.c.source_topic == message.topic)
-            .where(alert_events.c.source_partition == message.partition)
-            .where(alert_events.c.source_offset == message.offset)
+            .where(alert_events.c.source_event_id == event_id)
+            .where(alert_events.c.published_at.is_(None))
             .order_by(alert_events.c.id)
         ).scalars()
         return [Alert.model_validate_json(row) for row in rows]
@@ -135,9 +157,12 @@ class Batch:
 class AlertStateStore:
     """Loads and saves an ``AlertEngine``'s state; one per alerter instance."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, clock: Callable[[], datetime] = utcnow):
         self.engine = engine
+        self.clock = clock
         self._synced: int | None = None  # the state version this instance's memory reflects
+        # The state version of this instance's first batch: rows processed before it are an earlier run's.
+        self.first_version: int | None = None
         self._ensure_lock_row()
 
     def _ensure_lock_row(self) -> None:
@@ -151,7 +176,7 @@ class AlertStateStore:
             pass  # another instance created it first
 
     @contextmanager
-    def batch(self, alert_engine: AlertEngine, topics_partitions: set[tuple[str, int]]) -> Iterator[Batch]:
+    def batch(self, alert_engine: AlertEngine, event_ids: Iterable[str]) -> Iterator[Batch]:
         """One serialised batch: lock, catch up with other instances, run, save."""
         try:
             with self.engine.begin() as conn:
@@ -161,7 +186,7 @@ class AlertStateStore:
                     self._load(conn, alert_engine, since=None)
                 elif self._synced != version - 1:
                     self._load(conn, alert_engine, since=self._synced)
-                batch = Batch(conn, self._offsets(conn, topics_partitions))
+                batch = Batch(conn, version, self._known(conn, set(event_ids)))
                 yield batch
                 self._save(conn, alert_engine, version, batch)
         except BaseException:
@@ -169,19 +194,39 @@ class AlertStateStore:
             self._synced = None
             raise
         self._synced = version
+        if self.first_version is None:
+            self.first_version = version
+
+    def mark_published(self, alerts: Iterable[Alert]) -> None:
+        """Record that these alert events were acknowledged by the broker.
+
+        Needs no lock: it only sets ``published_at`` on rows that are never otherwise updated."""
+        keys = sorted({(a.alert_id, a.revision) for a in alerts})
+        if not keys:
+            return
+        stmt = (
+            sa.update(alert_events)
+            .where(alert_events.c.alert_id == sa.bindparam("a_id"), alert_events.c.revision == sa.bindparam("a_rev"))
+            .where(alert_events.c.published_at.is_(None))
+            .values(published_at=sa.bindparam("at"))
+            .execution_options(synchronize_session=False)
+        )
+        at = self.clock().astimezone(timezone.utc)
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"a_id": a, "a_rev": r, "at": at} for a, r in keys])
 
     # --- loading -------------------------------------------------------------------
 
-    def _offsets(self, conn: sa.Connection, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        out = {}
-        for topic, partition in tps:
-            value = conn.execute(
-                sa.select(alerter_offsets.c.next_offset)
-                .where(alerter_offsets.c.topic == topic, alerter_offsets.c.partition == partition)
-            ).scalar()
-            if value is not None:
-                out[(topic, partition)] = value
-        return out
+    def _known(self, conn: sa.Connection, event_ids: set[str]) -> dict[str, int]:
+        ids = sorted(event_ids)
+        known: dict[str, int] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            known.update(conn.execute(
+                sa.select(alerter_processed.c.event_id, alerter_processed.c.version)
+                .where(alerter_processed.c.event_id.in_(chunk))
+            ).all())
+        return known
 
     def _load(self, conn: sa.Connection, alert_engine: AlertEngine, since: int | None) -> None:
         detector, book = alert_engine.detector, alert_engine.book
@@ -245,9 +290,18 @@ class AlertStateStore:
             })
         _upsert(conn, alerter_alert_state, state_rows, ["kind", "key"])
         book.dirty.clear()
-        _upsert(conn, alerter_offsets, [
-            {"topic": t, "partition": p, "next_offset": o} for (t, p), o in sorted(batch.advanced.items())
-        ], ["topic", "partition"])
+        if batch.processed:
+            at = self.clock().astimezone(timezone.utc)
+            conn.execute(alerter_processed.insert(), [
+                {"event_id": event_id, "event_time": event_time, "processed_at": at, "version": version}
+                for event_id, event_time in batch.processed.items()
+            ])
+        if detector.watermark is not None:
+            retention = _retention(alert_engine)
+            conn.execute(sa.delete(alerter_processed).where(
+                alerter_processed.c.event_time < detector.watermark - retention,
+                alerter_processed.c.processed_at < self.clock().astimezone(timezone.utc) - retention,
+            ))
         if batch.logged:
             conn.execute(alert_events.insert(), [
                 {
@@ -255,10 +309,19 @@ class AlertStateStore:
                     "priority": a.priority.value, "status": a.status.value, "title": a.title,
                     "last_seen": a.last_seen, "emitted_at": a.emitted_at,
                     "source_topic": m.topic, "source_partition": m.partition, "source_offset": m.offset,
+                    "source_event_id": event_id, "published_at": None,
                     "event": a.model_dump_json(),
                 }
-                for a, m in batch.logged
+                for a, m, event_id in batch.logged
             ])
+
+
+def _retention(alert_engine: AlertEngine) -> timedelta:
+    """How long processed event ids are kept: at least as long as anything in the state can
+    remember an event (its buckets for the detector's horizon, its alert for a cool-down)."""
+    detector = alert_engine.detector
+    horizon = timedelta(seconds=detector.config.horizon_buckets * detector.config.bucket_s)
+    return max(PROCESSED_RETENTION, horizon, 2 * alert_engine.book.policy.cooldown)
 
 
 def recent_alerts(engine: sa.Engine, limit: int = 50, since: datetime | None = None) -> list[Alert]:
