@@ -21,6 +21,8 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "retries": 5,
         "linger_ms": 5,
         "max_in_flight_requests_per_connection": 1,
+        # A send to an unreachable broker fails within the request timeout instead of kafka-python's 60 s.
+        "max_block_ms": settings.kafka.request_timeout_ms,
         **overrides,
     }
     return KafkaProducer(**options)

@@ -3,6 +3,12 @@
 At-least-once: offsets are committed only after every output and dead letter
 of the batch was acknowledged by the broker (acks=all). SIGTERM/SIGINT finish
 the current batch, commit and leave the group.
+
+A transient fault (the store or the broker unavailable) pauses the stage: it
+keeps its uncommitted batch, stops fetching, keeps its group membership alive
+and retries the batch with exponential backoff until the dependency is back.
+A producer the broker has forgotten (an embedded broker restarted) is
+recreated, and missing topics are provisioned again.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -19,9 +26,9 @@ from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
-from consumers.kafka_io import make_consumer, make_producer, send, send_event
-from consumers.stage import InMessage, Stage, process_batch, trace_id_of
-from topics.specs import DEADLETTER
+from consumers.faults import describe, is_transient, needs_new_producer
+from consumers.kafka_io import make_consumer, make_producer
+from consumers.stage import InMessage, Record, Stage, StageResult, process_batch
 from topics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,9 @@ class RunStats:
     processed: int = 0
     produced: int = 0
     dead_lettered: int = 0
+    # Transient faults met, and how many times the stage paused for one.
+    transient_faults: int = 0
+    pauses: int = 0
     produced_by_topic: Counter[str] = field(default_factory=Counter)
 
 
@@ -43,7 +53,9 @@ class _FlushOnRevoke(ConsumerRebalanceListener):
         self.runtime = runtime
 
     def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
-        self.runtime.flush_pending()
+        if not self.runtime.flush_pending():
+            # Still failing: the new owner re-reads the batch from the last commit (at-least-once).
+            self.runtime.drop_pending()
 
     def on_partitions_assigned(self, assigned):
         self.runtime.assigned = frozenset(assigned)
@@ -59,12 +71,15 @@ class StreamRuntime:
         consumer: KafkaConsumer | None = None,
         producer: KafkaProducer | None = None,
         group_id: str | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
     ):
         self.stage = stage
         self.settings = settings
         self.group_id = group_id or settings.group_id(stage.name)
         self._consumer = consumer
         self._producer = producer
+        # Makes the first producer, and a new one when the broker forgot the old one's state.
+        self._new_producer = producer_factory or (lambda: make_producer(settings))
         self._pending: list[InMessage] = []
         self._batch_started: float | None = None
         self._stop = threading.Event()
@@ -72,6 +87,13 @@ class StreamRuntime:
         # Partitions this instance owns after the last rebalance (read by operators and tests).
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.assigned_at: float | None = None
+        # While paused by a transient fault: when to retry, and the current backoff.
+        self._retry_at: float | None = None
+        self._backoff_s = settings.runtime.retry_backoff_ms / 1000
+
+    @property
+    def paused(self) -> bool:
+        return self._retry_at is not None
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -88,7 +110,7 @@ class StreamRuntime:
         metrics.serve(self.settings.runtime.metrics_port)
         self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
         self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_FlushOnRevoke(self))
-        self._producer = self._producer or make_producer(self.settings)
+        self._producer = self._producer or self._new_producer()
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
         last_input = time.monotonic()
@@ -96,6 +118,9 @@ class StreamRuntime:
         log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.input_topic, self.group_id)
         try:
             while not self._stop.is_set():
+                if self.paused:
+                    self._wait_paused()
+                    continue
                 if max_messages is not None and self.stats.processed + len(self._pending) >= max_messages:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
@@ -113,10 +138,20 @@ class StreamRuntime:
                 idle_since = max(last_input, self.assigned_at or last_input + join_allowance)
                 if idle_exit_s is not None and not self._pending and time.monotonic() - idle_since > idle_exit_s:
                     break
-            self.flush_pending()
+            if not self.paused:
+                self.flush_pending()
         finally:
             self._close()
         return self.stats
+
+    def _wait_paused(self) -> None:
+        """Keep the group membership alive without fetching; retry the batch when its backoff ran out."""
+        assignment = self._consumer.assignment()
+        if assignment:
+            self._consumer.pause(*assignment)  # partitions assigned meanwhile start unpaused
+        self._consumer.poll(timeout_ms=int(min(0.5, max(0.0, self._retry_at - time.monotonic())) * 1000) or 1)
+        if self.paused and time.monotonic() >= self._retry_at:
+            self.flush_pending()
 
     def _add(self, record) -> None:
         if self._batch_started is None:
@@ -134,33 +169,109 @@ class StreamRuntime:
         )
 
     def _close(self) -> None:
+        timeout = self.settings.kafka.request_timeout_ms / 1000
         if self._producer is not None:
-            self._producer.flush()
-            self._producer.close()
+            try:
+                self._producer.close(timeout=timeout)
+            except Exception as exc:  # noqa: BLE001 - leaving; nothing uncommitted is lost
+                log.warning("stage %s: producer close failed: %s", self.stage.name, describe(exc))
         if self._consumer is not None:
             self._consumer.close()  # leaves the group so partitions move at once
 
     # --- one batch ----------------------------------------------------------
 
-    def flush_pending(self) -> None:
-        """Process, produce, flush and commit the pending batch."""
+    def flush_pending(self) -> bool:
+        """Process, produce, flush and commit the pending batch.
+
+        Returns False when a transient fault kept the batch pending (the stage is then paused).
+        """
         if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        started, self._batch_started = self._batch_started or time.monotonic(), None
-        result = process_batch(self.stage, batch)
-        traces = {(m.partition, m.offset): trace_id_of(m) for m in batch}
-        futures = [send_event(self._producer, self.settings, out) for out in result.outputs]
-        dlq_topic = self.settings.topic(DEADLETTER)
-        for dl in result.dead_letters:
-            futures.append(send(self._producer, dlq_topic, dl, dl.key(), traces.get((dl.partition, dl.offset))))
-        self._producer.flush()
-        for future in futures:
-            future.get(timeout=self.settings.kafka.request_timeout_ms / 1000)  # raises: nothing is committed
-        self._commit(batch)
+            return True
+        batch = self._pending
+        started = self._batch_started or time.monotonic()
+        try:
+            result = process_batch(self.stage, batch)
+            self._produce(result.records)
+            self._commit(batch)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._pause(exc)
+            return False
+        self._pending, self._batch_started = [], None
+        self._resume()
         self._record(batch, result, started)
+        self.stage.on_committed(result)
+        return True
+
+    def drop_pending(self) -> None:
+        """Forget the uncommitted batch: it will be read again from the last commit."""
+        self._pending, self._batch_started = [], None
+        self._resume()
+
+    def _produce(self, records: list[Record]) -> None:
+        try:
+            futures = [
+                self._producer.send(self.settings.topic(r.topic), key=r.key, value=r.value, headers=r.headers)
+                for r in records
+            ]
+            self._producer.flush(timeout=self.settings.kafka.request_timeout_ms / 1000)
+            for future in futures:
+                future.get(timeout=self.settings.kafka.request_timeout_ms / 1000)  # raises: nothing is committed
+        except Exception as exc:
+            if needs_new_producer(exc):
+                self._replace_producer()
+            raise
+
+    def _replace_producer(self) -> None:
+        log.warning("stage %s: the broker lost this producer's state (restarted?); creating a new producer", self.stage.name)
+        try:
+            self._producer.close(timeout=0)
+        except Exception:  # noqa: BLE001 - the old producer is being thrown away
+            pass
+        self._producer = self._new_producer()
+
+    def _pause(self, exc: BaseException) -> None:
+        self.stats.transient_faults += 1
+        metrics.TRANSIENT_FAULTS.labels(self.stage.name).inc()
+        if not self.paused:
+            self.stats.pauses += 1
+            metrics.PAUSED.labels(self.stage.name).set(1)
+        else:
+            self._backoff_s = min(self._backoff_s * 2, self.settings.runtime.retry_backoff_max_ms / 1000)
+        self._retry_at = time.monotonic() + self._backoff_s
+        log.warning(
+            "stage %s paused: %s; keeping %d uncommitted messages, retry in %.3g s",
+            self.stage.name, describe(exc), len(self._pending), self._backoff_s,
+        )
+        self._reprovision_topics(exc)
+
+    def _reprovision_topics(self, exc: BaseException) -> None:
+        """A broker that restarted with memory storage has lost the topics: create what is missing."""
+        from kafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError) or self.settings.kafka.bootstrap_servers is None:
+            return
+        from topics.admin import ensure_topics
+
+        try:
+            ensure_topics(self.settings)
+        except Exception as err:  # noqa: BLE001 - the broker may still be down; the next retry tries again
+            log.debug("stage %s: re-provisioning topics failed: %s", self.stage.name, describe(err))
+
+    def _resume(self) -> None:
+        if not self.paused:
+            return
+        log.info("stage %s resumed", self.stage.name)
+        self._retry_at = None
+        self._backoff_s = self.settings.runtime.retry_backoff_ms / 1000
+        metrics.PAUSED.labels(self.stage.name).set(0)
+        paused = self._consumer.paused() if self._consumer is not None else set()
+        if paused:
+            self._consumer.resume(*paused)
 
     def _commit(self, batch: list[InMessage]) -> None:
+        """Commit the batch's offsets; a commit lost to a rebalance is logged, an outage raises."""
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for message in batch:
             tp = TopicPartition(message.topic, message.partition)
@@ -172,7 +283,7 @@ class StreamRuntime:
             # The group rebalanced mid-batch: the new owner re-reads from the last commit (at-least-once).
             log.warning("stage %s: commit failed after a rebalance; the batch may be redelivered", self.stage.name)
 
-    def _record(self, batch: list[InMessage], result, started: float) -> None:
+    def _record(self, batch: list[InMessage], result: StageResult, started: float) -> None:
         name = self.stage.name
         # Outputs are counted before inputs: a watcher that sees the input count sees their outputs too.
         self.stats.produced_by_topic.update(out.topic for out in result.outputs)

@@ -3,7 +3,11 @@
 A stage turns a batch of input messages into output events per topic plus
 dead-letter entries. ``process_batch`` adds the failure policy shared by all
 stages: a batch that raises is retried message by message, and a message that
-still fails becomes a dead letter. Nothing is dropped silently.
+still fails becomes a dead letter. Serialisation of the outputs happens inside
+that boundary, so an event that cannot be written is the message's failure,
+never the stage's. A transient fault (``consumers.faults``) is re-raised
+instead: it is not the message's fault, and the runtime keeps the batch and
+retries. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from consumers.faults import is_transient
 from topics.schemas import DeadLetter, DeadLetterReason, Event
-from topics.serde import DecodeError, Headers, decode, headers_dict
+from topics.specs import DEADLETTER
+from topics.serde import DecodeError, Headers, decode, encode, encode_key, headers_dict, make_headers
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +52,27 @@ class OutMessage:
     trace_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Record:
+    """One serialised output, ready for the producer; ``topic`` is the logical name."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
 @dataclass
 class StageResult:
     outputs: list[OutMessage] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Filled by ``process_batch``: outputs then dead letters, serialised.
+    records: list[Record] = field(default_factory=list)
 
     def extend(self, other: StageResult) -> None:
         self.outputs.extend(other.outputs)
         self.dead_letters.extend(other.dead_letters)
+        self.records.extend(other.records)
 
 
 class Stage(ABC):
@@ -67,6 +86,9 @@ class Stage(ABC):
     def process(self, messages: list[InMessage]) -> StageResult:
         """Turn a batch into outputs and dead letters. May raise: the runtime retries per message."""
 
+    def on_committed(self, result: StageResult) -> None:
+        """Called after every output of ``result`` was acknowledged and the batch's offsets committed."""
+
 
 def dead_letter(
     stage: str,
@@ -78,7 +100,8 @@ def dead_letter(
     return DeadLetter(
         stage=stage,
         reason=DeadLetterReason(reason),
-        error=error[:4000],
+        # The error may quote the bad input (lone surrogates included): keep it encodable.
+        error=error[:4000].encode("utf-8", "backslashreplace").decode("utf-8"),
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
@@ -120,20 +143,45 @@ class EventStage(Stage, Generic[E]):
         ...
 
 
+def serialise(result: StageResult, messages: list[InMessage]) -> StageResult:
+    """Encode every output and dead letter into ``result.records``; raises if one cannot be encoded."""
+    traces = {(m.topic, m.partition, m.offset): trace_id_of(m) for m in messages}
+    records = [Record(out.topic, encode_key(out.key), encode(out.event), make_headers(out.event, out.trace_id)) for out in result.outputs]
+    for dl in result.dead_letters:
+        trace = traces.get((dl.source_topic, dl.partition, dl.offset))
+        records.append(Record(DEADLETTER, encode_key(dl.key()), encode(dl), make_headers(dl, trace)))
+    result.records = records
+    return result
+
+
+def _failure_reason(exc: BaseException) -> DeadLetterReason:
+    if isinstance(exc, RecursionError):
+        return DeadLetterReason(getattr(DeadLetterReason, "too_deep", DeadLetterReason.processing_error))
+    return DeadLetterReason.processing_error
+
+
 def process_batch(stage: Stage, messages: list[InMessage]) -> StageResult:
-    """Run ``stage`` on a batch; on failure retry each message alone, dead-lettering the ones that still fail."""
+    """Run ``stage`` on a batch and serialise what it made.
+
+    On failure retry each message alone, dead-lettering the ones that still
+    fail. A transient fault propagates: the caller keeps the batch and retries.
+    """
     if not messages:
         return StageResult()
     try:
-        return stage.process(messages)
-    except Exception:  # noqa: BLE001 - any failure of stage logic is handled per message below
+        return serialise(stage.process(messages), messages)
+    except Exception as exc:  # noqa: BLE001 - any failure of stage logic is handled per message below
+        if is_transient(exc):
+            raise
         log.warning("stage %s failed on a batch of %d; retrying per message", stage.name, len(messages), exc_info=True)
     result = StageResult()
     for message in messages:
         try:
-            result.extend(stage.process([message]))
+            result.extend(serialise(stage.process([message]), [message]))
         except Exception as exc:  # noqa: BLE001
+            if is_transient(exc):
+                raise
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-            log.error("stage %s dead-letters %s[%d]@%d: %s", stage.name, message.topic, message.partition, message.offset, exc)
-            result.dead_letters.append(dead_letter(stage.name, message, DeadLetterReason.processing_error, error))
+            log.error("stage %s dead-letters %s[%d]@%d: %s", stage.name, message.topic, message.partition, message.offset, str(exc)[:200])
+            result.extend(serialise(StageResult(dead_letters=[dead_letter(stage.name, message, _failure_reason(exc), error)]), [message]))
     return result

@@ -55,13 +55,18 @@ class _Done:
 
 
 class MemoryProducer:
-    def __init__(self, log: MemoryLog, fail_with: Exception | None = None):
+    def __init__(self, log: MemoryLog, fail_with: Exception | None = None, failures: int | None = None):
         self.log = log
-        self.fail_with = fail_with  # every send fails with this, as an unreachable broker would
+        # Sends fail with this, as an unreachable broker would: always, or for the first ``failures`` sends.
+        self.fail_with = fail_with
+        self.failures = failures
         self.flushes = 0
+        self.closed = False
 
     def send(self, topic, key=None, value=None, headers=None):
-        if self.fail_with:
+        if self.fail_with and (self.failures is None or self.failures > 0):
+            if self.failures is not None:
+                self.failures -= 1
             return _Done(error=self.fail_with)
         return _Done(self.log.append(topic, value, key, headers))
 
@@ -69,7 +74,7 @@ class MemoryProducer:
         self.flushes += 1
 
     def close(self, timeout=None):
-        pass
+        self.closed = True
 
 
 class MemoryConsumer:
@@ -80,6 +85,7 @@ class MemoryConsumer:
         self.positions: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, int]] = []
         self.closed = False
+        self._paused: set[TopicPartition] = set()
 
     def subscribe(self, topics, listener=None):
         self.topics = list(topics)
@@ -94,7 +100,7 @@ class MemoryConsumer:
     def poll(self, timeout_ms=0, max_records=None):
         out: dict[TopicPartition, list[MemoryRecord]] = {}
         budget = max_records or 500
-        for tp in sorted(self.assignment()):
+        for tp in sorted(self.assignment() - self._paused):
             start = self.positions.get(tp, 0)
             chunk = self.log.records[tp][start:start + budget]
             if chunk:
@@ -104,6 +110,15 @@ class MemoryConsumer:
             if budget <= 0:
                 break
         return out
+
+    def pause(self, *partitions):
+        self._paused.update(partitions)
+
+    def resume(self, *partitions):
+        self._paused.difference_update(partitions)
+
+    def paused(self):
+        return set(self._paused)
 
     def commit(self, offsets):
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})

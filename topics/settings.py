@@ -84,6 +84,10 @@ class RuntimeSettings(BaseModel):
     metrics_port: int | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # A transient fault (store or broker down) pauses the stage, which retries its batch with
+    # exponential backoff from the first to the second figure; nothing is dead-lettered for it.
+    retry_backoff_ms: int = Field(500, ge=10)
+    retry_backoff_max_ms: int = Field(30_000, ge=10)
 
 
 class StoreSettings(BaseModel):

@@ -100,16 +100,116 @@ def test_a_failing_batch_is_retried_per_message_and_only_the_culprit_is_dead_let
     assert dead.original_bytes() == messages[2].value
 
 
-def test_nothing_is_committed_when_producing_fails():
+def fast_retry_settings(batch_size=3) -> Settings:
+    return Settings(kafka={"bootstrap_servers": "memory:0"},
+                    runtime={"batch_size": batch_size, "batch_timeout_ms": 50, "retry_backoff_ms": 20, "retry_backoff_max_ms": 80})
+
+
+def test_an_unreachable_broker_pauses_the_stage_commits_nothing_and_it_catches_up():
     log = MemoryLog()
     fill(log, 3)
     consumer = MemoryConsumer(log, "g")
-    runtime = StreamRuntime(NormalizerStage(), make_settings(batch_size=3), consumer=consumer,
+    producer = MemoryProducer(log, fail_with=TimeoutError("broker down"), failures=6)
+    runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(), consumer=consumer, producer=producer)
+    stats = runtime.run(max_messages=3)
+    assert (stats.pauses, stats.transient_faults, stats.dead_lettered) == (1, 2, 0)  # one pause, two failed tries of 3 sends
+    assert [decode(NormalizedFeedback, v).event_id for v in log.values(NORMALIZED)] == ["e-0", "e-1", "e-2"]
+    assert consumer.commits == [{next(iter(consumer.assignment())): 3}]  # committed once, after the outage
+    assert not runtime.paused and consumer.paused() == set()
+
+
+class FlakyStore(Stage):
+    """A stage whose store is down for the first ``outage`` calls, as during a database restart."""
+
+    name, input_topic = "flaky", RAW
+
+    def __init__(self, outage: int, error: Exception):
+        self.outage, self.error, self.calls = outage, error, 0
+
+    def process(self, messages):
+        self.calls += 1
+        if self.calls <= self.outage:
+            raise self.error
+        return StageResult(outputs=[OutMessage(NORMALIZED, decode(NormalizedFeedback, m.value)) for m in messages])
+
+
+def store_down_error():
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc.OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
+
+
+def test_a_store_outage_is_not_the_messages_fault():
+    import sqlalchemy.exc
+
+    stage = FlakyStore(1, store_down_error())
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        process_batch(stage, [InMessage(RAW, 0, 0, None, normalized_bytes("e-0", "好"))])
+    assert stage.calls == 1  # not retried per message: the batch stays whole for the runtime to retry
+
+
+def test_the_stage_waits_out_a_store_outage_then_processes_the_same_batch():
+    log = MemoryLog()
+    for i in range(4):
+        log.append(RAW, normalized_bytes(f"e-{i}", "好"))
+    consumer = MemoryConsumer(log, "g")
+    stage = FlakyStore(outage=4, error=store_down_error())
+    runtime = StreamRuntime(stage, fast_retry_settings(batch_size=4), consumer=consumer, producer=MemoryProducer(log))
+    stats = runtime.run(max_messages=4)
+    assert (stats.processed, stats.dead_lettered, stats.pauses, stats.transient_faults) == (4, 0, 1, 4)
+    assert log.values(DLQ) == []
+    assert len(log.values(NORMALIZED)) == 4
+
+
+def test_a_producer_the_broker_forgot_is_replaced():
+    from kafka.errors import OutOfOrderSequenceNumberError
+
+    log = MemoryLog()
+    fill(log, 2)
+    forgotten = MemoryProducer(log, fail_with=OutOfOrderSequenceNumberError("broker restarted"))
+    fresh = MemoryProducer(log)
+    runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(batch_size=2), consumer=MemoryConsumer(log, "g"),
+                            producer=forgotten, producer_factory=lambda: fresh)
+    stats = runtime.run(max_messages=2)
+    assert forgotten.closed and stats.pauses == 1
+    assert len(log.values(NORMALIZED)) == 2
+
+
+def test_stop_while_paused_leaves_without_committing():
+    log = MemoryLog()
+    fill(log, 2)
+    consumer = MemoryConsumer(log, "g")
+    runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(batch_size=2), consumer=consumer,
                             producer=MemoryProducer(log, fail_with=TimeoutError("broker down")))
-    with pytest.raises(TimeoutError):
-        runtime.run(max_messages=3)
-    assert consumer.commits == []
-    assert log.committed == {}
+    threading.Timer(0.3, runtime.stop).start()
+    stats = runtime.run()
+    assert stats.pauses == 1 and stats.processed == 0
+    assert consumer.commits == [] and consumer.closed
+
+
+class EmitsUnencodable(Stage):
+    """Outputs an event whose text holds a lone surrogate for the poisoned message."""
+
+    name, input_topic = "unencodable", RAW
+
+    def process(self, messages):
+        outputs = []
+        for m in messages:
+            event = decode(NormalizedFeedback, m.value)
+            if event.event_id == "e-1":
+                event = event.model_copy(update={"text": "坏\ud800"})
+            outputs.append(OutMessage(NORMALIZED, event))
+        return StageResult(outputs=outputs)
+
+
+def test_an_output_that_cannot_be_serialised_dead_letters_its_message_only():
+    messages = [InMessage(RAW, 0, i, None, normalized_bytes(f"e-{i}", "好")) for i in range(3)]
+    result = process_batch(EmitsUnencodable(), messages)
+    assert [o.event.event_id for o in result.outputs] == ["e-0", "e-2"]
+    assert [(d.offset, d.reason.value) for d in result.dead_letters] == [(1, "processing_error")]
+    assert "surrogate" in result.dead_letters[0].error
+    assert [r.topic for r in result.records] == [NORMALIZED, DLQ, NORMALIZED]  # in input order
+    assert all(isinstance(r.value, bytes) for r in result.records)
 
 
 def test_restart_resumes_from_the_committed_offset():

@@ -1,0 +1,80 @@
+"""Which failures are the message's fault and which are the world's.
+
+A transient fault (the store or the broker unreachable, a timeout, a lock
+held too long) says nothing about the message: the runtime keeps its batch,
+pauses and retries. Everything else is the message's own problem and is
+dead-lettered. Classification walks the exception chain, because SQLAlchemy
+and kafka-python wrap the driver's error.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+
+from kafka.errors import (
+    BrokerNotAvailableError,
+    InvalidProducerEpochError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumberError,
+    UnknownProducerIdError,
+)
+from sqlalchemy import exc as sa_exc
+
+
+class TransientError(Exception):
+    """Raised by a collaborator that knows its failure is temporary."""
+
+
+# A producer that the broker forgot (embedded broker restarted) never recovers: it must be recreated.
+_FATAL_PRODUCER = (OutOfOrderSequenceNumberError, UnknownProducerIdError, InvalidProducerEpochError)
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _transient_one(exc: BaseException) -> bool:
+    if isinstance(exc, TransientError | ConnectionError | TimeoutError | socket.timeout):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):  # "database is locked", "unable to open database file"
+        return True
+    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, BrokerNotAvailableError, *_FATAL_PRODUCER)):
+        return True
+    if isinstance(exc, KafkaError) and getattr(exc, "retriable", False):
+        return True
+    try:  # psycopg is optional: only PostgreSQL stores need it
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) is an outage, not a property of the message."""
+    return any(_transient_one(e) for e in _chain(exc))
+
+
+def needs_new_producer(exc: BaseException) -> bool:
+    """True when the producer's idempotence state is lost (the broker restarted without it)."""
+    return any(isinstance(e, _FATAL_PRODUCER) for e in _chain(exc))
+
+
+def describe(exc: BaseException) -> str:
+    """One short line: the innermost cause's class and first line."""
+    inner = list(_chain(exc))[-1]
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return f"{type(inner).__name__}: {text}"[:300] if text else type(inner).__name__
