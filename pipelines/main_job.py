@@ -37,6 +37,11 @@ class MainJobReport:
     drained: bool = True
     # Weekly digests built from what the enricher stored (pipelines.digest.build.DigestOutcome).
     digests: list = field(default_factory=list)
+    # The alert events this run published (acknowledged by the broker), as JSON; None without an alerter.
+    # Not the topic's content: a kept broker holds earlier runs' alerts too.
+    alerts: list[dict] | None = None
+    # Enriched events the alerter had already processed before this run (not counted again).
+    alerts_already_processed: int = 0
 
 
 def send_malformed(settings: Settings, path: Path) -> int:
@@ -87,6 +92,10 @@ def run_main_job(
             published = publish_events(live, parse_lines(lines, live.runtime.max_event_bytes))
         malformed = send_malformed(live, malformed_file) if malformed_file else 0
         runtimes = [StreamRuntime(build_stage(name, live), live) for name in STAGES]
+        alerter = next((r.stage for r in runtimes if r.stage.name == "alerter"), None)
+        published_alerts: list = []
+        if alerter is not None:
+            alerter.published_listeners.append(published_alerts.extend)
         threads = [threading.Thread(target=r.run, name=f"stage-{r.stage.name}", daemon=True) for r in runtimes]
         for thread in threads:
             thread.start()
@@ -108,4 +117,8 @@ def run_main_job(
             if spec.name != RAW
         }
         stats = {r.stage.name: {"processed": r.stats.processed, "produced": r.stats.produced, "dead_lettered": r.stats.dead_lettered} for r in runtimes}
-        return MainJobReport(published, malformed, stats, topics, drained, digests)
+        report = MainJobReport(published, malformed, stats, topics, drained, digests)
+        if alerter is not None:
+            report.alerts = [alert.model_dump(mode="json") for alert in published_alerts]
+            report.alerts_already_processed = alerter.stats.repeated_earlier
+        return report

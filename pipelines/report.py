@@ -17,8 +17,19 @@ def _clip(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_alerts(console: Console, events: list[dict]) -> None:
-    """The alerts of the run: the latest revision of each alert id, highest priority first."""
+def _print_alerts(console: Console, events: list[dict], already_processed: int = 0) -> None:
+    """The alerts this run published: the latest revision of each alert id, highest priority first.
+
+    ``already_processed``: enriched events an earlier run had processed; they are not counted
+    again and their acknowledged alerts are not published again (docs/alerts.md, idempotence).
+    """
+    if already_processed:
+        console.print(
+            f"{ALERTS}: {already_processed} events were already processed by an earlier run: not counted again, "
+            f"alerts already published for them not repeated" + ("; no new alerts" if not events else "")
+        )
+        if not events:
+            return
     latest: dict[str, dict] = {}
     for event in events:
         if event["revision"] >= latest.get(event["alert_id"], {}).get("revision", -1):
@@ -74,7 +85,8 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     redacted = sum(sum((event.get("pii") or {}).values()) for event in normalized)
     console.print(f"normalizer: {duplicates} duplicates linked (still forwarded), {redacted} PII items redacted")
 
-    _print_alerts(console, report.topics.get(ALERTS, []))
+    alerts = report.alerts if report.alerts is not None else report.topics.get(ALERTS, [])
+    _print_alerts(console, alerts, report.alerts_already_processed)
 
     dead = report.topics.get(DEADLETTER, [])
     dlq = Table("stage", "reason", "error", title=f"{DEADLETTER} ({len(dead)})")

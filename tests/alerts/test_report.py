@@ -29,3 +29,19 @@ def test_alerts_table_shows_the_latest_revision_of_each_alert_by_priority() -> N
     rows = [line for line in text.splitlines() if "issue_type:" in line]
     assert len(rows) == 2 and "technical" in rows[0] and "P1" in rows[0]
     assert "resolved" in rows[1] and "open" not in rows[1]
+
+
+def test_a_run_that_met_only_events_of_an_earlier_run_says_so() -> None:
+    console = Console(record=True, width=200)
+    _print_alerts(console, [], already_processed=31)
+    text = " ".join(console.export_text().split())
+    assert "feedback.alerts: 31 events were already processed by an earlier run" in text and "no new alerts" in text
+    assert "alerts, " not in text  # no empty table
+
+
+def test_a_run_with_some_repeated_events_lists_its_own_alerts() -> None:
+    console = Console(record=True, width=200)
+    _print_alerts(console, [_event("technical", 0, AlertStatus.open, Priority.P1, 3)], already_processed=5)
+    text = console.export_text()
+    assert "5 events were already processed by an earlier run" in text and "no new alerts" not in text
+    assert "feedback.alerts (1 alerts, 1 events)" in text
