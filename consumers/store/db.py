@@ -4,19 +4,26 @@ Migrations are modules ``consumers/store/migrations/mNNNN_<name>.py``, each
 defining ``VERSION: int``, ``DESCRIPTION: str`` and ``upgrade(conn)``. They run
 in version order, each in its own transaction, and are recorded in
 ``schema_migrations``; running ``migrate`` again applies only new ones.
+
+Stages started together on a fresh store all migrate at once: the whole run
+holds a lock (a PostgreSQL advisory lock; on SQLite a lock file beside the
+database), so one instance migrates and the others find the work done.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import logging
 import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, select
+from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, select, text
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +82,41 @@ def schema_version(engine: Engine) -> int:
     return max(versions, default=0)
 
 
+# Any fixed 64-bit number: the advisory lock id of this project's migrations.
+_PG_MIGRATION_LOCK = 0x66656564626B6D67
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migration runs of every process on this store."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_MIGRATION_LOCK})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield  # an in-memory database lives in one process
+        return
+    with open(Path(database).expanduser().with_name(Path(database).name + ".migrate-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> list[int]:
     """Apply every migration not yet applied; returns the versions applied now."""
+    with migration_lock(engine):
+        return _migrate_locked(engine)
+
+
+def _migrate_locked(engine: Engine) -> list[int]:
     _meta.create_all(engine, tables=[schema_migrations])
     applied_now = []
     with engine.connect() as conn:
