@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
 import uuid
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Channel(StrEnum):
@@ -68,6 +71,171 @@ def new_event_id() -> str:
     return uuid.uuid4().hex
 
 
+# --- what every event must be to be serialisable -----------------------------
+#
+# An event that validates must encode (``topics.serde.encode``) and decode again.
+# JSON text can carry what Python cannot write back out or what breaks later
+# work: lone UTF-16 surrogates ("\ud800" escapes), nesting deep enough to hit
+# recursion limits, integers beyond Python's int/str conversion limit, and
+# times that overflow when converted to UTC or shifted by a window.
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of objects and arrays in an event, the event object itself being level 1."""
+MAX_INT_DIGITS = 100
+"""Most digits an integer in an event may have."""
+# Stages convert event times to UTC and shift them by windows (dedup, baselines):
+# a year of room on either side of what ``datetime`` can hold keeps that arithmetic safe.
+EARLIEST_EVENT_TIME = datetime(2, 1, 1, tzinfo=timezone.utc)
+LATEST_EVENT_TIME = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INT_LIMIT = 10**MAX_INT_DIGITS
+_MAX_REPORTED = 10
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape (``\\ud800``), so it can be encoded."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate_in(text: str) -> str | None:
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    return f"\\u{ord(found.group()):04x}" if found else None
+
+
+def unrepresentable(data: Any, max_depth: int = MAX_JSON_DEPTH, max_int_digits: int = MAX_INT_DIGITS) -> list[InitErrorDetails]:
+    """Errors (with their locations) for whatever in ``data`` JSON cannot carry back out; [] if none.
+
+    Walks without recursion, so any depth is safe to inspect.
+    """
+    int_limit = _INT_LIMIT if max_int_digits == MAX_INT_DIGITS else 10**max_int_digits
+    if _all_representable(data, max_depth, int_limit):
+        return []
+    errors: list[InitErrorDetails] = []
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(data, (), 0)]
+    while stack and len(errors) < _MAX_REPORTED:
+        value, loc, depth = stack.pop()
+        if isinstance(value, str):
+            code = _surrogate_in(value)
+            if code:
+                errors.append(_error("lone_surrogate", "lone surrogate {code} is not valid text", loc, {"code": code}))
+            continue
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            if -int_limit >= value or value >= int_limit:
+                errors.append(_error("number_too_large", "integer has more than {limit} digits", loc, {"limit": max_int_digits}))
+            continue
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                errors.append(_error("number_not_finite", "number {value} is not finite", loc, {"value": str(value)}))
+            continue
+        if isinstance(value, BaseModel):
+            value = {**value.__dict__, **(value.__pydantic_extra__ or {})}
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, (list, tuple)):
+            items = list(enumerate(value))
+        else:
+            continue  # datetimes and other Python values: their fields validate them
+        if depth + 1 > max_depth:
+            errors.append(_error("too_deep", "nested deeper than {limit} levels", loc, {"limit": max_depth}))
+            continue
+        for key, item in reversed(items):
+            if isinstance(key, str):
+                code = _surrogate_in(key)
+                if code:
+                    errors.append(_error("lone_surrogate", "key has lone surrogate {code}, which is not valid text", (*loc, escape_surrogates(key)), {"code": code}))
+                    continue
+            stack.append((item, (*loc, key), depth + 1))
+    return errors
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with lone surrogates in strings and keys escaped (shallow: dead letters are flat)."""
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {_escaped(k): (_escaped(v) if isinstance(v, (str, dict)) else v) for k, v in value.items()}
+    return value
+
+
+def _scalar_ok(value: Any, int_limit: int) -> bool:
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if kind is int:
+        return -int_limit < value < int_limit
+    if kind is float:
+        return math.isfinite(value)
+    return not isinstance(value, (str, int, float)) or isinstance(value, bool)  # subclasses: let the full walk judge
+
+
+def _all_representable(data: Any, max_depth: int, int_limit: int) -> bool:
+    """The fast path of ``unrepresentable``: True when nothing needs reporting (no locations kept)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        kind = type(value)
+        if kind is not dict and kind is not list and isinstance(value, BaseModel):
+            value = {**value.__dict__, **(value.__pydantic_extra__ or {})}
+            kind = dict
+        if kind is dict or isinstance(value, dict):
+            children = value.values()
+            for key in value:
+                if not (type(key) is str and key.isascii()) and not _scalar_ok(key, int_limit):
+                    return False
+        elif kind is list or isinstance(value, (list, tuple)):
+            children = value
+        else:
+            if not _scalar_ok(value, int_limit):
+                return False
+            continue
+        if depth > max_depth:
+            return False
+        for child in children:
+            kind = type(child)
+            if kind is str:
+                if not child.isascii() and _SURROGATE.search(child) is not None:
+                    return False
+            elif kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int:
+                if not -int_limit < child < int_limit:
+                    return False
+            elif child is None or kind is bool:
+                continue
+            elif isinstance(child, (dict, list, tuple, BaseModel)):
+                stack.append((child, depth + 1))
+            elif not _scalar_ok(child, int_limit):
+                return False
+    return True
+
+
+def _error(kind: str, template: str, loc: tuple[str | int, ...], context: dict[str, Any]) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, template, context), loc=loc, input=None)
+
+
+def _representable_time(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_EVENT_TIME <= utc <= LATEST_EVENT_TIME:
+        raise PydanticCustomError(
+            "datetime_range",
+            "year out of range: {value} must lie between years {low} and {high} in UTC",
+            {"value": value.isoformat(), "low": EARLIEST_EVENT_TIME.year, "high": LATEST_EVENT_TIME.year},
+        )
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_representable_time)]
+"""A time-zone-aware time that converts to UTC and can be shifted by a year either way."""
+
+
 class _Strict(BaseModel):
     # Unknown fields are rejected so that a typo never silently drops data.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -78,6 +246,19 @@ class Event(_Strict):
 
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int] = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _representable(cls, data: Any, info: ValidationInfo) -> Any:
+        # Before anything else: what validates here must also serialise (topics.serde.encode).
+        # The validation context may set other limits: {"max_depth": …, "max_int_digits": …}.
+        limits = info.context if isinstance(info.context, dict) else {}
+        if limits.get("parsed_within_limits"):
+            return data  # topics.serde.parse_json checked depth and numbers, and saw no surrogate escape
+        errors = unrepresentable(data, limits.get("max_depth", MAX_JSON_DEPTH), limits.get("max_int_digits", MAX_INT_DIGITS))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
 
 
 class Customer(_Strict):
@@ -151,7 +332,7 @@ class RawFeedback(Event):
     event_id: str = Field(default_factory=new_event_id, min_length=1, max_length=128)
     channel: Channel
     source: str = Field(min_length=1, max_length=100, description="integration name")
-    received_at: AwareDatetime
+    received_at: EventTime
     customer: Customer
     payload: Payload = Field(discriminator="kind")
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -163,7 +344,8 @@ class RawFeedback(Event):
         if isinstance(data, dict) and isinstance(data.get("payload"), dict):
             channel = data.get("channel")
             payload = data["payload"]
-            if channel in _PAYLOAD_BY_CHANNEL and "kind" not in payload:
+            # channel may be anything here (an object or a list is unhashable); the field reports it.
+            if isinstance(channel, str) and channel in _PAYLOAD_BY_CHANNEL and "kind" not in payload:
                 data = {**data, "payload": {**payload, "kind": channel}}
         return data
 
@@ -185,7 +367,7 @@ class NormalizedFeedback(Event):
     event_id: str
     channel: Channel
     source: str
-    received_at: AwareDatetime
+    received_at: EventTime
     customer: Customer
     # Normalised, redacted text: the only text that leaves the raw topic.
     text: str
@@ -237,6 +419,8 @@ class DeadLetterReason(StrEnum):
     not_object = "not_object"
     schema_invalid = "schema_invalid"
     too_large = "too_large"
+    too_deep = "too_deep"
+    number_too_large = "number_too_large"
     unsupported_version = "unsupported_version"
     decode_failed = "decode_failed"
     processing_error = "processing_error"
@@ -258,6 +442,13 @@ class DeadLetter(Event):
     headers: dict[str, str] = Field(default_factory=dict)
     event_id: str | None = None
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _representable(cls, data: Any) -> Any:
+        # A dead letter is the last resort: escape what cannot be encoded (an error
+        # text quoting a lone surrogate) rather than refuse it.
+        return _escaped(data)
 
     def original_bytes(self) -> bytes:
         return base64.b64decode(self.original_base64)
@@ -296,7 +487,7 @@ class AlertSample(_Strict):
     # The redacted text, clipped: safe to show to ops.
     quote: str
     channel: Channel
-    received_at: AwareDatetime
+    received_at: EventTime
     customer_tier: str | None = None
 
 

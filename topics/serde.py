@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import re
 import uuid
-from typing import TypeVar
+from itertools import accumulate
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from topics.schemas import Event
+from topics.schemas import MAX_INT_DIGITS, MAX_JSON_DEPTH, Event, escape_surrogates
 
 E = TypeVar("E", bound=Event)
 
@@ -49,8 +53,91 @@ def headers_dict(headers: Headers | None) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in (headers or [])}
 
 
-def decode(model: type[E], value: bytes | None, headers: Headers | None = None, max_bytes: int | None = None) -> E:
-    """Parse and validate one message; raises DecodeError with a precise reason."""
+# A JSON string literal (escapes included); what lies outside them is structure.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# The only way JSON text can carry a lone surrogate (may also match an escaped backslash: then the event is walked).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deeply the objects and arrays of JSON ``text`` nest (a top-level object is 1), without parsing it.
+
+    Brackets inside strings do not count. Linear and recursion-free, so it is safe on
+    input that would exhaust the parser's stack.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@functools.lru_cache(maxsize=8)
+def _decoder(max_int_digits: int) -> json.JSONDecoder:
+    """A JSON decoder whose number hooks refuse what cannot be represented (built once per limit)."""
+
+    def parse_int(literal: str) -> int:
+        digits = len(literal) - literal.startswith("-")
+        if digits > max_int_digits:
+            raise _Refused("number_too_large", f"an integer has {digits} digits, the limit is {max_int_digits}")
+        return int(literal)
+
+    def parse_float(literal: str) -> float:
+        number = float(literal)
+        if not math.isfinite(number):
+            shown = literal if len(literal) <= 40 else literal[:37] + "..."
+            raise _Refused("number_too_large", f"the number {shown} is too large for a float")
+        return number
+
+    def parse_constant(name: str) -> float:
+        raise _Refused("not_json", f"value is not JSON: {name} is not a JSON value")
+
+    return json.JSONDecoder(parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
+
+
+def parse_json(text: str, max_depth: int = MAX_JSON_DEPTH, max_int_digits: int = MAX_INT_DIGITS) -> Any:
+    """``json.loads`` with limits checked before they can hurt: raises DecodeError.
+
+    ``too_deep`` when objects and arrays nest deeper than ``max_depth``;
+    ``number_too_large`` for an integer literal of more than ``max_int_digits``
+    digits or a number too large for a float (``1e999``); ``not_json`` for
+    anything else JSON does not allow, ``NaN`` and ``Infinity`` included.
+    """
+    # Counting brackets is cheap and settles almost every message; only the rest are scanned.
+    if text.count("[") + text.count("{") > max_depth:
+        depth = json_depth(text)
+        if depth > max_depth:
+            raise DecodeError("too_deep", f"JSON nests {depth} levels deep, the limit is {max_depth}")
+
+    try:
+        if text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _decoder(max_int_digits).decode(text)
+    except _Refused as exc:
+        raise DecodeError(exc.reason, str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError("not_json", f"value is not JSON: {exc}") from exc
+    except RecursionError:  # not reachable within the depth limit; kept so nothing escapes as a crash
+        raise DecodeError("too_deep", f"JSON nests deeper than the parser can follow (limit {max_depth})") from None
+
+
+def decode(
+    model: type[E],
+    value: bytes | None,
+    headers: Headers | None = None,
+    max_bytes: int | None = None,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_int_digits: int = MAX_INT_DIGITS,
+) -> E:
+    """Parse and validate one message; raises DecodeError with a precise reason.
+
+    Whatever it returns, ``encode`` can write back out.
+    """
     if value is None:
         raise DecodeError("not_json", "message has no value (tombstone)")
     if max_bytes is not None and len(value) > max_bytes:
@@ -62,22 +149,23 @@ def decode(model: type[E], value: bytes | None, headers: Headers | None = None, 
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DecodeError("not_utf8", f"value is not UTF-8: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DecodeError("not_json", f"value is not JSON: {exc}") from exc
+    data = parse_json(text, max_depth, max_int_digits)
     if not isinstance(data, dict):
         raise DecodeError("not_object", f"value is JSON {type(data).__name__}, expected an object")
     try:
-        return model.model_validate(data)
+        context = {"max_depth": max_depth, "max_int_digits": max_int_digits, "parsed_within_limits": _SURROGATE_ESCAPE.search(text) is None}
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise DecodeError("schema_invalid", describe_validation_error(exc)) from exc
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming every bad field: 'customer.id: Field required; ...'."""
+    """One line naming every bad field: 'customer.id: Field required; ...'.
+
+    Lone surrogates in field names are escaped, so the line can always be encoded.
+    """
     parts = []
-    for err in exc.errors():
+    for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(escape_surrogates(f"{loc}: {err['msg']}"))
     return "; ".join(parts)
