@@ -26,8 +26,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kafka-python is chatty at INFO about connections.
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # kafka-python logs every connection attempt and retry; our runtime reports outages itself
+    # (one line when a stage pauses and resumes), so its own lines show only with DEBUG.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL)
     # jieba logs its dictionary loading at DEBUG through its own handler, and resets its level on import.
     import jieba
 

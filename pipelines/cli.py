@@ -44,14 +44,18 @@ def cli_errors(func):
         from kafka.errors import KafkaError
         from pydantic import ValidationError
 
+        from topics.admin import BrokerUnreachable
         from topics.embedded import BrokerStartError
 
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except BrokerUnreachable as exc:
+            err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(3) from None
         except (KafkaError, BrokerStartError) as exc:
-            err_console.print(f"[red]error:[/] Kafka: {type(exc).__name__}: {exc}")
+            err_console.print(f"[red]error:[/] {_kafka_error_line(exc)}", soft_wrap=True)
             raise typer.Exit(3) from None
         except ValidationError as exc:
             err_console.print(f"[red]error:[/] invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
@@ -61,6 +65,14 @@ def cli_errors(func):
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _kafka_error_line(exc: BaseException) -> str:
+    """'Kafka: <class>: <what happened>', naming the class once (kafka-python's texts often start with it)."""
+    name, text = type(exc).__name__, str(exc).strip()
+    if not text.startswith(name):
+        text = f"{name}: {text}" if text else name
+    return f"Kafka: {text}"
 
 
 @app.callback()
@@ -183,11 +195,15 @@ def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")
 
 
 def _require_broker(s: Settings, command: str) -> None:
+    """A configured and answering broker, checked before anything slow starts."""
+    from topics.admin import check_broker
+
     if not s.kafka.bootstrap_servers:
         raise ValueError(
             f"'{command}' needs a running broker: set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS "
             "(or start one with 'feedback-miner broker')"
         )
+    check_broker(s)
 
 
 @app.command()

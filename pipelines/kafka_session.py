@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from topics.admin import ensure_topics
+from topics.admin import check_broker, ensure_topics
 from topics.embedded import EmbeddedBroker
 from topics.settings import Settings
 
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def kafka_session(settings: Settings, provision: bool = True) -> Iterator[Settings]:
     """Yield settings pointing at a live broker; an embedded one lives as long as the block."""
     if settings.kafka.bootstrap_servers:
+        check_broker(settings)
         if provision:
             ensure_topics(settings)
         yield settings

@@ -28,8 +28,23 @@ def specs_for(settings: Settings) -> list[TopicSpec]:
     )
 
 
-def admin_client(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(**settings.kafka.client_options())
+def admin_client(settings: Settings, **overrides: object) -> KafkaAdminClient:
+    return KafkaAdminClient(**{**settings.kafka.client_options(), **overrides})
+
+
+class BrokerUnreachable(ConnectionError):
+    """No broker answered within ``kafka.connect_timeout_s``."""
+
+
+def check_broker(settings: Settings) -> None:
+    """Fail fast, before anything slow (model, store) starts, when the configured broker does not answer."""
+    timeout_s = settings.kafka.connect_timeout_s
+    try:
+        admin_client(settings, bootstrap_timeout_ms=int(timeout_s * 1000)).close()
+    except KafkaError:
+        raise BrokerUnreachable(
+            f"Kafka unreachable at {settings.kafka.bootstrap_servers} (no answer within {timeout_s:g} s)"
+        ) from None
 
 
 @dataclass

@@ -46,6 +46,8 @@ class KafkaSettings(BaseModel):
     # A slow batch (model inference) must never get the consumer evicted.
     max_poll_interval_ms: int = 600_000
     request_timeout_ms: int = 30_000
+    # Commands check the broker before loading the model or the store, and give up after this long.
+    connect_timeout_s: float = Field(10.0, gt=0)
     default_partitions: int = 3
     replication_factor: int = 1
 
