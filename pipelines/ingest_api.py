@@ -22,8 +22,8 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
 from consumers.kafka_io import send
-from topics.schemas import RawFeedback
-from topics.serde import encode
+from topics.schemas import MAX_JSON_DEPTH, RawFeedback, escape_surrogates
+from topics.serde import DecodeError, encode, parse_json
 from topics.settings import Settings
 from topics.specs import RAW
 
@@ -107,9 +107,33 @@ def _validation_errors(items: list[Any], batch: bool) -> tuple[list[RawFeedback]
             events.append(RawFeedback.model_validate(item))
         except ValidationError as exc:
             for err in exc.errors(include_url=False, include_context=False, include_input=False):
-                loc = ["body", *([index] if batch else []), *err["loc"]]
-                errors.append({"loc": loc, "field": ".".join(str(p) for p in loc[1:]) or "(root)", "msg": err["msg"], "type": err["type"]})
+                # A field name may hold a lone surrogate: escaped, so the response can be encoded.
+                loc = ["body", *([index] if batch else []), *(escape_surrogates(p) if isinstance(p, str) else p for p in err["loc"])]
+                field = ".".join(str(p) for p in loc[1:]) or "(root)"
+                errors.append({"loc": loc, "field": field, "msg": escape_surrogates(err["msg"]), "type": err["type"], "reason": "schema_invalid"})
     return events, errors
+
+
+def _body_problem(reason: str, message: str) -> JSONResponse:
+    """422 for a body that is no JSON the stages would read, with the stages' dead-letter reason."""
+    kind = "json_invalid" if reason == "not_json" else reason
+    message = message.replace("value is not", "body is not", 1)
+    return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": escape_surrogates(message), "type": kind, "reason": reason}]}, status_code=422)
+
+
+def _content_type_problem(header: str | None) -> str | None:
+    """Why the Content-Type is not JSON in UTF-8, or None: application/json or application/*+json, charset utf-8 if named."""
+    if not header:
+        return "no Content-Type; send application/json"
+    media_type, _, params = header.partition(";")
+    media_type = media_type.strip().lower()
+    if not (media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))):
+        return f"Content-Type {media_type!r} is not supported; send application/json"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return f"charset {value.strip()!r} is not supported; JSON is sent as UTF-8"
+    return None
 
 
 def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastAPI:
@@ -151,18 +175,33 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
         responses={
             401: {"model": Problem, "description": "no or wrong bearer token"},
             413: {"model": Problem, "description": "body over channels.ingest.max_body_bytes"},
-            422: {"model": Problem, "description": "not JSON, or not a valid event (each error names the field)"},
+            415: {"model": Problem, "description": "Content-Type is not application/json (or application/*+json) in UTF-8"},
+            422: {
+                "model": Problem,
+                "description": "not UTF-8 JSON, nested too deep, a number too large, or not a valid event; each error names its field and "
+                "carries the stages' dead-letter reason (not_utf8, not_json, too_deep, number_too_large, schema_invalid)",
+            },
             503: {"model": Problem, "description": "the broker did not acknowledge; nothing to assume, retry"},
         },
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": request_schema}}}},
         summary="Publish one raw feedback event or a batch",
     )
     async def post_feedback(request: Request) -> Accepted:
+        unsupported = _content_type_problem(request.headers.get("content-type"))
+        if unsupported:
+            return JSONResponse({"detail": unsupported}, status_code=415)
         raw = await request.body()
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": f"body is not JSON: {exc}", "type": "json_invalid"}]}, status_code=422)
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return _body_problem("not_utf8", f"body is not UTF-8: {exc}")
+        # The limits the stages apply (topics.serde.decode), checked before parsing; a batch adds one level.
+        batch = text.lstrip().startswith("[")
+        try:
+            data = parse_json(text, max_depth=MAX_JSON_DEPTH + batch)
+        except DecodeError as exc:
+            note = " (a batch's array counts as one level)" if batch and exc.reason == "too_deep" else ""
+            return _body_problem(exc.reason, f"{exc}{note}")
         items = data if isinstance(data, list) else [data]
         if not items:
             return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": "empty batch", "type": "too_short"}]}, status_code=422)
