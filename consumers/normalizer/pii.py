@@ -1,14 +1,34 @@
 """PII redaction: personal data becomes typed placeholders before text leaves the raw topic.
 
-Recognised: e-mail addresses, 18-digit resident ID numbers (valid checksum and
-birth date), bank card numbers (13–19 digits passing Luhn), mainland mobile
-numbers (optionally +86/0086, spaces or dashes) and landlines with an area
-code. Number look-alikes that fail their checksum are left alone, so order
-numbers and amounts survive.
+Two kinds of evidence, applied to every digit run (digits with spaces, dashes, dots or
+brackets between groups, an optional ``+``/``00`` country code):
+
+* **the number's own rules** — an 18-character resident ID number with a valid
+  GB 11643 check digit and birth date; a mainland mobile ``1[3-9]`` + 9 digits
+  (optionally ``+86``/``0086``/``(86)``); a landline whose area code is a real
+  mainland one (``010``, ``02x``, ``0[3-9]xx``) followed by 7–8 digits; a card
+  number of 13–19 digits with a card-network prefix that passes Luhn; any
+  ``+<country code>`` number of 10–15 digits. Groups must look like how people
+  write these numbers (``138 1234 5678``, ``6225 8812 3456 7898``,
+  ``440305 19770426 3311``), so ``4.5 13812345678`` is a rating and a phone.
+* **a label right before the run** — ``电话/手机/座机/联系/tel/phone…`` makes any
+  7–12-digit run a phone number (landlines with local parts starting 0/1, locals
+  without area code); ``QQ/微信`` makes a 5–12-digit run (or a WeChat id) an
+  instant-messaging account; ``身份证/证件号`` an ID number without checking
+  the check digit; ``卡号/银行卡/账号`` a card number without Luhn.
+
+A label such as ``订单号/快递单号/编号/金额/版本/型号/IMEI`` marks the number as
+something else: it suppresses label evidence, landlines and Luhn-only card
+matches (mobiles and checksummed ID numbers are still redacted). Amounts
+(``¥``/``元``/``%``), dates, service numbers (``400``/``800``, ``95588``) and runs glued to
+letters (model codes, tracking numbers such as ``SF1234567890123``) are not cards.
+E-mail addresses are found even when glued to Chinese text or digits.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,32 +40,149 @@ PLACEHOLDERS: dict[str, str] = {
     "bank_card": "[银行卡号]",
     "phone": "[手机号]",
     "landline": "[座机]",
+    "im_account": "[社交账号]",
 }
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
-# Digit runs must not continue into more digits (or an ID's X) on either side.
-_NO_DIGIT_BEFORE = r"(?<![0-9])"
-_NO_DIGIT_AFTER = r"(?![0-9])"
+# Matching runs on a folded copy of the text: full-width forms → ASCII, dashes → '-', one character for one,
+# so positions stay the same and the original characters around a placeholder are kept.
+_FOLD = str.maketrans(
+    {chr(0xFF01 + i): chr(0x21 + i) for i in range(94)}
+    | {"\u3000": " ", "\u00a0": " ", "\u2009": " ", "\u202f": " "}
+    | {c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63"}
+)
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}(?![A-Za-z0-9])")
-_ID_NUMBER = re.compile(_NO_DIGIT_BEFORE + r"[1-9]\d{16}[0-9Xx]" + _NO_DIGIT_AFTER)
-# Cards are often written in groups of four separated by one space or dash.
-# A trailing X makes 17 digits an ID-number look-alike, not a card.
-_NOT_ID_TAIL = r"(?![0-9Xx])"
-_BANK_CARD = re.compile(_NO_DIGIT_BEFORE + r"(?:\d{4}[ -]){3,4}\d{1,7}" + _NOT_ID_TAIL + r"|" + _NO_DIGIT_BEFORE + r"\d{13,19}" + _NOT_ID_TAIL)
-_MOBILE = r"1[3-9]\d(?:[ -]?\d{4}){2}"
-_PHONE = re.compile(r"(?<![0-9+])(?:(?:\+|00)86[ -]?" + _MOBILE + "|" + _MOBILE + ")" + _NO_DIGIT_AFTER)
-_LANDLINE = re.compile(
-    _NO_DIGIT_BEFORE + r"(?:\(0\d{2,3}\)|（0\d{2,3}）|0\d{2,3})[ -]?[2-8]\d{6,7}(?:[ -]?(?:转|ext\.?|x)[ -]?\d{1,5})?" + _NO_DIGIT_AFTER
+# --- e-mail -------------------------------------------------------------------------------------
+
+_COMMON_TLDS = frozenset("com cn net org edu gov io hk tw mo info me co biz top xyz vip cc".split())
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])(?P<local>[A-Za-z0-9][A-Za-z0-9._%+-]{0,63})"
+    r"(?P<at> ?@ ?|\((?:at|AT)\)|\[(?:at|AT)\]|#)"
+    rf"(?P<domain>{_LABEL}(?:[.。]{_LABEL})*[.。](?P<tld>[A-Za-z]{{2,24}}))(?![A-Za-z])"
 )
 
 
+def _email_ok(match: re.Match[str]) -> bool:
+    # The unusual spellings (`。` for the dot, `#`/`(at)` for the @) only with a familiar top-level domain.
+    unusual = "。" in match.group("domain") or match.group("at").strip() != "@"
+    return not unusual or match.group("tld").lower() in _COMMON_TLDS
+
+
+# --- labels before a number ---------------------------------------------------------------------
+
+# What a number is said to be. The longest label wins (search finds the earliest start).
+_LABELS: dict[str, tuple[str, ...]] = {
+    # Identifiers of things, money and versions: never a person's number.
+    "other": (
+        "订单号码", "订单编号", "订单号", "订单", "子订单", "单号", "快递单号", "快递号", "运单号", "运单", "物流单号",
+        "物流号", "包裹号", "流水号", "交易号", "交易单号", "交易流水", "支付单号", "退款单号", "商户单号", "工单号",
+        "工单", "编号", "序列号", "序号", "sn", "s/n", "imei", "meid", "货号", "商品号", "商品编号", "sku", "批次号",
+        "批次", "批号", "型号", "版本号", "版本", "version", "ver", "build", "金额", "价格", "价钱", "售价", "原价",
+        "现价", "单价", "总价", "合计", "总计", "共计", "实付", "实付款", "退款金额", "余额", "积分", "发票号码",
+        "发票号", "发票代码", "券码", "兑换码", "验证码", "校验码", "取件码", "提货码", "取货码", "会员号",
+        "会员卡号", "会员卡", "房间号", "房号", "车次", "航班号", "航班", "座位号", "学号", "工号", "邮编",
+        "邮政编码", "isbn", "条码", "条形码", "单据号", "合同号", "保单号", "案件号", "报案号", "投诉单号",
+        "受理号", "预约号", "门牌号", "车牌号", "群号", "qq群", "微信群", "尾号", "后四位", "末四位", "order",
+        "order no", "tracking", "tracking no", "invoice", "serial", "model", "ref",
+    ),
+    "id": (
+        "身份证号码", "身份证号", "身份证", "证件号码", "证件号", "身份号码", "公民身份号码", "身份信息", "id card",
+        "idcard", "id no", "id number",
+    ),
+    "card": (
+        "银行卡号", "银行卡", "卡号", "储蓄卡", "信用卡", "借记卡", "银行账号", "银行账户", "银行帐号", "账号",
+        "帐号", "账户", "帐户", "收款账户", "收款账号", "对公账户", "card no", "card number", "card",
+        "account no", "account number", "account",
+    ),
+    "im": (
+        "qq号码", "qq号", "qq", "扣扣", "企鹅号", "微信号", "微信", "vx", "wx", "v信", "威信", "wechat", "weixin",
+        "钉钉", "dingtalk",
+    ),
+    "phone": (
+        "电话号码", "电话", "手机号码", "手机号", "手机", "座机号码", "座机", "固话", "固定电话", "联系电话",
+        "联系方式", "联系号码", "联系人", "联系", "来电", "致电", "拨打", "回电", "打给", "拨", "号码",
+        "热线", "传真", "短信", "tel", "telephone", "phone", "mobile", "mob", "cell", "call", "fax", "whatsapp",
+        "line",
+    ),
+}
+# Words between a label and its number: "手机号码是：", "联系我 ", "电话(微信同号)".
+_FILLER = (
+    r"(?:[\s:=#\-]|号码|号|码|是|为|的|我|本人|如下|同微信|微信同号|同号|\((?:同微信|微信同号|同号)\)|"
+    r"me|at|on|no\.?|number|is|请|直接|给|至|到)"
+)
+_LABEL_RE = re.compile(
+    r"(?<![a-z])(?:"
+    + "|".join(f"(?P<{kind}>{'|'.join(re.escape(w) for w in sorted(words, key=len, reverse=True))})" for kind, words in _LABELS.items())
+    + rf"){_FILLER}{{0,6}}$"
+)
+_LIST_GAP = re.compile(r"^\s*(?:[,、/;或和及]|or|and)\s*$")
+_WINDOW = 24
+
+
+def _label(before: str) -> str | None:
+    match = _LABEL_RE.search(before[-_WINDOW:].lower())
+    return match.lastgroup if match else None
+
+
+# WeChat ids: a letter, then 5–19 letters, digits, '_' or '-'; only after a WeChat label.
+_WECHAT_ID = re.compile(
+    r"(?:(?P<label>微信号|微信|wechat|weixin|vx|wx|v信|威信)(?P<filler>" + _FILLER + r"{0,6})"
+    r"(?P<id>[A-Za-z][A-Za-z0-9_-]{5,19})|(?P<wxid>wxid_[A-Za-z0-9_-]{4,30}))(?![A-Za-z0-9_-])",
+    re.I,
+)
+_NOT_WECHAT_IDS = re.compile(r"^(?:iphone|ipad|android|ios|harmony|mac|windows|win|version|ver|beta|pc|app|web)", re.I)
+
+
+def _wechat_id(match: re.Match[str], before: str) -> bool:
+    if match.group("wxid"):
+        return True
+    candidate = match.group("id")
+    if _NOT_WECHAT_IDS.match(candidate):
+        return False
+    # "微信号 zhangsan", "微信: abc_123", "加我微信 abc123": the label says the word is an id.
+    said = match.group("label").endswith("号") or any(c in match.group("filler") for c in ":号是为") or "加" in before[-3:]
+    return said and (match.group("label").endswith("号") or any(c.isdigit() or c in "_-" for c in candidate))
+
+
+# --- digit runs ---------------------------------------------------------------------------------
+
+_SEP = r"(?:[ \t]{0,2}[-.][ \t]{0,2}|[ \t]{1,2})"
+_GROUP = r"(?:\([ \t]?\+?\d{1,4}[ \t]?\)|\d+)"
+_RUN = re.compile(rf"(?<![0-9])(?:\+[ \t]?)?{_GROUP}(?:(?:{_SEP}|(?<=\))[ \t]?-?[ \t]?|(?=\()){_GROUP})*")
+_GROUP_IN_RUN = re.compile(r"\([ \t]?(\+?)(\d{1,4})[ \t]?\)|(\d+)")
+_EXTENSION = re.compile(r"[ \t]?(?:转|分机|ext\.?|x|-)[ \t]?\d{1,5}(?![0-9])", re.I)
+_CODE_PREFIX = re.compile(r"(?<![A-Za-z])[A-Z]{2,6}$")
+_CURRENCY_BEFORE = re.compile(r"(?:[¥￥$€£]|rmb|cny|usd|hk\$|人民币)[ \t]?$", re.I)
+_UNIT_AFTER = re.compile(r"^[ \t]?(?:元|块|圆|万|亿|角|%|‰|rmb|cny|yuan|美元|美金|港币|日元)", re.I)
+# Companies' service numbers, not a person's: 400/800 hotlines, 1010xxxx, 95xxx/96xxx.
+_SERVICE = re.compile(r"^(?:[48]00\d{7}|1010\d{4}|9[56]\d{3,6})$")
+
+
 @dataclass
-class Redaction:
-    text: str
-    counts: dict[str, int] = field(default_factory=dict)
+class _Group:
+    start: int
+    end: int
+    digits: str
+    paren: bool
+    sep: str  # what stands between the previous group and this one ("" for the first)
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    kind: str
+
+
+def _id_date_ok(year: int, month: int, day: int) -> bool:
+    try:
+        born = date(year, month, day)
+    except ValueError:
+        return False
+    return 1900 <= born.year <= 2100
 
 
 def id_number_valid(candidate: str) -> bool:
@@ -55,11 +192,16 @@ def id_number_valid(candidate: str) -> bool:
     total = sum(int(d) * w for d, w in zip(candidate[:17], _ID_WEIGHTS))
     if _ID_CHECK[total % 11] != candidate[17].upper():
         return False
-    try:
-        born = date(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
-    except ValueError:
-        return False
-    return 1900 <= born.year <= 2100
+    return _id_date_ok(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
+
+
+def _id_shape(candidate: str) -> bool:
+    """An ID number's shape without its check digit: 18 (or the old 15) characters with a real birth date."""
+    if len(candidate) == 18 and candidate[:17].isdigit() and candidate[0] != "0":
+        return _id_date_ok(int(candidate[6:10]), int(candidate[10:12]), int(candidate[12:14]))
+    if len(candidate) == 15 and candidate.isdigit() and candidate[0] != "0":
+        return _id_date_ok(1900 + int(candidate[6:8]), int(candidate[8:10]), int(candidate[10:12]))
+    return False
 
 
 def luhn_valid(digits: str) -> bool:
@@ -76,54 +218,360 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
+def _card_prefix(digits: str) -> bool:
+    """Issuer ranges of card networks (UnionPay 62, Visa 4, Mastercard 5x/2221–2720, Amex/JCB/Diners 3x, 6x, old domestic 9x)."""
+    head = digits[0]
+    if head in "4569":
+        return True
+    if head == "3":
+        return digits[1] in "0456789"
+    return head == "2" and 2221 <= int(digits[:4]) <= 2720
 
 
-def _bank_card(match: re.Match[str]) -> bool:
-    digits = _digits(match.group(0))
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+def _blocky(sizes: list[int]) -> bool:
+    """Groups as people write long numbers: every group but the last has at least three digits."""
+    return all(size >= 3 for size in sizes[:-1])
 
 
-def _phone(match: re.Match[str]) -> bool:
-    digits = _digits(match.group(0))
-    return len(digits) in (11, 13, 15)  # bare, 86-prefixed, 0086-prefixed
+def _area_code(domestic: str) -> str | None:
+    """The mainland area code a number starting with 0 begins with: 010, 02x or 0[3-9]xx."""
+    if len(domestic) < 4 or domestic[0] != "0":
+        return None
+    if domestic[1] == "1":
+        return "010" if domestic[:3] == "010" else None
+    if domestic[1] == "2":
+        return domestic[:3]
+    if domestic[1] in "3456789":
+        return domestic[:4]
+    return None
 
 
-# Order matters: an 18-digit ID before cards (it may pass Luhn), a prefixed phone before cards (+86… may too).
-_RULES: tuple[tuple[str, re.Pattern[str], object], ...] = (
-    ("email", _EMAIL, None),
-    ("id_number", _ID_NUMBER, lambda m: id_number_valid(m.group(0))),
-    ("phone", _PHONE, _phone),
-    ("bank_card", _BANK_CARD, _bank_card),
-    ("landline", _LANDLINE, None),
-)
+def _is_date(digits: str, sizes: list[int]) -> bool:
+    """2026-11-16, 2026.11.16, 20261116, 202611161030: not anyone's number."""
+    if len(sizes) == 3 and sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2:
+        year, month, day = int(digits[:4]), int(digits[4 : 4 + sizes[1]]), int(digits[4 + sizes[1] :])
+    elif len(sizes) == 1 and len(digits) in (8, 10, 12, 14):
+        year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
+    else:
+        return False
+    return 1900 <= year <= 2100 and _id_date_ok(year, month, day)
+
+
+@dataclass
+class _Segment:
+    groups: list[_Group]
+    plus: bool  # '+' before the first group
+    x: bool  # an ID's trailing X right after the last group
+    label: str | None
+    code_prefix: bool  # two or more capital letters right before the run (SF…, JD…, YT…: tracking numbers)
+    amount: bool  # a currency sign before or a unit after
+    # The segment is the whole run, a single group, or set apart by a different separator than its own:
+    # "6200 0000 0000 0013 0" is one 17-digit number, not a card and a 0.
+    set_apart: bool = True
+
+    @property
+    def digits(self) -> str:
+        return "".join(g.digits for g in self.groups)
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(g.digits) for g in self.groups]
+
+
+def _country_code(seg: _Segment) -> tuple[str | None, list[_Group]]:
+    """Split a leading country code: returns (code, remaining groups), code None when there is none."""
+    groups = seg.groups
+    first = groups[0]
+    if seg.plus:
+        # "+86 138…", "+8613812345678", "(+86) 10 …"; any other "+<code>" is a foreign number
+        if not first.digits.startswith("86"):
+            return "other", groups
+        rest = first.digits[2:]
+        return "86", ([_Group(first.start + 2, first.end, rest, False, "")] if rest else []) + groups[1:]
+    if len(groups) > 1 and first.digits in ("86", "0086"):
+        return "86", groups[1:]  # "(86)138…", "0086 138…", "86-10-6552 9988"
+    if len(groups) == 1 and len(first.digits) in (13, 15) and re.match(r"(?:0086|86)1[3-9]", first.digits):
+        cut = len(first.digits) - 11
+        return "86", [_Group(first.start + cut, first.end, first.digits[cut:], False, "")]
+    return None, groups
+
+
+_MOBILE_GROUPINGS = ([11], [3, 4, 4], [3, 8], [7, 4])
+
+
+def _mobile(groups: list[_Group], set_apart: bool = True) -> bool:
+    """1[3-9] + 9 digits; inside a longer run only in the usual 3-4-4 grouping or set apart by its own separator."""
+    digits = "".join(g.digits for g in groups)
+    sizes = [len(g.digits) for g in groups]
+    if not re.fullmatch(r"1[3-9]\d{9}", digits):
+        return False
+    return sizes in _MOBILE_GROUPINGS or (set_apart and all(size >= 3 for size in sizes))
+
+
+def _landline(groups: list[_Group], labelled: bool, international: bool, glued: bool = False) -> bool:
+    """Area code + 7–8-digit local number; unlabelled ones need their area code written apart (or no gaps at all)."""
+    if groups and groups[0].paren and groups[0].digits == "0" and len(groups) > 1:
+        groups = groups[1:]  # "+86 (0)10 …"
+    digits = "".join(g.digits for g in groups)
+    if international and not digits.startswith("0"):
+        digits = "0" + digits
+        first = "0" + groups[0].digits
+    else:
+        first = groups[0].digits if groups else ""
+    area = _area_code(digits)
+    if area is None or not 7 <= len(digits) - len(area) <= 8:
+        return False
+    local = digits[len(area)]
+    if labelled:
+        return True
+    if len(groups) == 1:
+        return local in "23456789" and not glued
+    return first == area and local != "0" and all(len(g.digits) >= 3 for g in groups[1:])
+
+
+def _classify(seg: _Segment) -> str | None:
+    digits, sizes, label = seg.digits, seg.sizes, seg.label
+    # ID numbers: checksum and birth date; with an ID label, the shape and birth date are enough.
+    id_candidate = digits + ("X" if seg.x else "")
+    if _blocky(sizes) and len(id_candidate) == 18 and id_number_valid(id_candidate):
+        return "id_number"
+    if label == "id" and _id_shape(id_candidate):
+        return "id_number"
+    code, rest = _country_code(seg)
+    if code == "86" and rest and _mobile(rest):
+        return "phone"
+    if _mobile(seg.groups, seg.set_apart):
+        return "phone"
+    if seg.amount:
+        return None  # ¥…, …元, …%: an amount (only a checksummed ID or a mobile number outweighs it)
+    if code == "86" and rest:
+        if label != "other" and _landline(rest, label in ("phone", "im"), international=True):
+            return "landline"
+    elif code == "other" and 10 <= len(digits) <= 15:
+        return "phone"  # any other +<country code> number (Hong Kong, Taiwan, abroad)
+    if label != "other" and seg.set_apart and _landline(seg.groups, label in ("phone", "im"), False, seg.code_prefix):
+        return "landline"
+    if label == "card" and 12 <= len(digits) <= 19 and _blocky(sizes):
+        return "bank_card"
+    if (
+        label != "other" and not seg.code_prefix and not seg.x and seg.set_apart and 13 <= len(digits) <= 19
+        and _blocky(sizes) and _card_prefix(digits) and luhn_valid(digits)
+    ):
+        return "bank_card"
+    if label == "im" and 5 <= len(digits) <= 12 and len(seg.groups) <= 3:
+        return "im_account"
+    if label == "phone" and not _is_date(digits, sizes) and not _SERVICE.match(digits) and not _decimal(seg):
+        if 7 <= len(digits) <= 8:
+            return "landline"  # a local number without its area code
+        if 9 <= len(digits) <= 12:
+            return "phone" if digits[0] == "1" else "landline"
+    return None
+
+
+def _set_apart(groups: list[_Group], i: int, j: int) -> bool:
+    inner = {g.sep.strip() or " " for g in groups[i + 1 : j + 1]}
+    if not inner:
+        return True
+    outer = set()
+    if i > 0:
+        outer.add(groups[i].sep.strip() or " ")
+    if j + 1 < len(groups):
+        outer.add(groups[j + 1].sep.strip() or " ")
+    return not (inner & outer)
+
+
+def _decimal(seg: _Segment) -> bool:
+    """1380.00: an amount, not a phone number."""
+    return len(seg.groups) == 2 and seg.groups[1].sep.strip() == "." and len(seg.groups[1].digits) <= 2
+
+
+def _number_spans(text: str, folded: str) -> list[_Span]:
+    spans: list[_Span] = []
+    previous: tuple[int, str | None] | None = None  # end and label of the last redacted number
+    for run in _RUN.finditer(folded):
+        start = run.start()
+        plus = folded[start] == "+"
+        groups: list[_Group] = []
+        last_end = start + (1 if plus else 0)
+        for g in _GROUP_IN_RUN.finditer(folded, last_end, run.end()):
+            if g.group(3) is not None:
+                digits, paren = g.group(3), False
+            else:
+                digits, paren = g.group(2), True
+                plus = plus or (g.group(1) == "+" and not groups)
+            groups.append(_Group(g.start(), g.end(), digits, paren, folded[last_end : g.start()]))
+            last_end = g.end()
+        if not groups:
+            continue
+        end = run.end()
+        x = end < len(folded) and folded[end] in "Xx"
+        before = folded[max(0, start - _WINDOW) : start]
+        label = _label(before)
+        if label is None and previous is not None and previous[1] and _LIST_GAP.match(folded[previous[0] : start]):
+            label = previous[1]  # "电话 010-12345678、010-87654321"
+        code_prefix = bool(_CODE_PREFIX.search(folded, max(0, start - 8), start))
+        currency = bool(_CURRENCY_BEFORE.search(before))
+        unit = bool(_UNIT_AFTER.match(folded[end : end + 6]))
+        i = 0
+        run_label = label
+        while i < len(groups):
+            found = False
+            for j in range(len(groups) - 1, i - 1, -1):
+                at_start, at_end = i == 0, j == len(groups) - 1
+                seg = _Segment(
+                    groups[i : j + 1],
+                    plus and at_start,
+                    x and at_end,
+                    run_label if at_start else None,
+                    code_prefix and at_start,
+                    ((currency and at_start) or (unit and at_end)) and sum(len(g.digits) for g in groups[i : j + 1]) <= 12,
+                    _set_apart(groups, i, j),
+                )
+                kind = _classify(seg)
+                if kind is None:
+                    continue
+                span_start = start if at_start else groups[i].start
+                span_end = groups[j].end + (1 if seg.x and kind == "id_number" else 0)
+                if kind == "landline":
+                    if not at_end and j + 1 == len(groups) - 1 and groups[j + 1].sep.strip() == "-" and len(groups[j + 1].digits) <= 5:
+                        span_end, j = groups[j + 1].end, j + 1  # 010-65529988-123: the extension goes too
+                    elif j == len(groups) - 1:
+                        extension = _EXTENSION.match(folded, span_end)
+                        if extension:
+                            span_end = extension.end()
+                spans.append(_Span(span_start, span_end, kind))
+                previous = (span_end, seg.label)
+                # A list of numbers after one label: "电话 13812345678 6552 9988".
+                run_label = seg.label
+                i, found = j + 1, True
+                break
+            if not found:
+                i += 1
+                run_label = None
+    return spans
+
+
+# --- redaction ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Redaction:
+    text: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _apply(text: str, spans: list[_Span], counts: Counter[str]) -> str:
+    out, last = [], 0
+    for span in sorted(spans, key=lambda s: s.start):
+        if span.start < last:
+            continue
+        out.append(text[last : span.start])
+        out.append(PLACEHOLDERS[span.kind])
+        counts[span.kind] += 1
+        last = span.end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact(text: str) -> Redaction:
     """Replace every recognised PII item by its placeholder; count them by type."""
     counts: Counter[str] = Counter()
-    for kind, pattern, accept in _RULES:
-        placeholder = PLACEHOLDERS[kind]
-
-        def replace(match: re.Match[str], kind: str = kind, accept=accept, placeholder: str = placeholder) -> str:
-            if accept is not None and not accept(match):
-                return match.group(0)
-            counts[kind] += 1
-            return placeholder
-
-        text = pattern.sub(replace, text)
+    if not text:
+        return Redaction(text, {})
+    # 1. e-mail addresses (their local parts hold digits that are not phone numbers).
+    folded = text.translate(_FOLD)
+    spans = [_Span(m.start(), m.end(), "email") for m in _EMAIL.finditer(folded) if _email_ok(m)]
+    if spans:
+        text = _apply(text, spans, counts)
+        folded = text.translate(_FOLD)
+    # 2. WeChat ids after a WeChat label.
+    spans = [
+        _Span(m.start("wxid") if m.group("wxid") else m.start("id"), m.end(), "im_account")
+        for m in _WECHAT_ID.finditer(folded)
+        if _wechat_id(m, folded[: m.start()])
+    ]
+    if spans:
+        text = _apply(text, spans, counts)
+        folded = text.translate(_FOLD)
+    # 3. numbers.
+    if any(c.isdigit() for c in folded):
+        spans = _number_spans(text, folded)
+        if spans:
+            text = _apply(text, spans, counts)
     return Redaction(text, dict(counts))
 
 
 def redact_value(value: object, counts: Counter[str]) -> object:
-    """Redact strings anywhere inside JSON-like metadata, adding to ``counts``."""
+    """Redact strings anywhere inside JSON-like data — dict keys as well as values — adding to ``counts``.
+
+    Two keys that become the same placeholder are kept apart: ``[手机号]``, ``[手机号]#2``.
+    """
     if isinstance(value, str):
         result = redact(value)
         counts.update(result.counts)
         return result.text
     if isinstance(value, dict):
-        return {key: redact_value(item, counts) for key, item in value.items()}
-    if isinstance(value, list):
+        redacted: dict[object, object] = {}
+        for key, item in value.items():
+            new_key = redact_value(key, counts) if isinstance(key, str) else key
+            if new_key in redacted:
+                n = 2
+                while f"{new_key}#{n}" in redacted:
+                    n += 1
+                new_key = f"{new_key}#{n}"
+            redacted[new_key] = redact_value(item, counts)
+        return redacted
+    if isinstance(value, (list, tuple)):
         return [redact_value(item, counts) for item in value]
     return value
+
+
+def redact_identifier(value: str, counts: Counter[str]) -> str:
+    """A platform identifier (a post id): replaced only when the whole of it is personal data.
+
+    Post ids are long digit strings that pass Luhn by chance; a phone number, e-mail address or
+    ID number given as the id is still caught.
+    """
+    result = redact(value.strip())
+    if result.counts and result.text in PLACEHOLDERS.values() and not (set(result.counts) <= {"bank_card", "landline"}):
+        counts.update(result.counts)
+        return result.text
+    return value
+
+
+# --- pseudonymous customer ids ------------------------------------------------------------------
+
+PSEUDONYM_PREFIX = "pid_"
+
+
+def _canonical_contact(value: str) -> str | None:
+    """The canonical form of a customer id that is an e-mail address or a phone number, else None."""
+    text = value.strip().translate(_FOLD)
+    if _EMAIL.fullmatch(text):
+        return "email:" + text.lower()
+    digits = re.sub(r"[\s().-]", "", text)
+    mobile = re.fullmatch(r"(?:\+86|0086|86)?(1[3-9]\d{9})", digits)
+    if mobile:
+        return "phone:" + mobile.group(1)
+    if re.fullmatch(r"\+\d{8,15}", digits):
+        return "phone:" + digits
+    return None
+
+
+def pseudonymise(customer_id: str, key: bytes | str) -> str:
+    """A stable keyed pseudonym (HMAC-SHA256) for a customer id that is contact data; other ids unchanged.
+
+    An id is replaced when it is an e-mail address or a phone number (spelling variants of one
+    address or number give one pseudonym: case, ``+86``, separators) or when redaction finds any
+    personal data in it. Ids that already are pseudonyms, and opaque ids such as ``c1001``, stay.
+    """
+    if customer_id.startswith(PSEUDONYM_PREFIX):
+        return customer_id
+    canonical = _canonical_contact(customer_id)
+    if canonical is None:
+        if not redact(customer_id).counts:
+            return customer_id
+        canonical = "id:" + customer_id.strip()
+    secret = key.encode("utf-8") if isinstance(key, str) else key
+    digest = hmac.new(secret, b"feedback-miner/customer-id\x00" + canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+    return PSEUDONYM_PREFIX + digest[:32]
