@@ -212,29 +212,66 @@ def publish(
     file: Annotated[Path, typer.Argument(help="JSONL file of raw feedback events, or - for stdin; with --channel email an .eml or .mbox file.")],
     channel: Annotated[Optional[str], typer.Option(help="'email': FILE holds raw e-mail (.eml/.mbox), wrapped as email events.")] = None,
 ) -> None:
-    """Validate raw feedback events and publish them to feedback.raw (acks=all)."""
+    """Validate raw feedback events and publish them to feedback.raw (acks=all).
+
+    Every line is accepted or rejected with its line number and reason (the reason the
+    normalizer would dead-letter it with); the report is printed even when Kafka fails
+    midway. Exit 0: all accepted; 1: some rejected; 2: bad input or configuration; 3: Kafka.
+    """
+    from kafka.errors import KafkaError
     from rich.progress import Progress
 
-    from pipelines.publishing import parse_email_files, parse_lines, publish_events
+    from pipelines.publishing import PublishReport, parse_email_files, parse_lines, publish_events
 
     s = settings()
     _require_broker(s, "publish")
     if channel not in (None, "email"):
         raise ValueError(f"--channel {channel!r} is not supported (only 'email'; other channels publish JSONL)")
-    if channel == "email":
-        items = list(parse_email_files([file], s.runtime.max_event_bytes))
-    else:
-        lines = sys.stdin.buffer.read().splitlines() if str(file) == "-" else file.read_bytes().splitlines()
-        items = list(parse_lines(lines, s.runtime.max_event_bytes))
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("publishing", total=len(items))
-        report = publish_events(s, items, on_progress=lambda: progress.advance(task))
     unit = "message" if channel == "email" else "line"
-    for rejected in report.rejected:
-        err_console.print(f"[yellow]{unit} {rejected.line} rejected[/] ({rejected.reason}): {rejected.error}")
-    console.print(f"[green]{len(report.accepted)} accepted[/], [{'red' if report.rejected else 'green'}]{len(report.rejected)} rejected[/]")
+    report = PublishReport()
+    items: list | None = None
+    try:
+        if channel == "email":
+            items = list(parse_email_files([file], s.runtime.max_event_bytes))
+        else:
+            lines = sys.stdin.buffer.read().splitlines() if str(file) == "-" else file.read_bytes().splitlines()
+            items = list(parse_lines(lines, s.runtime.max_event_bytes))
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("publishing", total=len(items))
+            publish_events(s, items, on_progress=lambda: progress.advance(task), report=report)
+    except (KafkaError, ValueError, OSError):
+        raise  # one red line and the exit code (cli_errors), after the report below
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, exit 2
+        from rich.markup import escape
+
+        raise ValueError(escape(f"publishing stopped: {type(exc).__name__}: {exc}")) from None
+    finally:
+        if items is not None:  # the input was read: whatever happened next, say what became of each line
+            _print_publish_report(report, unit)
     if report.rejected:
         raise typer.Exit(1)
+
+
+def _print_publish_report(report, unit: str) -> None:
+    """Rejected lines with their reasons, unsent ones as ranges, then the counts (stdout)."""
+    from rich.markup import escape
+
+    for rejected in sorted(report.rejected, key=lambda r: r.line):
+        err_console.print(f"[yellow]{unit} {rejected.line} rejected[/] ({rejected.reason}): {escape(rejected.error)}", soft_wrap=True)
+    if report.unsent:
+        spans: list[list[int]] = []
+        for number in sorted(r.line for r in report.unsent):
+            if spans and number == spans[-1][1] + 1:
+                spans[-1][1] = number
+            else:
+                spans.append([number, number])
+        ranges = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+        plural = "s" if len(report.unsent) > 1 else ""
+        err_console.print(f"[red]{unit}{plural} {ranges} not published[/] ({escape(report.error or report.unsent[0].error)})", soft_wrap=True)
+    summary = f"[green]{len(report.accepted)} accepted[/], [{'red' if report.rejected else 'green'}]{len(report.rejected)} rejected[/]"
+    if report.unsent:
+        summary += f", [red]{len(report.unsent)} not published[/]"
+    console.print(summary)
 
 
 @app.command()
