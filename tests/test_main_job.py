@@ -4,17 +4,33 @@ The stream's outputs are checked in detail by tests/enricher/test_main_job.py.
 """
 
 import os
+import re
 import subprocess
 import sys
 
 
-def test_the_run_command_prints_the_results(tmp_path):
+def test_the_run_command_prints_the_results_and_a_second_run_only_its_own(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDBACK_MINER_")}
     env.update(FEEDBACK_MINER_DATA_DIR=str(tmp_path), FEEDBACK_MINER_STORE__URL=f"sqlite:///{tmp_path / 'store.db'}")
-    result = subprocess.run([sys.executable, "-m", "pipelines", "run"], env=env, capture_output=True, timeout=900)
-    out = result.stdout.decode()
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
+
+    def run() -> str:
+        result = subprocess.run([sys.executable, "-m", "pipelines", "run"], env=env, capture_output=True, timeout=900)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        return result.stdout.decode()
+
+    out = run()
     assert "feedback.normalized" in out and "feedback.enriched" in out and "feedback.deadletter" in out
     assert "feedback.alerts" in out and "P1" in out  # the bundled samples hold safety and legal escalations
+    assert re.search(r"feedback\.alerts \([1-9]\d* alerts", out)
+    assert "already processed" not in out
     assert "digest 2026-W47:" in out and "announced on feedback.digests" in out
     assert "dead-letter reasons: not_json=1, not_utf8=1, schema_invalid=3, too_large=1" in out
+
+    # The same sample file again on the same store (a new embedded broker: offsets start at 0 again).
+    # Its events were processed by the first run: nothing is counted again and no alert of the first
+    # run is published again; the report says so instead of listing them as new.
+    again = " ".join(run().split())
+    enriched = int(re.search(r"→ feedback\.enriched \((\d+)\)", again).group(1))
+    assert f"feedback.alerts: {enriched} events were already processed by an earlier run" in again
+    assert "no new alerts" in again
+    assert not re.search(r"feedback\.alerts \(\d+ alerts", again)
