@@ -163,14 +163,15 @@ def _escaped(value: Any) -> Any:
 
 
 def _scalar_ok(value: Any, int_limit: int) -> bool:
-    kind = type(value)
-    if kind is str:
+    if isinstance(value, str):  # str enums too
         return value.isascii() or _SURROGATE.search(value) is None
-    if kind is int:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
         return -int_limit < value < int_limit
-    if kind is float:
+    if isinstance(value, float):
         return math.isfinite(value)
-    return not isinstance(value, (str, int, float)) or isinstance(value, bool)  # subclasses: let the full walk judge
+    return True  # datetimes and other Python values: their fields validate them
 
 
 def _all_representable(data: Any, max_depth: int, int_limit: int) -> bool:
