@@ -250,3 +250,31 @@ def test_whatever_decode_accepts_encodes_for_odd_strings():
             assert exc.reason == "schema_invalid"
             continue
         assert decode(RawFeedback, encode(decoded)) == decoded
+
+
+@pytest.mark.broker
+def test_poison_messages_on_the_real_broker_are_dead_lettered_with_their_reasons(kafka_settings):
+    """The fuzz findings as raw bytes on feedback.raw: the normalizer runtime dead-letters each and goes on."""
+    from consumers.kafka_io import make_producer, read_topic
+    from consumers.runtime import StreamRuntime
+
+    cases = {
+        "too_deep": ('{"metadata": ' + '{"a": ' * 400 + "1" + "}" * 400 + "}").encode(),
+        "number_too_large": ascii_json(event_id="n").replace(b'"rating": 1', b'"rating": ' + b"9" * 4400),
+        "schema_invalid/surrogate": ascii_json(event_id="s", payload={"text": "好", "device": "\ud800"}, metadata={"\udc00": "\ud800"}),
+        "schema_invalid/date": ascii_json(event_id="d", received_at="0001-01-01T00:00:00+08:00"),
+        "schema_invalid/channel": ascii_json(event_id="c", channel=["app"]),
+    }
+    producer = make_producer(kafka_settings)
+    for value in [*cases.values(), ascii_json(event_id="good")]:
+        producer.send(kafka_settings.topic("feedback.raw"), key=b"c-1", value=value).get(timeout=10)
+    producer.close()
+
+    runtime = StreamRuntime(NormalizerStage(max_event_bytes=kafka_settings.runtime.max_event_bytes), kafka_settings)
+    stats = runtime.run(max_messages=len(cases) + 1, idle_exit_s=10)
+    assert (stats.produced, stats.dead_lettered) == (1, len(cases))
+    dead = {d.original_bytes(): d for d in (decode(DeadLetter, r.value) for r in read_topic(kafka_settings, "feedback.deadletter"))}
+    for label, value in cases.items():
+        assert dead[value].reason.value == label.split("/")[0], dead[value].error
+    assert "payload.device: lone surrogate \\ud800" in dead[cases["schema_invalid/surrogate"]].error
+    assert "received_at: year out of range" in dead[cases["schema_invalid/date"]].error
