@@ -76,5 +76,7 @@ def needs_new_producer(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """One short line: the innermost cause's class and first line."""
     inner = list(_chain(exc))[-1]
+    name = type(inner).__name__
     text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
-    return f"{type(inner).__name__}: {text}"[:300] if text else type(inner).__name__
+    # kafka-python's texts often name the class already ("[Error 45] OutOfOrderSequenceNumberError: None").
+    return (text if name in text else f"{name}: {text}")[:300] if text else name

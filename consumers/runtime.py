@@ -46,16 +46,22 @@ class RunStats:
     produced_by_topic: Counter[str] = field(default_factory=Counter)
 
 
-class _FlushOnRevoke(ConsumerRebalanceListener):
-    """Finish the pending batch before partitions move to another consumer."""
+class _DropOnRevoke(ConsumerRebalanceListener):
+    """Forget the uncommitted batch when partitions move: their new owner reads it again.
+
+    kafka-python runs this callback on its IO thread, where committing (a blocking
+    call) is refused, while the stage thread waits in ``poll``. At-least-once holds:
+    nothing of the batch was committed, and every effect downstream is keyed by event id.
+    """
 
     def __init__(self, runtime: StreamRuntime):
         self.runtime = runtime
 
     def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
-        if not self.runtime.flush_pending():
-            # Still failing: the new owner re-reads the batch from the last commit (at-least-once).
-            self.runtime.drop_pending()
+        if revoked and self.runtime.pending_count:
+            log.info("stage %s: partitions revoked with %d uncommitted messages; they will be read again",
+                     self.runtime.stage.name, self.runtime.pending_count)
+        self.runtime.drop_pending()
 
     def on_partitions_assigned(self, assigned):
         self.runtime.assigned = frozenset(assigned)
@@ -95,6 +101,10 @@ class StreamRuntime:
     def paused(self) -> bool:
         return self._retry_at is not None
 
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
     # --- lifecycle ---------------------------------------------------------
 
     def stop(self) -> None:
@@ -109,7 +119,7 @@ class StreamRuntime:
         """Run until stopped, until ``max_messages`` were processed, or ``idle_exit_s`` after the last input."""
         metrics.serve(self.settings.runtime.metrics_port)
         self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
-        self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_FlushOnRevoke(self))
+        self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_DropOnRevoke(self))
         self._producer = self._producer or self._new_producer()
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
@@ -219,12 +229,13 @@ class StreamRuntime:
             for future in futures:
                 future.get(timeout=self.settings.kafka.request_timeout_ms / 1000)  # raises: nothing is committed
         except Exception as exc:
-            if needs_new_producer(exc):
-                self._replace_producer()
+            # A failed producer may hold expired batches or state a restarted broker forgot: start clean.
+            self._replace_producer(exc)
             raise
 
-    def _replace_producer(self) -> None:
-        log.warning("stage %s: the broker lost this producer's state (restarted?); creating a new producer", self.stage.name)
+    def _replace_producer(self, exc: BaseException) -> None:
+        if needs_new_producer(exc):
+            log.warning("stage %s: the broker lost this producer's state (restarted?); creating a new producer", self.stage.name)
         try:
             self._producer.close(timeout=0)
         except Exception:  # noqa: BLE001 - the old producer is being thrown away

@@ -26,10 +26,10 @@ def serve_ingest(
         from pipelines.ingest_api import broker_readiness, create_app
 
         s = settings()
-        _require_broker(s, "serve ingest")
         if not any(token.get_secret_value() for token in s.channels.ingest.tokens):
             # Checked before connecting: a misconfigured server should fail at once.
             raise ValueError("no ingest token configured (set FEEDBACK_MINER_CHANNELS__INGEST__TOKENS, a JSON list)")
+        _require_broker(s, "serve ingest")
         producer = make_producer(s)
         try:
             app = create_app(s, producer, broker_readiness(s))
