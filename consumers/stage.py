@@ -155,9 +155,8 @@ def serialise(result: StageResult, messages: list[InMessage]) -> StageResult:
 
 
 def _failure_reason(exc: BaseException) -> DeadLetterReason:
-    if isinstance(exc, RecursionError):
-        return DeadLetterReason(getattr(DeadLetterReason, "too_deep", DeadLetterReason.processing_error))
-    return DeadLetterReason.processing_error
+    # Decoding caps depth up front; a stage that still recurses too deep names the cause all the same.
+    return DeadLetterReason.too_deep if isinstance(exc, RecursionError) else DeadLetterReason.processing_error
 
 
 def process_batch(stage: Stage, messages: list[InMessage]) -> StageResult:
