@@ -219,6 +219,11 @@ class ChannelSettings(BaseModel):
     normalize: ChannelNormalizeSettings = Field(default_factory=ChannelNormalizeSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    # HMAC-SHA256 key that turns customer ids which are e-mail addresses or phone numbers into stable
+    # pseudonyms (``pid_…``) on feedback.normalized and its message key. The default is for local use
+    # only: in production set FEEDBACK_MINER_CHANNELS__PSEUDONYM_KEY to a long random secret and keep
+    # it (a new key gives every such customer a new id).
+    pseudonym_key: SecretStr = SecretStr("feedback-miner-local-only-pseudonym-key")
 
 
 class WebhookSettings(BaseModel):
