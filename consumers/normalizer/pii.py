@@ -87,30 +87,35 @@ _LABELS: dict[str, tuple[str, ...]] = {
         "邮政编码", "isbn", "条码", "条形码", "单据号", "合同号", "保单号", "案件号", "报案号", "投诉单号",
         "受理号", "预约号", "门牌号", "车牌号", "群号", "qq群", "微信群", "尾号", "后四位", "末四位", "order",
         "order no", "tracking", "tracking no", "invoice", "serial", "model", "ref",
+        # couriers: what follows their name is a tracking number
+        "快递", "顺丰", "中通", "圆通", "申通", "韵达", "百世", "极兔", "邮政", "ems", "京东物流", "德邦", "菜鸟",
+        # Traditional script (metadata is not converted)
+        "訂單號", "訂單", "單號", "快遞單號", "運單號", "編號", "序號", "金額", "價格", "版本號", "型號", "發票號碼",
     ),
     "id": (
         "身份证号码", "身份证号", "身份证", "证件号码", "证件号", "身份号码", "公民身份号码", "身份信息", "id card",
-        "idcard", "id no", "id number",
+        "idcard", "id no", "id number", "id", "身份證號碼", "身份證號", "身份證", "證件號碼", "證件號",
     ),
     "card": (
         "银行卡号", "银行卡", "卡号", "储蓄卡", "信用卡", "借记卡", "银行账号", "银行账户", "银行帐号", "账号",
         "帐号", "账户", "帐户", "收款账户", "收款账号", "对公账户", "card no", "card number", "card",
-        "account no", "account number", "account",
+        "account no", "account number", "account", "卡", "銀行卡號", "銀行卡", "卡號", "帳戶", "賬號", "信用卡號",
     ),
     "im": (
         "qq号码", "qq号", "qq", "扣扣", "企鹅号", "微信号", "微信", "vx", "wx", "v信", "威信", "wechat", "weixin",
-        "钉钉", "dingtalk",
+        "钉钉", "dingtalk", "微信號", "qq號",
     ),
     "phone": (
         "电话号码", "电话", "手机号码", "手机号", "手机", "座机号码", "座机", "固话", "固定电话", "联系电话",
         "联系方式", "联系号码", "联系人", "联系", "来电", "致电", "拨打", "回电", "打给", "拨", "号码",
         "热线", "传真", "短信", "tel", "telephone", "phone", "mobile", "mob", "cell", "call", "fax", "whatsapp",
-        "line",
+        "line", "電話號碼", "電話", "手機號碼", "手機號", "手機", "手提電話", "手提", "座機", "聯繫電話", "聯絡電話",
+        "聯繫方式", "聯絡方式", "聯繫", "聯絡", "號碼", "傳真", "來電",
     ),
 }
 # Words between a label and its number: "手机号码是：", "联系我 ", "电话(微信同号)".
 _FILLER = (
-    r"(?:[\s:=#\-]|号码|号|码|是|为|的|我|本人|如下|同微信|微信同号|同号|\((?:同微信|微信同号|同号)\)|"
+    r"(?:[\s:=#\-]|号码|號碼|号|號|码|碼|是|为|為|的|我|本人|如下|同微信|微信同号|同号|\((?:同微信|微信同号|同号)\)|"
     r"me|at|on|no\.?|number|is|请|直接|给|至|到)"
 )
 _LABEL_RE = re.compile(
@@ -185,9 +190,15 @@ def _id_date_ok(year: int, month: int, day: int) -> bool:
     return 1900 <= born.year <= 2100
 
 
+# Province codes (GB/T 2260) an ID number starts with.
+_PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82 83 91".split()
+)
+
+
 def id_number_valid(candidate: str) -> bool:
-    """An 18-digit resident ID number: checksum (GB 11643) and a real birth date."""
-    if len(candidate) != 18 or not candidate[:17].isdigit():
+    """An 18-digit resident ID number: a province code, checksum (GB 11643) and a real birth date."""
+    if len(candidate) != 18 or not candidate[:17].isdigit() or candidate[:2] not in _PROVINCES:
         return False
     total = sum(int(d) * w for d, w in zip(candidate[:17], _ID_WEIGHTS))
     if _ID_CHECK[total % 11] != candidate[17].upper():
@@ -218,14 +229,23 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _card_prefix(digits: str) -> bool:
-    """Issuer ranges of card networks (UnionPay 62, Visa 4, Mastercard 5x/2221–2720, Amex/JCB/Diners 3x, 6x, old domestic 9x)."""
-    head = digits[0]
+def _card_network(digits: str) -> bool:
+    """Issuer prefix and length of a payment card (ISO/IEC 7812 ranges of the networks seen in China).
+
+    UnionPay 62, domestic 60/9x, Visa 4, Mastercard 51–55 and 2221–2720: 16–19 digits; Amex 34/37: 15;
+    JCB 35: 16–19; Diners 30/36/38/39: 14–16. Bare 13–15-digit numbers are mostly barcodes (EAN-13 69…),
+    IMEIs and tracking numbers.
+    """
+    n, head, two = len(digits), digits[0], digits[:2]
     if head in "4569":
-        return True
-    if head == "3":
-        return digits[1] in "0456789"
-    return head == "2" and 2221 <= int(digits[:4]) <= 2720
+        return 16 <= n <= 19
+    if two in ("34", "37"):
+        return n == 15
+    if two == "35":
+        return 16 <= n <= 19
+    if two in ("30", "36", "38", "39"):
+        return 14 <= n <= 16
+    return head == "2" and 2221 <= int(digits[:4]) <= 2720 and n == 16
 
 
 def _blocky(sizes: list[int]) -> bool:
@@ -355,7 +375,7 @@ def _classify(seg: _Segment) -> str | None:
         return "bank_card"
     if (
         label != "other" and not seg.code_prefix and not seg.x and seg.set_apart and 13 <= len(digits) <= 19
-        and _blocky(sizes) and _card_prefix(digits) and luhn_valid(digits)
+        and _blocky(sizes) and _card_network(digits) and luhn_valid(digits)
     ):
         return "bank_card"
     if label == "im" and 5 <= len(digits) <= 12 and len(seg.groups) <= 3:
@@ -385,7 +405,7 @@ def _decimal(seg: _Segment) -> bool:
     return len(seg.groups) == 2 and seg.groups[1].sep.strip() == "." and len(seg.groups[1].digits) <= 2
 
 
-def _number_spans(text: str, folded: str) -> list[_Span]:
+def _number_spans(text: str, folded: str, luhn_cards: bool = True) -> list[_Span]:
     spans: list[_Span] = []
     previous: tuple[int, str | None] | None = None  # end and label of the last redacted number
     for run in _RUN.finditer(folded):
@@ -412,12 +432,21 @@ def _number_spans(text: str, folded: str) -> list[_Span]:
         code_prefix = bool(_CODE_PREFIX.search(folded, max(0, start - 8), start))
         currency = bool(_CURRENCY_BEFORE.search(before))
         unit = bool(_UNIT_AFTER.match(folded[end : end + 6]))
+        small = [len(g.digits) < 2 and not (g.paren and g.digits == "0") for g in groups]
         i = 0
         run_label = label
         while i < len(groups):
             found = False
-            for j in range(len(groups) - 1, i - 1, -1):
+            # No number of interest is longer than 22 digits or 20 groups: bounds the work on long runs.
+            last, total = i, 0
+            while last < len(groups) and last - i < 20 and total + len(groups[last].digits) <= 22:
+                total += len(groups[last].digits)
+                last += 1
+            for j in range(max(last - 1, i), i - 1, -1):
                 at_start, at_end = i == 0, j == len(groups) - 1
+                labelled = at_start and run_label is not None
+                if not labelled and any(small[i + 2 : j]):
+                    continue  # single digits between groups: only a labelled number is written "1 3 8 …"
                 seg = _Segment(
                     groups[i : j + 1],
                     plus and at_start,
@@ -428,7 +457,7 @@ def _number_spans(text: str, folded: str) -> list[_Span]:
                     _set_apart(groups, i, j),
                 )
                 kind = _classify(seg)
-                if kind is None:
+                if kind is None or (kind == "bank_card" and not luhn_cards and seg.label != "card"):
                     continue
                 span_start = start if at_start else groups[i].start
                 span_end = groups[j].end + (1 if seg.x and kind == "id_number" else 0)
@@ -473,8 +502,11 @@ def _apply(text: str, spans: list[_Span], counts: Counter[str]) -> str:
     return "".join(out)
 
 
-def redact(text: str) -> Redaction:
-    """Replace every recognised PII item by its placeholder; count them by type."""
+def redact(text: str, *, luhn_cards: bool = True) -> Redaction:
+    """Replace every recognised PII item by its placeholder; count them by type.
+
+    ``luhn_cards=False`` keeps card-like numbers that only pass Luhn (for identifiers and links).
+    """
     counts: Counter[str] = Counter()
     if not text:
         return Redaction(text, {})
@@ -495,7 +527,7 @@ def redact(text: str) -> Redaction:
         folded = text.translate(_FOLD)
     # 3. numbers.
     if any(c.isdigit() for c in folded):
-        spans = _number_spans(text, folded)
+        spans = _number_spans(text, folded, luhn_cards)
         if spans:
             text = _apply(text, spans, counts)
     return Redaction(text, dict(counts))
@@ -527,16 +559,14 @@ def redact_value(value: object, counts: Counter[str]) -> object:
 
 
 def redact_identifier(value: str, counts: Counter[str]) -> str:
-    """A platform identifier (a post id): replaced only when the whole of it is personal data.
+    """A platform identifier or link (post id, post URL): redacted, except numbers whose only evidence is Luhn.
 
-    Post ids are long digit strings that pass Luhn by chance; a phone number, e-mail address or
-    ID number given as the id is still caught.
+    Post and status ids are long digit strings that pass Luhn by chance; a phone number, e-mail
+    address or ID number inside one is still caught.
     """
-    result = redact(value.strip())
-    if result.counts and result.text in PLACEHOLDERS.values() and not (set(result.counts) <= {"bank_card", "landline"}):
-        counts.update(result.counts)
-        return result.text
-    return value
+    result = redact(value, luhn_cards=False)
+    counts.update(result.counts)
+    return result.text
 
 
 # --- pseudonymous customer ids ------------------------------------------------------------------

@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from consumers.normalizer.app_channel import parse_app
 from consumers.normalizer.email_channel import EmailDecodeError, decode_email
 from consumers.normalizer.html_text import html_body_text
-from consumers.normalizer.pii import redact, redact_value
+from consumers.normalizer.pii import pseudonymise, redact, redact_identifier, redact_value
 from consumers.normalizer.replies import strip_replies
 from consumers.normalizer.social_channel import parse_social
 from consumers.normalizer.text_normalize import clean_text, detect_language, truncate
-from topics.schemas import AppPayload, EmailPayload, NormalizedFeedback, RawFeedback, SocialPayload
-from topics.settings import ChannelNormalizeSettings
+from topics.schemas import AppPayload, Customer, EmailPayload, NormalizedFeedback, RawFeedback, SocialPayload
+from topics.settings import ChannelNormalizeSettings, ChannelSettings
 
 _MAX_SUBJECT_CHARS = 300
+# Signals that identify a post or link to it: redacted, but long ids that pass Luhn by chance are kept.
+_IDENTIFIER_SIGNALS = ("post_id", "post_url")
 _LOOKS_LIKE_HTML = re.compile(r"<(?:html|body|div|p|br|table|span)\b[^>]*>", re.I)
 
 
@@ -86,9 +88,31 @@ def _clean_and_redact(text: str, settings: ChannelNormalizeSettings, pii: Counte
     return redaction.text, cleaned.flags, cleaned.emoji
 
 
-def normalize(event: RawFeedback, settings: ChannelNormalizeSettings | None = None) -> NormalizedFeedback:
-    """The normalized, redacted form of one raw event; raises PayloadError when there is no text to mine."""
+def _redact_signals(signals: dict[str, object], pii: Counter[str]) -> dict[str, object]:
+    """Every string in the channel signals, at any depth, keys included (device names, URLs, repost authors …)."""
+    redacted: dict[str, object] = {}
+    for name, value in signals.items():
+        if name in _IDENTIFIER_SIGNALS and isinstance(value, str):
+            redacted[name] = redact_identifier(value, pii)
+        elif name == "repost_of" and isinstance(value, dict):
+            # Its text was cleaned and redacted with the other texts.
+            redacted[name] = {k: v if k == "text" else redact_value(v, pii) for k, v in value.items()}
+        else:
+            redacted[name] = redact_value(value, pii)
+    return redacted
+
+
+def normalize(
+    event: RawFeedback, settings: ChannelNormalizeSettings | None = None, pseudonym_key: str | bytes | None = None
+) -> NormalizedFeedback:
+    """The normalized, redacted form of one raw event; raises PayloadError when there is no text to mine.
+
+    A customer id that is an e-mail address or phone number becomes a keyed pseudonym
+    (``pseudonym_key``, default: the local-use key of ``channels.pseudonym_key``).
+    """
     settings = settings or ChannelNormalizeSettings()
+    if pseudonym_key is None:
+        pseudonym_key = ChannelSettings().pseudonym_key.get_secret_value()
     source = channel_text(event)
     pii: Counter[str] = Counter()
     flags = list(source.flags)
@@ -117,19 +141,24 @@ def normalize(event: RawFeedback, settings: ChannelNormalizeSettings | None = No
     for name in ("tags", "emoticons"):
         if isinstance(signals.get(name), list):
             signals[name] = [clean_text(str(v), settings.opencc_config).text for v in signals[name]]
-    # The reposted original (someone else's words) and free-form metadata are redacted too;
-    # ids in signals (post ids of 16 digits may pass Luhn) are left alone.
+    # The reposted original (someone else's words) is cleaned and redacted like the text; every other
+    # string in the signals and in the metadata (keys too) is redacted as it is.
     repost = signals.get("repost_of")
     if isinstance(repost, dict) and isinstance(repost.get("text"), str):
         repost_text, _, _ = _clean_and_redact(repost["text"], settings, pii)
         signals["repost_of"] = {**repost, "text": repost_text}
+    signals = _redact_signals(signals, pii)
     metadata = redact_value(event.metadata, pii)
+    customer = event.customer
+    customer_id = pseudonymise(customer.id, pseudonym_key)
+    if customer_id != customer.id:
+        customer = Customer(id=customer_id, tier=customer.tier)
     return NormalizedFeedback(
         event_id=event.event_id,
         channel=event.channel,
         source=event.source,
         received_at=event.received_at,
-        customer=event.customer,
+        customer=customer,
         text=text,
         subject=subject,
         language=language,

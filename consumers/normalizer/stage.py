@@ -32,6 +32,12 @@ class NormalizerStage(EventStage[RawFeedback]):
     ):
         self.max_event_bytes = max_event_bytes
         self.settings = settings or ChannelSettings()
+        self._pseudonym_key = self.settings.pseudonym_key.get_secret_value()
+        if self._pseudonym_key == ChannelSettings.model_fields["pseudonym_key"].default.get_secret_value():
+            log.warning(
+                "normalizer: customer-id pseudonyms use the built-in local key; "
+                "set FEEDBACK_MINER_CHANNELS__PSEUDONYM_KEY to a secret in production"
+            )
         # Without an index (tools, tests of the pure logic) nothing is marked as a duplicate.
         self.dedup_index = dedup_index if self.settings.dedup.enabled else None
 
@@ -40,7 +46,7 @@ class NormalizerStage(EventStage[RawFeedback]):
         done: list[tuple[InMessage, NormalizedFeedback]] = []
         for message, event in events:
             try:
-                done.append((message, normalize(event, self.settings.normalize)))
+                done.append((message, normalize(event, self.settings.normalize, self._pseudonym_key)))
             except PayloadError as exc:
                 result.dead_letters.append(
                     dead_letter(self.name, message, DeadLetterReason.decode_failed, str(exc), event.event_id)
