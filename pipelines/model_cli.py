@@ -12,8 +12,6 @@ from pathlib import Path
 
 import typer
 
-from pipelines.bench_cli import attach, bench_app
-
 
 def _settings():
     from topics.settings import Settings
@@ -163,10 +161,3 @@ def bench_model_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
-    app.command("train")(train_command)
-    bench_app.command("model")(bench_model_command)
-    attach(app)

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from pipelines.publishing import parse_lines, publish_events
-from pipelines.replay import replay_dead_letters
+from pipelines.dead_letters import replay_dead_letters
 from topics.admin import ensure_topics
 from topics.settings import Settings
 

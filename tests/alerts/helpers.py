@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from consumers.alerter.replay import make_event
+from pipelines.bench.alert_streams import make_event
 from consumers.stage import InMessage
 from topics.schemas import Channel, EnrichedFeedback, IssueType, Sentiment, SentimentLabel
 from topics.serde import encode, make_headers

@@ -82,7 +82,7 @@ def test_a_replayed_spike_through_the_broker(kafka_settings) -> None:
     """A replay published in time order (one key) → exactly one spike alert, updated, then resolved."""
     from datetime import timedelta
 
-    from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+    from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
 
     spec = StreamSpec(T0, timedelta(hours=8), spike=SpikeSpec(IssueType.logistics, timedelta(hours=5), timedelta(minutes=40), 70.0), seed=21)
     events = generate(spec)

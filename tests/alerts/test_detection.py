@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from consumers.alerter.engine import AlertEngine
-from consumers.alerter.quality import replay, spike_report, steady_report
-from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+from pipelines.bench.alert_quality import run_engine, spike_report, steady_report
+from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
 from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.spikes import poisson_tail, quasi_poisson_tail
 from tests.alerts.helpers import NOW, T0
@@ -60,7 +60,7 @@ def test_injected_spike_gives_one_alert_soon_after_onset_then_updates_then_resol
 def test_replay_is_deterministic(matcher: TermMatcher) -> None:
     def run():
         engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
-        return [(e.index, e.alert.kind, e.alert.key, e.alert.status, e.alert.count) for e in replay(engine, generate(SPIKE))]
+        return [(e.index, e.alert.kind, e.alert.key, e.alert.status, e.alert.count) for e in run_engine(engine, generate(SPIKE))]
 
     assert run() == run()
 
@@ -96,7 +96,7 @@ def test_sharp_sentiment_drop_on_a_channel_is_one_alert_then_resolved(matcher: T
             event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
         events.append(event)
     engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
-    emitted = [e for e in replay(engine, events) if e.alert.kind != AlertKind.message]
+    emitted = [e for e in run_engine(engine, events) if e.alert.kind != AlertKind.message]
     drops = [e for e in emitted if e.alert.kind == AlertKind.sentiment_drop]
     print("\nsentiment:", [(e.event.received_at.strftime("%H:%M"), e.alert.key, e.alert.status.value, e.alert.summary) for e in emitted])
     assert [e.alert.kind for e in emitted if e.alert.status == AlertStatus.open] == [AlertKind.sentiment_drop]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from pipelines.report import _print_alerts
+from pipelines.cli.report import _print_alerts
 from tests.alerts.helpers import T0
 from topics.schemas import Alert, AlertKind, AlertStatus, Priority
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
 from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.stage import AlerterStage
 from consumers.stage import InMessage, process_batch

@@ -5,7 +5,7 @@ import pytest
 from consumers.kafka_io import make_producer, read_topic
 from consumers.normalizer import NormalizerStage
 from consumers.runtime import StreamRuntime
-from pipelines.replay import REPLAY_HEADER, replay_dead_letters
+from pipelines.dead_letters import REPLAY_HEADER, replay_dead_letters
 from topics.serde import headers_dict
 from tests.backbone.factories import raw_event_bytes
 

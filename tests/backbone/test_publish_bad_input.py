@@ -142,8 +142,9 @@ def test_an_event_that_cannot_be_serialised_is_rejected_not_fatal(monkeypatch, o
 
 def invoke(monkeypatch, producer, stdin: str):
     from pipelines import cli
+    from pipelines.cli import stream
 
-    monkeypatch.setattr(cli, "_require_broker", lambda s, command: None)
+    monkeypatch.setattr(stream, "require_broker", lambda s, command: None)
     monkeypatch.setattr(publishing, "make_producer", lambda settings: producer)
     env = {"FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1", "COLUMNS": "300"}
     return CliRunner().invoke(cli.app, ["publish", "-"], input=stdin.encode(), env=env)

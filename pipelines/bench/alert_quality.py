@@ -1,4 +1,4 @@
-"""Detection quality on replayed streams: delay after a known onset, false positives on steady streams.
+"""Detection quality on synthetic streams: delay after a known onset, false positives on steady streams.
 
 Used by the tests (with thresholds) and by ``feedback-miner bench alerts``
 (which writes the figures to benchmarks/alerts.json).
@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from consumers.alerter.engine import AlertEngine
-from consumers.alerter.replay import StreamSpec, generate
+from pipelines.bench.alert_streams import StreamSpec, generate
 from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import event_series
 from topics.schemas import Alert, AlertKind, AlertStatus, EnrichedFeedback
@@ -24,7 +24,8 @@ class Emitted:
     alert: Alert
 
 
-def replay(engine: AlertEngine, events: list[EnrichedFeedback]) -> list[Emitted]:
+def run_engine(engine: AlertEngine, events: list[EnrichedFeedback]) -> list[Emitted]:
+    """Feed a stream through the engine in order; every alert with the event that caused it."""
     out = []
     for index, event in enumerate(events):
         for alert in engine.process(event):
@@ -54,7 +55,7 @@ def spike_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher
     assert spec.spike is not None
     events = generate(spec)
     engine = AlertEngine.build(matcher, settings, clock or (lambda: spec.start + spec.duration))
-    emitted = replay(engine, events)
+    emitted = run_engine(engine, events)
     onset = spec.start + spec.spike.onset
     end = onset + spec.spike.duration
     series = [e for e in emitted if e.alert.kind != AlertKind.message]
@@ -102,7 +103,7 @@ def steady_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatche
     assert spec.spike is None
     events = generate(spec)
     engine = AlertEngine.build(matcher, settings, lambda: spec.start + spec.duration)
-    emitted = replay(engine, events)
+    emitted = run_engine(engine, events)
     opened = [e.alert for e in emitted if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
     ids = Counter((a.kind, a.alert_id) for a in opened)
     spikes = sum(1 for kind, _ in ids if kind == AlertKind.spike)

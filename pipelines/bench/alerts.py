@@ -1,6 +1,6 @@
-"""The alert benchmark: detection delay and false positives on replayed streams, engine throughput.
+"""The alert benchmark: detection delay and false positives on synthetic streams, engine throughput.
 
-Scenarios (all on the steady mix of ``consumers.alerter.replay``, ~66 messages/h):
+Scenarios (all on the steady mix of ``pipelines.bench.alert_streams``, ~66 messages/h):
 - spike: one issue type, theme and channel gets an extra Poisson stream at a known
   onset, at several strengths; we measure whether and how soon (event seconds,
   injected messages, all messages) one spike alert opens, and when it resolves;
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from consumers.alerter.engine import AlertEngine
-from consumers.alerter.quality import replay, spike_report, steady_report
-from consumers.alerter.replay import SpikeSpec, StreamSpec, generate
+from pipelines.bench.alert_quality import run_engine, spike_report, steady_report
+from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
 from consumers.alerter.rules import TermMatcher, load_rules
 from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Sentiment, SentimentLabel
 from topics.settings import AlertSettings
@@ -99,7 +99,7 @@ def _sentiment(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> dic
                 event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
             events.append(event)
         engine = AlertEngine.build(matcher, settings, lambda: REPLAYED_AT)
-        opened = [e for e in replay(engine, events) if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
+        opened = [e for e in run_engine(engine, events) if e.alert.status == AlertStatus.open and e.alert.kind != AlertKind.message]
         hit = next((e for e in opened if e.alert.kind == AlertKind.sentiment_drop and e.event.received_at >= onset), None)
         if hit is not None:
             delays.append((hit.event.received_at - onset).total_seconds())
@@ -112,7 +112,7 @@ def _throughput(settings: AlertSettings, matcher: TermMatcher) -> dict:
     events = generate(StreamSpec(START, timedelta(hours=48), seed=77))
     engine = AlertEngine.build(matcher, settings, lambda: REPLAYED_AT)
     started = time.perf_counter()
-    replay(engine, events)
+    run_engine(engine, events)
     elapsed = time.perf_counter() - started
     return {"events": len(events), "seconds": round(elapsed, 3), "events_per_s": round(len(events) / elapsed, 1)}
 

@@ -1,9 +1,8 @@
-"""The ``feedback-miner`` command line."""
+"""The stream commands: ``broker``, ``publish``, ``tail``, ``consume``, ``replay`` and the main job ``run``."""
 
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import sys
@@ -12,166 +11,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from topics.settings import ENV_PREFIX, Settings
+from pipelines.cli.common import cli_errors, console, err_console, require_broker, settings, state
+from pipelines.cli.topics import print_topic_statuses
+from topics.settings import ENV_PREFIX
 
-app = typer.Typer(
-    name="feedback-miner",
-    help="Mine Chinese customer feedback: normalise, classify, cluster themes, alert.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-topics_app = typer.Typer(help="Provision and inspect the pipeline's topics.", no_args_is_help=True)
-app.add_typer(topics_app, name="topics")
-
-console = Console()
-err_console = Console(stderr=True)
-_log_level_given = False
+stream_app = typer.Typer()
 
 
-def settings() -> Settings:
-    return Settings()
-
-
-def cli_errors(func):
-    """Turn expected failures into one red line and a non-zero exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from kafka.errors import KafkaError
-        from pydantic import ValidationError
-
-        from topics.admin import BrokerUnreachable
-        from topics.embedded import BrokerStartError
-
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except BrokerUnreachable as exc:
-            err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(3) from None
-        except (KafkaError, BrokerStartError) as exc:
-            err_console.print(f"[red]error:[/] {_kafka_error_line(exc)}", soft_wrap=True)
-            raise typer.Exit(3) from None
-        except ValidationError as exc:
-            err_console.print(f"[red]error:[/] invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
-            raise typer.Exit(2) from None
-        except (ValueError, FileNotFoundError, OSError) as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _kafka_error_line(exc: BaseException) -> str:
-    """'Kafka: <class>: <what happened>', naming the class once (kafka-python's texts often start with it)."""
-    name, text = type(exc).__name__, str(exc).strip()
-    if not text.startswith(name):
-        text = f"{name}: {text}" if text else name
-    return f"Kafka: {text}"
-
-
-@app.callback()
-def main(
-    config: Annotated[Optional[Path], typer.Option(help="Settings file (TOML/JSON/YAML); env vars still win.")] = None,
-    log_level: Annotated[Optional[str], typer.Option(help="Log level, e.g. INFO or DEBUG.")] = None,
-) -> None:
-    from consumers.logging_setup import configure_logging
-
-    global _log_level_given
-    _log_level_given = log_level is not None
-    if config is not None:
-        os.environ[f"{ENV_PREFIX}CONFIG"] = str(config)
-    runtime = Settings().runtime
-    configure_logging(log_level or runtime.log_level, runtime.log_format)
-
-
-# --- topics -------------------------------------------------------------------
-
-
-def _print_topic_statuses(statuses) -> None:
-    table = Table("topic", "status", "partitions", "drift")
-    colours = {"created": "green", "exists": "cyan", "drift": "yellow"}
-    for st in statuses:
-        table.add_row(st.name, f"[{colours[st.action]}]{st.action}[/]", str(st.partitions or ""), "; ".join(st.drift))
-    console.print(table)
-
-
-@topics_app.command("create")
-@cli_errors
-def topics_create() -> None:
-    """Create missing topics (idempotent); report drift; never delete."""
-    from topics.admin import ensure_topics
-
-    s = settings()
-    _require_broker(s, "topics create")
-    statuses = ensure_topics(s)
-    _print_topic_statuses(statuses)
-    if any(st.action == "drift" for st in statuses):
-        raise typer.Exit(1)
-
-
-@topics_app.command("describe")
-@cli_errors
-def topics_describe() -> None:
-    """Show the pipeline's topics as the broker has them, beside their specs."""
-    from topics.admin import admin_client, describe_topics, drift_of, specs_for
-
-    s = settings()
-    _require_broker(s, "topics describe")
-    specs = specs_for(s)
-    admin = admin_client(s)
-    try:
-        existing = describe_topics(admin, [spec.name for spec in specs])
-    finally:
-        admin.close()
-    table = Table("topic", "partitions", "replication", "retention (days)", "drift / status", "purpose")
-    for spec in specs:
-        actual = existing.get(spec.name)
-        state = "[red]missing[/]" if actual is None else ("; ".join(drift_of(spec, actual)) or "[green]ok[/]")
-        table.add_row(
-            spec.name,
-            str(actual.partitions if actual else spec.partitions),
-            str(actual.replication_factor if actual else spec.replication_factor),
-            f"{spec.retention_ms / 86_400_000:g}",
-            state,
-            spec.description,
-        )
-    console.print(table)
-
-
-@topics_app.command("schemas")
-@cli_errors
-def topics_schemas(out: Annotated[Path, typer.Option(help="Directory for the JSON Schema files.")] = Path("topics/jsonschema")) -> None:
-    """Export the event schemas as JSON Schema files for integrators."""
-    from topics.jsonschema_export import write_json_schemas
-
-    for path in write_json_schemas(out):
-        console.print(f"wrote {path}")
-
-
-@topics_app.command("manifest")
-@cli_errors
-def topics_manifest(
-    partitions: Annotated[int, typer.Option(help="Partitions of the per-message topics.")] = 6,
-    replication: Annotated[int, typer.Option(help="Replication factor.")] = 3,
-    cluster: Annotated[str, typer.Option(help="Strimzi cluster name.")] = "feedback-kafka",
-) -> None:
-    """Print the topics as Strimzi KafkaTopic manifests (deploy/k8s/topics.yaml)."""
-    from topics.manifests import strimzi_topics
-    from topics.specs import topic_specs
-
-    print(strimzi_topics(topic_specs(partitions, replication), cluster), end="")
-
-
-# --- broker, publish, tail, consume ----------------------------------------------------
-
-
-@app.command()
+@stream_app.command()
 @cli_errors
 def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 9092) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) in the foreground."""
@@ -185,7 +33,7 @@ def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")
     s = settings()
     with EmbeddedBroker(port=port) as b:
         live = s.model_copy(update={"kafka": s.kafka.model_copy(update={"bootstrap_servers": b.bootstrap_servers})})
-        _print_topic_statuses(ensure_topics(live))
+        print_topic_statuses(ensure_topics(live))
         console.print(f"broker on [bold]{b.bootstrap_servers}[/]; in another shell:\n  export {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS={b.bootstrap_servers}")
         try:
             while True:
@@ -194,19 +42,7 @@ def broker(port: Annotated[int, typer.Option(help="Loopback port to listen on.")
             console.print("stopping broker")
 
 
-def _require_broker(s: Settings, command: str) -> None:
-    """A configured and answering broker, checked before anything slow starts."""
-    from topics.admin import check_broker
-
-    if not s.kafka.bootstrap_servers:
-        raise ValueError(
-            f"'{command}' needs a running broker: set {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS "
-            "(or start one with 'feedback-miner broker')"
-        )
-    check_broker(s)
-
-
-@app.command()
+@stream_app.command()
 @cli_errors
 def publish(
     file: Annotated[Path, typer.Argument(help="JSONL file of raw feedback events, or - for stdin; with --channel email an .eml or .mbox file.")],
@@ -224,7 +60,7 @@ def publish(
     from pipelines.publishing import PublishReport, parse_email_files, parse_lines, publish_events
 
     s = settings()
-    _require_broker(s, "publish")
+    require_broker(s, "publish")
     if channel not in (None, "email"):
         raise ValueError(f"--channel {channel!r} is not supported (only 'email'; other channels publish JSONL)")
     unit = "message" if channel == "email" else "line"
@@ -274,7 +110,7 @@ def _print_publish_report(report, unit: str) -> None:
     console.print(summary)
 
 
-@app.command()
+@stream_app.command()
 @cli_errors
 def tail(
     topic: Annotated[str, typer.Argument(help="Logical topic name, e.g. feedback.normalized.")],
@@ -287,7 +123,7 @@ def tail(
     from consumers.kafka_io import follow_topic
 
     s = settings()
-    _require_broker(s, "tail")
+    require_broker(s, "tail")
     records = follow_topic(s, topic, from_beginning, timeout)
     try:
         for seen, record in enumerate(records, start=1):
@@ -313,7 +149,7 @@ def _print_record(record, raw: bool) -> None:
     console.print_json(data=value, ensure_ascii=False)
 
 
-@app.command()
+@stream_app.command()
 @cli_errors
 def consume(
     stage: Annotated[str, typer.Argument(help="Stage name, e.g. normalizer.")],
@@ -325,12 +161,12 @@ def consume(
     from pipelines.stages import build_stage
 
     s = settings()
-    _require_broker(s, "consume")
+    require_broker(s, "consume")
     stats = run_stage(build_stage(stage, s), s, max_messages=max_messages, idle_exit_s=idle_exit)
     console.print(f"{stage}: {stats.processed} processed, {stats.produced} produced, {stats.dead_lettered} dead-lettered in {stats.batches} batches")
 
 
-@app.command()
+@stream_app.command()
 @cli_errors
 def replay(
     reason: Annotated[Optional[str], typer.Option(help="Only dead letters with this reason code.")] = None,
@@ -339,10 +175,10 @@ def replay(
     dry_run: Annotated[bool, typer.Option(help="Only count what would be replayed.")] = False,
 ) -> None:
     """Replay dead-lettered originals to their source topic, after the cause was fixed."""
-    from pipelines.replay import replay_dead_letters
+    from pipelines.dead_letters import replay_dead_letters
 
     s = settings()
-    _require_broker(s, "replay")
+    require_broker(s, "replay")
     report = replay_dead_letters(s, reason=reason, stage=stage, from_offset=from_offset, dry_run=dry_run)
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(report.by_reason.items())) or "none"
     console.print(f"selected {report.selected} ({reasons}), replayed {report.replayed}; next --from-offset {report.next_offset}")
@@ -351,7 +187,7 @@ def replay(
 # --- the main job -------------------------------------------------------------------
 
 
-@app.command("run")
+@stream_app.command("run")
 @cli_errors
 def run_job(
     feedback: Annotated[Optional[Path], typer.Option(help="Raw feedback JSONL (default: the bundled samples).")] = None,
@@ -365,10 +201,10 @@ def run_job(
     import logging
 
     from pipelines.main_job import run_main_job, sample_path
-    from pipelines.report import print_main_job_report
+    from pipelines.cli.report import print_main_job_report
 
     # The report is the output here: keep the log to warnings unless --log-level asked for more.
-    if not _log_level_given:
+    if not state.log_level_given:
         logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     s = settings()
@@ -376,16 +212,3 @@ def run_job(
     print_main_job_report(console, report)
     if not report.drained:
         raise typer.Exit(1)
-
-
-def _register_commands() -> None:
-    # Command groups of other packages add themselves to ``app``.
-    from pipelines import model_cli
-
-    model_cli.register(app)
-    __import__("pipelines.ingest_cli", fromlist=["register"]).register(app)
-    __import__("pipelines.digest_cli", fromlist=["register"]).register(app)
-    __import__("pipelines.alerts_cli", fromlist=["register"]).register(app)
-
-
-_register_commands()

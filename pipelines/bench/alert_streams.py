@@ -1,10 +1,10 @@
-"""Deterministic enriched-feedback streams for replay tests and the alert benchmark.
+"""Deterministic synthetic enriched-feedback streams for the alert tests and benchmark.
 
 A steady stream is a Poisson process per issue type (rates per hour) spread
 over channels; a spike adds a second Poisson process for one issue type, theme
 and channel from a known onset. The texts are real-looking complaints per issue
 type, so the rules see the same language as in production; the seed fixes
-everything, so a replay is identical run to run.
+everything, so a stream is identical run to run.
 """
 
 from __future__ import annotations

@@ -7,14 +7,11 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
+from consumers.alerter.engine import clip
+from pipelines.cli.alerts import PRIORITY_STYLE
 from pipelines.main_job import MainJobReport
 from topics.schemas import ISSUE_TYPE_ZH, IssueType
 from topics.specs import ALERTS, DEADLETTER, ENRICHED, NORMALIZED
-
-
-def _clip(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _print_alerts(console: Console, events: list[dict], already_processed: int = 0) -> None:
@@ -35,11 +32,10 @@ def _print_alerts(console: Console, events: list[dict], already_processed: int =
         if event["revision"] >= latest.get(event["alert_id"], {}).get("revision", -1):
             latest[event["alert_id"]] = event
     table = Table("priority", "kind", "key", "status", "count", "title", "why", title=f"{ALERTS} ({len(latest)} alerts, {len(events)} events)")
-    styles = {"P1": "bold white on red", "P2": "bold red", "P3": "yellow", "P4": "dim"}
     for alert in sorted(latest.values(), key=lambda a: (a["priority"], a["first_seen"])):
         table.add_row(
-            f"[{styles.get(alert['priority'], '')}]{alert['priority']}[/]", alert["kind"], _clip(alert["key"], 30),
-            alert["status"], str(alert["count"]), _clip(alert["title"], 30), _clip("; ".join(alert["reasons"][:2]), 50),
+            f"[{PRIORITY_STYLE.get(alert['priority'], '')}]{alert['priority']}[/]", alert["kind"], clip(alert["key"], 30),
+            alert["status"], str(alert["count"]), clip(alert["title"], 30), clip("; ".join(alert["reasons"][:2]), 50),
         )
     console.print(table)
 
@@ -77,8 +73,8 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
         if event.get("duplicate_of"):
             notes.append(f"dup of {event['duplicate_of']}")
         table.add_row(
-            event["event_id"].removeprefix("sample-"), event["channel"][:2], _clip(event["text"], 34),
-            issue, sentiment, _clip(", ".join(notes), 30),
+            event["event_id"].removeprefix("sample-"), event["channel"][:2], clip(event["text"], 34),
+            issue, sentiment, clip(", ".join(notes), 30),
         )
     console.print(table)
     duplicates = sum(1 for event in normalized if event.get("duplicate_of"))
@@ -91,13 +87,13 @@ def print_main_job_report(console: Console, report: MainJobReport) -> None:
     dead = report.topics.get(DEADLETTER, [])
     dlq = Table("stage", "reason", "error", title=f"{DEADLETTER} ({len(dead)})")
     for entry in dead:
-        dlq.add_row(entry["stage"], entry["reason"], _clip(entry["error"], 80))
+        dlq.add_row(entry["stage"], entry["reason"], clip(entry["error"], 80))
     console.print(dlq)
     reasons = Counter(entry["reason"] for entry in dead)
     if reasons:
         console.print("dead-letter reasons: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
     for outcome in report.digests:
-        from pipelines.digest_cli import print_digest_summary
+        from pipelines.cli.themes import print_digest_summary
 
         print_digest_summary(console, outcome)
     if not report.drained:

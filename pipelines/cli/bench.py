@@ -1,0 +1,74 @@
+"""``feedback-miner bench …``: every benchmark, each writing a JSON report (figures in the README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipelines.cli.common import cli_errors, console, settings
+from pipelines.model_cli import bench_model_command
+
+bench_app = typer.Typer(help="Benchmarks (each writes a JSON report).", no_args_is_help=True)
+bench_app.command("model")(bench_model_command)
+
+
+def write_report(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    console.print_json(data=report.get("summary", report))
+    console.print(f"wrote {out}")
+
+
+@bench_app.command("alerts")
+@cli_errors
+def bench_alerts(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("benchmarks/alerts.json"),
+    seeds: Annotated[int, typer.Option(help="Streams per scenario (different random seeds).")] = 5,
+    steady_hours: Annotated[float, typer.Option(help="Length of each steady stream (event time).")] = 168.0,
+) -> None:
+    """Spike detection quality on synthetic streams: detection delay, false-positive rate, throughput."""
+    from pipelines.bench.alerts import run_alert_benchmark
+
+    s = settings()
+    write_report(out, run_alert_benchmark(s.alerts, seeds=seeds, steady_hours=steady_hours, log=lambda m: console.print(m)))
+
+
+@bench_app.command("themes")
+@cli_errors
+def bench_themes(
+    messages: Annotated[int, typer.Option(help="Messages to cluster.")] = 100_000,
+    real: Annotated[int, typer.Option(help="Real reviews encoded as the base of the synthetic week.")] = 3000,
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled review files.")] = Path("/work/shared/data"),
+    threads: Annotated[int, typer.Option(help="CPU threads (the target is 2 cores).")] = 2,
+    out: Annotated[Path, typer.Option(help="JSON report.")] = Path("benchmarks/themes.json"),
+) -> None:
+    """Time weekly clustering of N messages, and compare the clusterers' quality on labelled real reviews."""
+    from pipelines.bench.themes import run_themes_benchmark
+
+    report = run_themes_benchmark(settings(), messages, real, data_dir, threads)
+    write_report(out, report)
+
+
+@bench_app.command("normalizer")
+@cli_errors
+def bench_normalizer(
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("benchmarks/normalizer.json"),
+    postgres_url: Annotated[Optional[str], typer.Option(help="Also measure the dedup index on this PostgreSQL URL (tables are created there).")] = None,
+    dup_share: Annotated[float, typer.Option(help="Share of texts sent again with a small edit.")] = 0.3,
+) -> None:
+    """Normalizer throughput without and with the store-backed dedup index, and near-duplicate recall."""
+    import tempfile
+
+    from pipelines.bench.normalizer import benchmark
+
+    with tempfile.TemporaryDirectory() as tmp:
+        urls = {"sqlite": f"sqlite:///{tmp}/bench.db"}
+        if postgres_url:
+            urls["postgres"] = postgres_url
+        report = benchmark(Path.cwd(), urls, dup_share)
+    write_report(out, report)
+    for name, run in report["runs"].items():
+        console.print(f"{name}: {run['events_per_s']} events/s" + (f", copy recall {run['copy_recall_at_near_min_chars']} (≥ near_min_chars), originals linked {run['originals_linked']}" if "copy_recall" in run else ""))

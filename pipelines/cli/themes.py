@@ -1,0 +1,89 @@
+"""``feedback-miner digest`` and ``feedback-miner themes …``: the weekly digest and the live themes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipelines.cli.common import cli_errors, console, settings
+
+digest_app = typer.Typer()
+themes_app = typer.Typer(help="Live and weekly themes.", no_args_is_help=True)
+
+
+@digest_app.command("digest")
+@cli_errors
+def digest(
+    week: Annotated[str, typer.Option(help="ISO week, e.g. 2026-W47.")],
+    announce: Annotated[bool, typer.Option(help="Announce on feedback.digests (needs a configured broker).")] = True,
+    flow: Annotated[bool, typer.Option(help="Run as the Prefect flow (starts a temporary local Prefect server).")] = False,
+) -> None:
+    """Cluster one week's feedback into themes and write the product digest (HTML + Markdown)."""
+    from pipelines.digest.build import kafka_announcer, run_digest
+
+    s = settings()
+    if flow:
+        from pipelines.flows.digest import weekly_digest_flow
+
+        result = weekly_digest_flow(week=week, announce=announce)
+        console.print(f"HTML: {result['html_path']}\nMarkdown: {result['markdown_path']}")
+        return
+    announcer = kafka_announcer(s) if announce and s.kafka.bootstrap_servers else None
+    outcome = run_digest(s, week, announce=announcer)
+    print_digest_summary(console, outcome)
+    if announce and announcer is None:
+        console.print("[yellow]not announced:[/] no Kafka bootstrap servers configured")
+
+@themes_app.command("calibrate")
+@cli_errors
+def calibrate(
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled review files.")] = Path("/work/shared/data"),
+    per_topic: Annotated[int, typer.Option(help="Reviews sampled per topic (domain × polarity).")] = 150,
+    precision: Annotated[Optional[float], typer.Option(help="Target precision of 'same theme' decisions (default: best separation, Youden's J).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Calibrate the live-theme threshold curve and the weekly merge/continuity similarities on real reviews."""
+    from pipelines.themes_calibration import run_calibration
+
+    result = run_calibration(settings(), data_dir, per_topic, precision)
+    text = json.dumps(result, ensure_ascii=False, indent=1)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    console.print(text)
+
+@themes_app.command("list")
+@cli_errors
+def list_themes(week: Annotated[Optional[str], typer.Option(help="A week's snapshot instead of the live themes.")] = None) -> None:
+    """Show the live themes (or one week's snapshot) from the store."""
+    from rich.table import Table
+
+    from consumers.store.feedback_store import FeedbackStore
+
+    store = FeedbackStore.from_url(settings().store.url)
+    try:
+        if week:
+            table = Table("theme", "status", "size", "last week", "keywords")
+            for t in store.load_week(week):
+                table.add_row(t.theme_id, t.status, str(t.size), str(t.previous_size), " ".join(t.keywords))
+        else:
+            table = Table("theme", "status", "size", "updated")
+            for t in store.load_themes():
+                table.add_row(t.theme_id, t.status, str(t.size), str(t.updated_at))
+    finally:
+        store.close()
+    console.print(table)
+
+
+def print_digest_summary(console, outcome) -> None:
+    d = outcome.digest
+    console.print(f"[bold]digest {d.week}[/]: {d.total} messages, {len(d.themes)} themes, {len(d.emerging)} emerging")
+    console.print(f"  HTML:     {outcome.html_path}\n  Markdown: {outcome.markdown_path}")
+    for t in d.top_themes[:5]:
+        growth = "new" if not t.previous_size else f"{t.previous_size}→{t.size}"
+        flag = " [red]emerging[/]" if t.emerging else ""
+        console.print(f"  {t.size:>5}  {' / '.join(t.keywords[:4]) or t.theme_id}  ({growth}){flag}")
+    if outcome.announced:
+        console.print("  announced on feedback.digests")
