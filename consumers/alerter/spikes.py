@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from topics.schemas import AlertKind, EnrichedFeedback
+from topics.settings import AlertSettings
 
 # The expectation follows the latest hour of the baseline when it runs above the baseline's mean.
 RECENT_MIN = 60
@@ -68,25 +69,27 @@ def series_label(series: str) -> str:
     return series.split(":", 1)[1]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectorConfig:
-    bucket_s: int = 60
-    windows_min: tuple[int, ...] = (15, 60)
-    baseline_min: int = 360
-    min_history_min: int = 60
-    p_value: float = 1e-5
-    min_count: int = 8
-    min_ratio: float = 3.0
-    floor_per_hour: float = 1.0
-    ignore_issue_types: frozenset[str] = frozenset({"praise"})
-    sentiment_window_min: int = 30
-    sentiment_min_count: int = 10
-    sentiment_drop: float = 0.35
-    sentiment_z: float = 3.5
-    resolve_p_value: float = 0.05
+    """The detector's view of ``AlertSettings`` (which holds every default), in the detector's units."""
+
+    bucket_s: int
+    windows_min: tuple[int, ...]
+    baseline_min: int
+    min_history_min: int
+    p_value: float
+    min_count: int
+    min_ratio: float
+    floor_per_hour: float
+    ignore_issue_types: frozenset[str]
+    sentiment_window_min: int
+    sentiment_min_count: int
+    sentiment_drop: float
+    sentiment_z: float
+    resolve_p_value: float
 
     @classmethod
-    def from_settings(cls, alerts) -> DetectorConfig:
+    def from_settings(cls, alerts: AlertSettings) -> DetectorConfig:
         return cls(
             bucket_s=alerts.bucket_s,
             windows_min=tuple(sorted(alerts.windows_min)),

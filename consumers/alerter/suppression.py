@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from topics.schemas import Alert, AlertKind, AlertSample, AlertStatus, Channel, IssueType, Priority
+from topics.settings import AlertSettings
 
 EVENT_IDS_KEPT = 200
 
@@ -98,12 +99,23 @@ class Match:
     added: int = 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class SuppressionPolicy:
-    cooldown: timedelta = timedelta(minutes=60)
-    update_interval: timedelta = timedelta(minutes=5)
-    resolve_quiet: timedelta = timedelta(minutes=15)
-    max_samples: int = 5
+    """The suppression view of ``AlertSettings`` (which holds every default)."""
+
+    cooldown: timedelta
+    update_interval: timedelta
+    resolve_quiet: timedelta
+    max_samples: int
+
+    @classmethod
+    def from_settings(cls, alerts: AlertSettings) -> SuppressionPolicy:
+        return cls(
+            cooldown=timedelta(minutes=alerts.cooldown_min),
+            update_interval=timedelta(minutes=alerts.update_interval_min),
+            resolve_quiet=timedelta(minutes=alerts.resolve_quiet_min),
+            max_samples=alerts.max_samples,
+        )
 
 
 class AlertBook:

@@ -16,7 +16,7 @@ from topics.settings import AlertSettings
 
 def _book() -> AlertBook:
     ids = iter(f"a{i}" for i in range(100))
-    policy = SuppressionPolicy(cooldown=minutes(60), update_interval=minutes(5), resolve_quiet=minutes(15))
+    policy = SuppressionPolicy(cooldown=minutes(60), update_interval=minutes(5), resolve_quiet=minutes(15), max_samples=5)
     return AlertBook(policy, clock=lambda: T0, new_id=lambda: next(ids))
 
 
