@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -36,6 +35,7 @@ from consumers.alerter.engine import AlertEngine
 from consumers.alerter.spikes import Bucket
 from consumers.alerter.suppression import AlertState
 from consumers.stage import InMessage
+from consumers.store.db import upsert
 from topics.schemas import Alert, utcnow
 
 log = logging.getLogger(__name__)
@@ -100,20 +100,6 @@ LOCK = "lock"
 PROCESSED_RETENTION = timedelta(days=8)
 # Bound on bound parameters per IN (...) query.
 _CHUNK = 500
-
-
-def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise RuntimeError(f"unsupported database {conn.dialect.name}")
-    stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in rows[0] if c not in keys})
-    conn.execute(stmt, rows)
 
 
 @dataclass
@@ -268,14 +254,14 @@ class AlertStateStore:
             meta_rows.append({"name": "stream_start", "value": str(detector.stream_start), "version": version})
         if detector.watermark is not None:
             meta_rows.append({"name": "watermark", "value": detector.watermark.isoformat(), "version": version})
-        _upsert(conn, alerter_meta, meta_rows, ["name"])
+        upsert(conn, alerter_meta, meta_rows, ["name"])
         bucket_rows = []
         for series, bucket in sorted(detector.counts.dirty):
             value = detector.counts.buckets.get(series, {}).get(bucket)
             if value is not None:
                 bucket_rows.append({"series": series, "bucket": bucket, "count": value.count,
                                     "score_sum": value.score_sum, "score_sq": value.score_sq, "version": version})
-        _upsert(conn, alerter_buckets, bucket_rows, ["series", "bucket"])
+        upsert(conn, alerter_buckets, bucket_rows, ["series", "bucket"])
         detector.counts.dirty.clear()
         if detector.watermark is not None:
             oldest = detector.bucket_of(detector.watermark) - detector.config.horizon_buckets
@@ -288,7 +274,7 @@ class AlertStateStore:
                 "is_open": bool(state and state.open), "state": json.dumps(state.to_json(), ensure_ascii=False) if state else "{}",
                 "deleted": state is None, "version": version,
             })
-        _upsert(conn, alerter_alert_state, state_rows, ["kind", "key"])
+        upsert(conn, alerter_alert_state, state_rows, ["kind", "key"])
         book.dirty.clear()
         if batch.processed:
             at = self.clock().astimezone(timezone.utc)

@@ -16,14 +16,14 @@ import fcntl
 import importlib
 import logging
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, select, text
+from sqlalchemy import Column, Connection, DateTime, Engine, Integer, MetaData, String, Table, create_engine, event, select, text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def upsert(conn: Connection, table: Table, rows: list[dict], keys: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE the rows' other columns, in SQLite's or PostgreSQL's dialect."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r} (SQLite or PostgreSQL)")
+    stmt = insert(table)
+    update = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
 
 
 @dataclass(frozen=True)

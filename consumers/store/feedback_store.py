@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from consumers.store.db import make_engine, migrate
+from consumers.store.db import make_engine, migrate, upsert
 from consumers.themes.types import Theme, WeeklyTheme, WeekFeedback
 from consumers.themes.weeks import iso_week
 from topics.schemas import EnrichedFeedback
@@ -130,18 +129,6 @@ class FeedbackStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    # --- dialect-specific upsert -------------------------------------------
-
-    def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict], keys: Sequence[str]) -> None:
-        if not rows:
-            return
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(self.engine.dialect.name)
-        if insert is None:
-            raise RuntimeError(f"unsupported database dialect {self.engine.dialect.name!r}")
-        stmt = insert(table)
-        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), rows)
-
     # --- enriched feedback ---------------------------------------------------
 
     def upsert_enriched(self, items: Iterable[tuple[EnrichedFeedback, np.ndarray]]) -> int:
@@ -153,8 +140,8 @@ class FeedbackStore:
         now = datetime.now(timezone.utc)
         rows = {event.event_id: self._feedback_row(event, embedding, now) for event, embedding in items}  # last one wins
         with self.engine.begin() as conn:
-            self._upsert(conn, themes, [self._theme_row(th, now) for th in changed_themes], ["theme_id"])
-            self._upsert(conn, enriched_feedback, list(rows.values()), ["event_id"])
+            upsert(conn, themes, [self._theme_row(th, now) for th in changed_themes], ["theme_id"])
+            upsert(conn, enriched_feedback, list(rows.values()), ["event_id"])
         return len(rows)
 
     @staticmethod
@@ -276,7 +263,7 @@ class FeedbackStore:
     def save_themes(self, items: Iterable[Theme]) -> None:
         now = datetime.now(timezone.utc)
         with self.engine.begin() as conn:
-            self._upsert(conn, themes, [self._theme_row(th, now) for th in items], ["theme_id"])
+            upsert(conn, themes, [self._theme_row(th, now) for th in items], ["theme_id"])
 
     @staticmethod
     def _theme_row(th: Theme, now: datetime) -> dict:
