@@ -118,10 +118,17 @@ _FILLER = (
     r"(?:[\s:=#\-]|号码|號碼|号|號|码|碼|是|为|為|的|我|本人|如下|同微信|微信同号|同号|\((?:同微信|微信同号|同号)\)|"
     r"me|at|on|no\.?|number|is|请|直接|给|至|到)"
 )
+
+
+def _alternatives(words: tuple[str, ...]) -> str:
+    # An ASCII label must be a word of its own ("tel", not "hotel"); Chinese ones may follow anything.
+    return "|".join(
+        (r"(?<![a-z])" if w.isascii() else "") + re.escape(w) for w in sorted(words, key=len, reverse=True)
+    )
+
+
 _LABEL_RE = re.compile(
-    r"(?<![a-z])(?:"
-    + "|".join(f"(?P<{kind}>{'|'.join(re.escape(w) for w in sorted(words, key=len, reverse=True))})" for kind, words in _LABELS.items())
-    + rf"){_FILLER}{{0,6}}$"
+    "(?:" + "|".join(f"(?P<{kind}>{_alternatives(words)})" for kind, words in _LABELS.items()) + rf"){_FILLER}{{0,6}}$"
 )
 _LIST_GAP = re.compile(r"^\s*(?:[,、/;或和及]|or|and)\s*$")
 _WINDOW = 24
@@ -159,6 +166,7 @@ _GROUP = r"(?:\([ \t]?\+?\d{1,4}[ \t]?\)|\d+)"
 _RUN = re.compile(rf"(?<![0-9])(?:\+[ \t]?)?{_GROUP}(?:(?:{_SEP}|(?<=\))[ \t]?-?[ \t]?|(?=\()){_GROUP})*")
 _GROUP_IN_RUN = re.compile(r"\([ \t]?(\+?)(\d{1,4})[ \t]?\)|(\d+)")
 _EXTENSION = re.compile(r"[ \t]?(?:转|分机|ext\.?|x|-)[ \t]?\d{1,5}(?![0-9])", re.I)
+_TIME_AFTER = re.compile(r":\d")
 _CODE_PREFIX = re.compile(r"(?<![A-Za-z])[A-Z]{2,6}$")
 _CURRENCY_BEFORE = re.compile(r"(?:[¥￥$€£]|rmb|cny|usd|hk\$|人民币)[ \t]?$", re.I)
 _UNIT_AFTER = re.compile(r"^[ \t]?(?:元|块|圆|万|亿|角|%|‰|rmb|cny|yuan|美元|美金|港币|日元)", re.I)
@@ -267,8 +275,8 @@ def _area_code(domestic: str) -> str | None:
 
 
 def _is_date(digits: str, sizes: list[int]) -> bool:
-    """2026-11-16, 2026.11.16, 20261116, 202611161030: not anyone's number."""
-    if len(sizes) == 3 and sizes[0] == 4 and sizes[1] <= 2 and sizes[2] <= 2:
+    """2026-11-16, 2026.11.16, 2026-11-16 10, 20261116, 202611161030: not anyone's number."""
+    if len(sizes) >= 3 and sizes[0] == 4 and all(size <= 2 for size in sizes[1:]):
         year, month, day = int(digits[:4]), int(digits[4 : 4 + sizes[1]]), int(digits[4 + sizes[1] :])
     elif len(sizes) == 1 and len(digits) in (8, 10, 12, 14):
         year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:8])
@@ -288,6 +296,7 @@ class _Segment:
     # The segment is the whole run, a single group, or set apart by a different separator than its own:
     # "6200 0000 0000 0013 0" is one 17-digit number, not a card and a 0.
     set_apart: bool = True
+    time_after: bool = False  # ":30" follows: the last group is an hour ("2026-11-16 10:30")
 
     @property
     def digits(self) -> str:
@@ -362,8 +371,8 @@ def _classify(seg: _Segment) -> str | None:
         return "phone"
     if _mobile(seg.groups, seg.set_apart):
         return "phone"
-    if seg.amount:
-        return None  # ¥…, …元, …%: an amount (only a checksummed ID or a mobile number outweighs it)
+    if seg.amount and label not in ("phone", "im", "card", "id") and digits[0] != "0":
+        return None  # ¥…, …元, …%: an amount (amounts never start with 0; a label, an ID or a mobile outweighs it)
     if code == "86" and rest:
         if label != "other" and _landline(rest, label in ("phone", "im"), international=True):
             return "landline"
@@ -380,7 +389,7 @@ def _classify(seg: _Segment) -> str | None:
         return "bank_card"
     if label == "im" and 5 <= len(digits) <= 12 and len(seg.groups) <= 3:
         return "im_account"
-    if label == "phone" and not _is_date(digits, sizes) and not _SERVICE.match(digits) and not _decimal(seg):
+    if label == "phone" and not (_is_date(digits, sizes) or seg.time_after or _SERVICE.match(digits) or _decimal(seg)):
         if 7 <= len(digits) <= 8:
             return "landline"  # a local number without its area code
         if 9 <= len(digits) <= 12:
@@ -431,6 +440,7 @@ def _number_spans(text: str, folded: str, luhn_cards: bool = True) -> list[_Span
             label = previous[1]  # "电话 010-12345678、010-87654321"
         code_prefix = bool(_CODE_PREFIX.search(folded, max(0, start - 8), start))
         currency = bool(_CURRENCY_BEFORE.search(before))
+        time_after = bool(_TIME_AFTER.match(folded, end))
         unit = bool(_UNIT_AFTER.match(folded[end : end + 6]))
         small = [len(g.digits) < 2 and not (g.paren and g.digits == "0") for g in groups]
         i = 0
@@ -455,6 +465,7 @@ def _number_spans(text: str, folded: str, luhn_cards: bool = True) -> list[_Span
                     code_prefix and at_start,
                     ((currency and at_start) or (unit and at_end)) and sum(len(g.digits) for g in groups[i : j + 1]) <= 12,
                     _set_apart(groups, i, j),
+                    at_end and time_after,
                 )
                 kind = _classify(seg)
                 if kind is None or (kind == "bank_card" and not luhn_cards and seg.label != "card"):

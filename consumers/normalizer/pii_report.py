@@ -46,7 +46,6 @@ class Report:
     def figures(self) -> dict[str, object]:
         kinds = sorted(self.items)
         return {
-            "cases": sum(self.items.values()) and None or None,
             "recall": {k: round(self.recalled[k] / self.items[k], 4) for k in kinds},
             "typed": {k: round(self.typed[k] / self.items[k], 4) for k in kinds},
             "items": {k: self.items[k] for k in kinds},
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args[0]) if args else DEFAULT_CASES
     report = evaluate(load_cases(path))
     figures = report.figures()
-    figures.pop("cases")
     print(f"PII redaction on {path.name}: {sum(report.items.values())} PII items, {report.keep_items} look-alikes in {report.lookalike_texts} look-alike texts")
     print(f"{'kind':<12} {'items':>5} {'recall':>7} {'typed':>7}")
     for kind in sorted(report.items):
