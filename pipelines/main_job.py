@@ -107,7 +107,7 @@ def run_main_job(
             for thread in threads:
                 thread.join(timeout=30)
         digests = []
-        if drained and "enricher" in STAGES:
+        if drained:
             from pipelines.digest.build import digests_for_events, kafka_announcer
 
             digests = digests_for_events(live, published.accepted, kafka_announcer(live))
