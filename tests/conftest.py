@@ -46,7 +46,16 @@ def kafka_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     return settings
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test by what it needs, from the fixtures it uses (``make test-fast`` skips the model)."""
+    needs = {"feedback_model": "model", "broker": "broker"}
+    for item in items:
+        for fixture, marker in needs.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path: Path) -> str:
     """A fresh database per test: a SQLite file, or a fresh schema in the local PostgreSQL."""
     if request.param == "sqlite":
