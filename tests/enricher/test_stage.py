@@ -3,20 +3,15 @@ for the model, and one test of the whole stage on the real model."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import numpy as np
 import pytest
 
-from consumers.enricher import EnricherStage
+from consumers.faults import is_transient
 from consumers.stage import InMessage, process_batch
 from consumers.store.feedback_store import FeedbackStore
-from consumers.themes.live import LiveThemes
-from topics.schemas import Customer, EnrichedFeedback, IssueType, NormalizedFeedback
-from topics.serde import encode, make_headers
-from topics.settings import Settings
-from consumers.faults import is_transient
+from tests.enricher.factories import enricher, event, message
 from tests.enricher.fakes import KeywordClassifier
+from topics.schemas import EnrichedFeedback, IssueType
 from topics.specs import ENRICHED, NORMALIZED
 
 TEXTS = {
@@ -25,22 +20,6 @@ TEXTS = {
     "n3": "菜品很新鲜，味道很好，送餐也快，好评！",
     "n4": "外卖超时一个小时才送到，饭菜都凉透了。",
 }
-
-
-def event(event_id: str, text: str) -> NormalizedFeedback:
-    return NormalizedFeedback(
-        event_id=event_id, channel="app", source="test", received_at=datetime(2026, 11, 16, 9, tzinfo=timezone.utc),
-        customer=Customer(id="c1"), text=text,
-    )
-
-
-def message(ev: NormalizedFeedback, offset: int) -> InMessage:
-    return InMessage(NORMALIZED, 0, offset, ev.key().encode(), encode(ev), make_headers(ev, trace_id=f"trace-{offset}"))
-
-
-def enricher(store: FeedbackStore, model) -> EnricherStage:
-    live = Settings().enrichment.live
-    return EnricherStage(model, store, LiveThemes(store.load_themes(), live.threshold_curve, live.promote_at))
 
 
 @pytest.fixture

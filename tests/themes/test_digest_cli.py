@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from consumers.store.feedback_store import FeedbackStore
 from pipelines.cli import app
-from tests.themes.test_store import enriched
+from tests.themes.factories import enriched
 
 
 def test_digest_command_writes_files_without_a_broker(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 
 from consumers.store.feedback_store import FeedbackStore
 from pipelines.flows.digest import last_complete_week, weekly_digest_flow
-from tests.themes.test_store import enriched
+from tests.themes.factories import enriched
 
 
 def test_flow_writes_the_digest_and_returns_the_announcement(tmp_path, monkeypatch):

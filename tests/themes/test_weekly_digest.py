@@ -10,7 +10,7 @@ import pytest
 from consumers.stage import process_batch
 from consumers.store.feedback_store import FeedbackStore
 from pipelines.digest.build import run_digest
-from tests.enricher.test_stage import enricher, message
+from tests.enricher.factories import enricher, message
 from tests.themes.synthetic import WEEK1, WEEK1_PLAN, WEEK2, WEEK2_PLAN, week_events
 from topics.schemas import DigestAnnouncement
 from topics.settings import Settings
