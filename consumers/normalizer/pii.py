@@ -319,7 +319,8 @@ def _country_code(seg: _Segment) -> tuple[str | None, list[_Group]]:
         return "86", ([_Group(first.start + 2, first.end, rest, False, "")] if rest else []) + groups[1:]
     if len(groups) > 1 and first.digits in ("86", "0086"):
         return "86", groups[1:]  # "(86)138…", "0086 138…", "86-10-6552 9988"
-    if len(groups) == 1 and len(first.digits) in (13, 15) and re.match(r"(?:0086|86)1[3-9]", first.digits):
+    if len(groups) == 1 and len(first.digits) in (13, 15) and re.match(r"(?:0086|86)1[3-9]", first.digits) and seg.label != "other":
+        # "8613812345678": without a '+' or a gap only when nothing says it is an order number
         cut = len(first.digits) - 11
         return "86", [_Group(first.start + cut, first.end, first.digits[cut:], False, "")]
     return None, groups
@@ -371,7 +372,7 @@ def _classify(seg: _Segment) -> str | None:
         return "phone"
     if _mobile(seg.groups, seg.set_apart):
         return "phone"
-    if seg.amount and label not in ("phone", "im", "card", "id") and digits[0] != "0":
+    if seg.amount and label not in ("phone", "im", "card", "id") and digits[0] != "0" and not seg.plus:
         return None  # ¥…, …元, …%: an amount (amounts never start with 0; a label, an ID or a mobile outweighs it)
     if code == "86" and rest:
         if label != "other" and _landline(rest, label in ("phone", "im"), international=True):

@@ -71,6 +71,8 @@ def card_numbers(draw, valid: bool = True) -> str:
 @settings(max_examples=300)
 @given(before=CONTEXT, number=mobile_numbers(), after=CONTEXT)
 def test_valid_mobile_numbers_are_always_redacted(before: str, number: str, after: str) -> None:
+    # "订单号008613812345678": without a '+' or a gap, an order label wins over the country code.
+    assume(not (number.startswith("0086") and _label(before) == "other"))
     result = redact(f"{before}{number}{after}")
     assert result.text == f"{before}{PLACEHOLDERS['phone']}{after}"
     assert result.counts == {"phone": 1}
@@ -247,6 +249,7 @@ def landlines(draw) -> tuple[str, bool]:
 @given(before=CONTEXT, number=landlines(), after=CONTEXT, label=st.sampled_from(["座机", "电话：", "固话 ", "联系电话是", "Tel: "]))
 def test_labelled_landlines_are_redacted(before: str, number: tuple[str, bool], after: str, label: str) -> None:
     written, _ = number
+    assume(not (label[0].isascii() and before[-1:].isascii() and before[-1:].isalpha()))  # "YTel:" is no label
     result = redact(f"{before}{label}{written}{after}")
     assert result.text == f"{before}{label}{PLACEHOLDERS['landline']}{after}"
 
