@@ -13,6 +13,7 @@ BATCH_LATENCY = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PENDING = Gauge("feedback_miner_batch_pending", "Messages consumed into the open batch, not yet committed", ["stage"])
 PAUSED = Gauge("feedback_miner_stage_paused", "1 while the stage is paused by a transient fault (store or broker down)", ["stage"])
 TRANSIENT_FAULTS = Counter("feedback_miner_transient_faults_total", "Transient faults met (each one retried, never dead-lettered)", ["stage"])
 CONSUMER_LAG = Gauge("feedback_miner_consumer_lag", "High-water mark minus committed position", ["stage", "topic", "partition"])

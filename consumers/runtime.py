@@ -65,6 +65,7 @@ class _DropOnRevoke(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned):
         self.runtime.assigned = frozenset(assigned)
+        self.runtime.reposition_needed = True
         self.runtime.assigned_at = time.monotonic()
         log.info("stage %s assigned %s", self.runtime.stage.name, sorted((tp.topic, tp.partition) for tp in assigned))
 
@@ -93,6 +94,8 @@ class StreamRuntime:
         # Partitions this instance owns after the last rebalance (read by operators and tests).
         self.assigned: frozenset[TopicPartition] = frozenset()
         self.assigned_at: float | None = None
+        # Set on every assignment: the stage thread then reads each partition from its committed offset.
+        self.reposition_needed = False
         # While paused by a transient fault: when to retry, and the current backoff.
         self._retry_at: float | None = None
         self._backoff_s = settings.runtime.retry_backoff_ms / 1000
@@ -131,16 +134,22 @@ class StreamRuntime:
                 if self.paused:
                     self._wait_paused()
                     continue
+                if self.reposition_needed:
+                    self._reposition()
+                    continue
                 if max_messages is not None and self.stats.processed + len(self._pending) >= max_messages:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
                 wait = min(wait, 0.5)  # stay responsive to stop requests whatever the batch timeout
                 records = self._consumer.poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
+                if self.reposition_needed:
+                    continue  # a rebalance ran inside this poll: these records may come from stale positions
                 for tp_records in records.values():
                     for record in tp_records:
                         self._add(record)
                 if records:
                     last_input = time.monotonic()
+                    metrics.PENDING.labels(self.stage.name).set(len(self._pending))
                 due = self._batch_started is not None and time.monotonic() - self._batch_started >= batch_timeout
                 if len(self._pending) >= batch_size or (due and self._pending):
                     self.flush_pending()
@@ -162,6 +171,37 @@ class StreamRuntime:
         self._consumer.poll(timeout_ms=int(min(0.5, max(0.0, self._retry_at - time.monotonic())) * 1000) or 1)
         if self.paused and time.monotonic() >= self._retry_at:
             self.flush_pending()
+
+    def _reposition(self) -> None:
+        """Read every assigned partition again from its committed offset (from the start when none).
+
+        kafka-python keeps a partition's fetch position when a rebalance hands it back to the same
+        member. The batch dropped on revocation would then be skipped, never committed, and lost; and
+        after a restart of a broker with memory storage (topics and offsets from 0 again, nothing
+        committed) every new event below the old position would be skipped.
+        """
+        self.reposition_needed = False
+        self.drop_pending()  # read again from the committed offsets
+        committed = getattr(self._consumer, "committed", None)
+        if committed is None:  # a test double positions itself on assignment
+            return
+        from kafka.errors import IllegalStateError, KafkaError
+
+        try:
+            for tp in self._consumer.assignment():
+                offset = committed(tp)
+                if offset is None:
+                    if self._consumer.config.get("auto_offset_reset") == "latest":
+                        self._consumer.seek_to_end(tp)
+                    else:
+                        self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, offset)
+        except (KafkaError, IllegalStateError, ValueError) as exc:
+            # The broker is unreachable, or the assignment changed meanwhile: try again shortly.
+            log.warning("stage %s: could not read committed offsets (%s); retrying", self.stage.name, describe(exc))
+            self.reposition_needed = True
+            self._stop.wait(self.settings.runtime.retry_backoff_ms / 1000)
 
     def _add(self, record) -> None:
         if self._batch_started is None:
@@ -209,6 +249,7 @@ class StreamRuntime:
             self._pause(exc)
             return False
         self._pending, self._batch_started = [], None
+        metrics.PENDING.labels(self.stage.name).set(0)
         self._resume()
         self._record(batch, result, started)
         self.stage.on_committed(result)
@@ -217,6 +258,7 @@ class StreamRuntime:
     def drop_pending(self) -> None:
         """Forget the uncommitted batch: it will be read again from the last commit."""
         self._pending, self._batch_started = [], None
+        metrics.PENDING.labels(self.stage.name).set(0)
         self._resume()
 
     def _produce(self, records: list[Record]) -> None:

@@ -164,10 +164,24 @@ def test_cli_errors_are_one_clear_line(kafka_settings):
     assert missing.returncode == 2 and "unknown stage 'nonexistent-stage'" in missing.stderr.decode()
 
 
+def metric(port: int, line_prefix: str) -> float | None:
+    """A sample's value from a stage's /metrics endpoint, or None while it is not up."""
+    import urllib.request
+
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    return next((float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(line_prefix)), None)
+
+
 def test_sigterm_finishes_the_batch_commits_and_leaves(kafka_settings):
     import signal
 
+    from topics.embedded import free_port
+
     ids = publish(kafka_settings, numbered_events(5))
+    metrics_port = free_port()
     env = {
         **os.environ,
         "FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers,
@@ -175,14 +189,15 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(kafka_settings):
         "FEEDBACK_MINER_KAFKA__GROUP_PREFIX": kafka_settings.kafka.group_prefix,
         # A batch that stays open for a minute: only SIGTERM can close it in time.
         "FEEDBACK_MINER_RUNTIME__BATCH_TIMEOUT_MS": "60000",
+        "FEEDBACK_MINER_RUNTIME__METRICS_PORT": str(metrics_port),
     }
     process = subprocess.Popen([sys.executable, "-m", "pipelines", "consume", "normalizer"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    assignments = ""
-    while time.monotonic() < deadline and "assigned" not in assignments:
-        assignments += process.stderr.readline().decode()
-    time.sleep(1.0)  # the records arrive in the open batch
+    deadline = time.monotonic() + 60
+    # All five records are in the open batch: only SIGTERM can make it commit now.
+    while metric(metrics_port, 'feedback_miner_batch_pending{stage="normalizer"}') != 5:
+        assert time.monotonic() < deadline and process.poll() is None, "the records never reached the open batch"
+        time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()
@@ -207,5 +222,7 @@ def test_broker_command_stops_its_broker_on_sigterm():
     assert _port_open(port), process.stderr.read().decode() if process.poll() is not None else "broker never listened"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while _port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not _port_open(port)  # the Tansu child went with it
