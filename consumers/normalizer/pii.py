@@ -3,26 +3,30 @@
 Two kinds of evidence, applied to every digit run (digits with spaces, dashes, dots or
 brackets between groups, an optional ``+``/``00`` country code):
 
-* **the number's own rules** — an 18-character resident ID number with a valid
-  GB 11643 check digit and birth date; a mainland mobile ``1[3-9]`` + 9 digits
-  (optionally ``+86``/``0086``/``(86)``); a landline whose area code is a real
-  mainland one (``010``, ``02x``, ``0[3-9]xx``) followed by 7–8 digits; a card
-  number of 13–19 digits with a card-network prefix that passes Luhn; any
-  ``+<country code>`` number of 10–15 digits. Groups must look like how people
-  write these numbers (``138 1234 5678``, ``6225 8812 3456 7898``,
-  ``440305 19770426 3311``), so ``4.5 13812345678`` is a rating and a phone.
+* **the number's own rules** — an 18-character resident ID number with a province code,
+  a valid GB 11643 check character and a real birth date; a mainland mobile ``1[3-9]`` +
+  9 digits (optionally ``+86``/``0086``/``(86)``); a landline whose area code is a real
+  mainland one (``010``, ``02x``, ``0[3-9]xx``) followed by 7–8 digits; a card number
+  with a card network's prefix and length that passes Luhn; any ``+<country code>``
+  number of 10–15 digits. Groups must look like how people write these numbers
+  (``138 1234 5678``, ``6225 8812 3456 7898``, ``440305 19770426 3311``), so
+  ``4.5 13812345678`` is a rating and a phone, and ``6200 0000 0000 0013 0`` one
+  17-digit number rather than a card and a 0.
 * **a label right before the run** — ``电话/手机/座机/联系/tel/phone…`` makes any
   7–12-digit run a phone number (landlines with local parts starting 0/1, locals
   without area code); ``QQ/微信`` makes a 5–12-digit run (or a WeChat id) an
   instant-messaging account; ``身份证/证件号`` an ID number without checking
-  the check digit; ``卡号/银行卡/账号`` a card number without Luhn.
+  the check character; ``卡号/银行卡/账号`` a card number without Luhn.
 
 A label such as ``订单号/快递单号/编号/金额/版本/型号/IMEI`` marks the number as
-something else: it suppresses label evidence, landlines and Luhn-only card
-matches (mobiles and checksummed ID numbers are still redacted). Amounts
-(``¥``/``元``/``%``), dates, service numbers (``400``/``800``, ``95588``) and runs glued to
-letters (model codes, tracking numbers such as ``SF1234567890123``) are not cards.
-E-mail addresses are found even when glued to Chinese text or digits.
+something else: it suppresses label evidence, landlines, Luhn-only card matches and
+bare ``86…`` prefixes (mobiles and checksummed ID numbers are still redacted). Amounts
+(``¥``/``元``/``%``), dates and times, service numbers (``400``/``800``, ``95588``) and runs
+glued to two or more capital letters (tracking numbers such as ``SF1234567890123``)
+are kept. E-mail addresses are found even when glued to Chinese text or digits.
+
+The measured recall and false redactions are in docs/channels.md (``python -m
+consumers.normalizer.pii_report``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Social posts: the author's own words, with mentions, links, topics, emoticons and repost chains as signals."""
+"""Social posts: the author's own words, with mentions, links, topics, emoticons and repost chains as signals.
+
+Signals hold other people's words and names (repost authors, the chain's users, the post URL);
+``pipeline.normalize`` redacts every string in them, the reposted text like the post's own.
+"""
 
 from __future__ import annotations
 
