@@ -91,6 +91,9 @@ _LABELS: dict[str, tuple[str, ...]] = {
         "邮政编码", "isbn", "条码", "条形码", "单据号", "合同号", "保单号", "案件号", "报案号", "投诉单号",
         "受理号", "预约号", "门牌号", "车牌号", "群号", "qq群", "微信群", "尾号", "后四位", "末四位", "order",
         "order no", "tracking", "tracking no", "invoice", "serial", "model", "ref",
+        "商品id", "商品编码", "产品id", "产品编号", "订单id", "交易id", "物流id", "item id", "order id", "sku id", "spu",
+        "iccid", "保修卡号", "保修卡", "礼品卡号", "礼品卡", "购物卡号", "购物卡", "储值卡", "充值卡", "积分卡", "公交卡",
+        "学生卡", "门禁卡", "优惠码", "激活码", "序列码", "卡密",
         # couriers: what follows their name is a tracking number
         "快递", "顺丰", "中通", "圆通", "申通", "韵达", "百世", "极兔", "邮政", "ems", "京东物流", "德邦", "菜鸟",
         # Traditional script (metadata is not converted)
