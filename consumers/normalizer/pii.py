@@ -148,10 +148,11 @@ def _label(before: str) -> str | None:
 
 # WeChat ids: a letter, then 5–19 letters, digits, '_' or '-'; only after a WeChat label.
 _WECHAT_ID = re.compile(
-    r"(?:(?P<label>微信号|微信|wechat|weixin|vx|wx|v信|威信)(?P<filler>" + _FILLER + r"{0,6})"
+    r"(?:(?P<label>微信号|微信|v信|威信|(?<![A-Za-z])(?:wechat|weixin|vx|wx))(?P<filler>" + _FILLER + r"{0,6})"
     r"(?P<id>[A-Za-z][A-Za-z0-9_-]{5,19})|(?P<wxid>wxid_[A-Za-z0-9_-]{4,30}))(?![A-Za-z0-9_-])",
     re.I,
 )
+_WECHAT_HINT = re.compile(r"微信|wechat|weixin|vx|wx|v信|威信")
 _NOT_WECHAT_IDS = re.compile(r"^(?:iphone|ipad|android|ios|harmony|mac|windows|win|version|ver|beta|pc|app|web)", re.I)
 
 
@@ -531,16 +532,22 @@ def redact(text: str, *, luhn_cards: bool = True) -> Redaction:
         return Redaction(text, {})
     # 1. e-mail addresses (their local parts hold digits that are not phone numbers).
     folded = text.translate(_FOLD)
-    spans = [_Span(m.start(), m.end(), "email") for m in _EMAIL.finditer(folded) if _email_ok(m)]
+    lowered = folded.lower()
+    spans = []
+    if "@" in folded or "#" in folded or "at)" in lowered or "at]" in lowered:
+        spans = [_Span(m.start(), m.end(), "email") for m in _EMAIL.finditer(folded) if _email_ok(m)]
     if spans:
         text = _apply(text, spans, counts)
         folded = text.translate(_FOLD)
+        lowered = folded.lower()
     # 2. WeChat ids after a WeChat label.
-    spans = [
-        _Span(m.start("wxid") if m.group("wxid") else m.start("id"), m.end(), "im_account")
-        for m in _WECHAT_ID.finditer(folded)
-        if _wechat_id(m, folded[: m.start()])
-    ]
+    spans = []
+    if _WECHAT_HINT.search(lowered):
+        spans = [
+            _Span(m.start("wxid") if m.group("wxid") else m.start("id"), m.end(), "im_account")
+            for m in _WECHAT_ID.finditer(folded)
+            if _wechat_id(m, folded[: m.start()])
+        ]
     if spans:
         text = _apply(text, spans, counts)
         folded = text.translate(_FOLD)
