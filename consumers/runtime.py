@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
 from consumers.faults import describe, is_transient, needs_new_producer
 from consumers.kafka_io import make_consumer, make_producer
 from consumers.stage import InMessage, Record, Stage, StageResult, process_batch
+from topics.admin import ensure_topics
 from topics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class StreamRuntime:
         producer: KafkaProducer | None = None,
         group_id: str | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
+        provision_topics: Callable[[], object] | None = None,
     ):
         self.stage = stage
         self.settings = settings
@@ -87,6 +89,8 @@ class StreamRuntime:
         self._producer = producer
         # Makes the first producer, and a new one when the broker forgot the old one's state.
         self._new_producer = producer_factory or (lambda: make_producer(settings))
+        # Creates missing topics (a restarted embedded broker lost them) after a Kafka fault.
+        self._provision_topics = provision_topics or (lambda: ensure_topics(settings))
         self._pending: list[InMessage] = []
         self._batch_started: float | None = None
         self._stop = threading.Event()
@@ -301,14 +305,10 @@ class StreamRuntime:
 
     def _reprovision_topics(self, exc: BaseException) -> None:
         """A broker that restarted with memory storage has lost the topics: create what is missing."""
-        from kafka.errors import KafkaError
-
-        if not isinstance(exc, KafkaError) or self.settings.kafka.bootstrap_servers is None:
+        if not isinstance(exc, KafkaError):
             return
-        from topics.admin import ensure_topics
-
         try:
-            ensure_topics(self.settings)
+            self._provision_topics()
         except Exception as err:  # noqa: BLE001 - the broker may still be down; the next retry tries again
             log.debug("stage %s: re-provisioning topics failed: %s", self.stage.name, describe(err))
 

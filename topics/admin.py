@@ -29,7 +29,9 @@ def specs_for(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(settings: Settings, **overrides: object) -> KafkaAdminClient:
-    return KafkaAdminClient(**{**settings.kafka.client_options(), **overrides})
+    # A broker that does not answer fails the call within connect_timeout_s, not kafka-python's 30 s.
+    options = {"bootstrap_timeout_ms": int(settings.kafka.connect_timeout_s * 1000), **overrides}
+    return KafkaAdminClient(**{**settings.kafka.client_options(), **options})
 
 
 class BrokerUnreachable(ConnectionError):
@@ -40,7 +42,7 @@ def check_broker(settings: Settings) -> None:
     """Fail fast, before anything slow (model, store) starts, when the configured broker does not answer."""
     timeout_s = settings.kafka.connect_timeout_s
     try:
-        admin_client(settings, bootstrap_timeout_ms=int(timeout_s * 1000)).close()
+        admin_client(settings).close()
     except KafkaError:
         raise BrokerUnreachable(
             f"Kafka unreachable at {settings.kafka.bootstrap_servers} (no answer within {timeout_s:g} s)"

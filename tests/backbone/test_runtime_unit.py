@@ -110,7 +110,9 @@ def test_an_unreachable_broker_pauses_the_stage_commits_nothing_and_it_catches_u
     fill(log, 3)
     consumer = MemoryConsumer(log, "g")
     producer = MemoryProducer(log, fail_with=TimeoutError("broker down"), failures=6)
-    runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(), consumer=consumer, producer=producer)
+    # Each failed produce gets a "new" producer: here the same one, whose broker comes back.
+    runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(), consumer=consumer, producer=producer,
+                            producer_factory=lambda: producer)
     stats = runtime.run(max_messages=3)
     assert (stats.pauses, stats.transient_faults, stats.dead_lettered) == (1, 2, 0)  # one pause, two failed tries of 3 sends
     assert [decode(NormalizedFeedback, v).event_id for v in log.values(NORMALIZED)] == ["e-0", "e-1", "e-2"]
@@ -168,10 +170,12 @@ def test_a_producer_the_broker_forgot_is_replaced():
     fill(log, 2)
     forgotten = MemoryProducer(log, fail_with=OutOfOrderSequenceNumberError("broker restarted"))
     fresh = MemoryProducer(log)
+    provisioned = []
     runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(batch_size=2), consumer=MemoryConsumer(log, "g"),
-                            producer=forgotten, producer_factory=lambda: fresh)
+                            producer=forgotten, producer_factory=lambda: fresh, provision_topics=lambda: provisioned.append(1))
     stats = runtime.run(max_messages=2)
     assert forgotten.closed and stats.pauses == 1
+    assert provisioned == [1]  # a broker that forgot the producer may have lost the topics too
     assert len(log.values(NORMALIZED)) == 2
 
 
@@ -179,8 +183,9 @@ def test_stop_while_paused_leaves_without_committing():
     log = MemoryLog()
     fill(log, 2)
     consumer = MemoryConsumer(log, "g")
+    down = MemoryProducer(log, fail_with=TimeoutError("broker down"))
     runtime = StreamRuntime(NormalizerStage(), fast_retry_settings(batch_size=2), consumer=consumer,
-                            producer=MemoryProducer(log, fail_with=TimeoutError("broker down")))
+                            producer=down, producer_factory=lambda: down)
     threading.Timer(0.3, runtime.stop).start()
     stats = runtime.run()
     assert stats.pauses == 1 and stats.processed == 0
