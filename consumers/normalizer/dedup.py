@@ -19,10 +19,10 @@ from typing import Protocol
 import numpy as np
 from datasketch import MinHash, MinHashLSH
 
+from consumers.normalizer.pii import PLACEHOLDER
 from topics.settings import DedupSettings
 
 # Punctuation, spaces and placeholders do not make two messages different.
-_PLACEHOLDER = re.compile(r"\[(?:手机号|身份证号|银行卡号|邮箱|座机)\]")
 _NOISE = re.compile(r"[\s\W_]+")
 _SEED = 1
 
@@ -57,7 +57,7 @@ class DedupIndex(Protocol):
 
 
 def dedup_key_text(text: str) -> str:
-    return _NOISE.sub("", _PLACEHOLDER.sub("", text)).lower()
+    return _NOISE.sub("", PLACEHOLDER.sub("", text)).lower()
 
 
 def shingles(text: str, size: int) -> set[str]:

@@ -46,6 +46,11 @@ PLACEHOLDERS: dict[str, str] = {
     "landline": "[座机]",
     "im_account": "[社交账号]",
 }
+# Any placeholder, and the start of one that a cut left unfinished (for dedup, language detection, truncation).
+PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+PARTIAL_PLACEHOLDER = re.compile(
+    "(?:" + "|".join(re.escape(p[:i]) for p in PLACEHOLDERS.values() for i in range(1, len(p))) + ")$"
+)
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

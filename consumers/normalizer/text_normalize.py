@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from consumers.normalizer.pii import PARTIAL_PLACEHOLDER, PLACEHOLDER
+
 # Emoji blocks (pictographs, symbols, dingbats, flags); kept in the text (they carry sentiment) and listed as a signal.
 _EMOJI = re.compile(
     "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF\U00002B00-\U00002BFF]"
@@ -18,7 +20,6 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002FA1
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
-_PLACEHOLDER = re.compile(r"\[(?:手机号|身份证号|银行卡号|邮箱|座机)\]")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 # After NFKC Chinese punctuation is ASCII; a space before it is left over from markup or typing.
 _SPACE_BEFORE_PUNCT = re.compile(r" +(?=[,.!?;:。、)\]])")
@@ -62,20 +63,17 @@ def tidy_whitespace(text: str) -> str:
     return "\n".join(lines)
 
 
-_PARTIAL_PLACEHOLDER = re.compile(r"\[(?:手|手机|身|身份|身份证|身份证号|银|银行|银行卡|银行卡号|邮|座)?$")
-
-
 def truncate(text: str, max_chars: int) -> tuple[str, bool]:
     """Cut to ``max_chars`` (ending in …); never leaves half a PII placeholder behind."""
     if len(text) <= max_chars:
         return text, False
-    head = _PARTIAL_PLACEHOLDER.sub("", text[: max_chars - 1])
+    head = PARTIAL_PLACEHOLDER.sub("", text[: max_chars - 1])
     return head.rstrip() + "…", True
 
 
 def detect_language(text: str, min_chinese_share: float = 0.5) -> str:
     """zh, ja, ko, en or und, by script counts (a Latin word weighs as two characters)."""
-    text = _PLACEHOLDER.sub("", text)
+    text = PLACEHOLDER.sub("", text)
     han, kana, hangul = len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text))
     latin = 2 * len(_LATIN_WORD.findall(text))
     total = han + kana + hangul + latin

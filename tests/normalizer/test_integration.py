@@ -107,7 +107,7 @@ def test_http_and_email_ingest_through_the_normalizer(kafka_settings, ingest_ser
     assert social.text == "退款两周了还没到账,电话[手机号]"
     assert social.signals["repost_of"]["author"] == "消費者之聲" and social.signals["repost_of"]["text"] == "某某外卖退款迟迟不到账"
     assert normalized["h-app-dup"].duplicate_of == "h-app" and normalized["h-app"].duplicate_of is None
-    mbox_texts = sorted(e.text for e in normalized.values() if e.customer.id.startswith("customer"))
+    mbox_texts = sorted(e.text for e in normalized.values() if e.customer.id.startswith("pid_"))
     assert mbox_texts == ["商品和描述不符,申请退货。", "快递三天没更新了,请帮忙查一下。"]
     raw_numbers = ("13912345678", "138 1234 5678")
     for record in read_topic(kafka_settings, "feedback.normalized"):
