@@ -425,7 +425,7 @@ def nested_json(rng: random.Random, levels: int) -> str:
         as_array = style == "array" or (style == "mixed" and i % 2)
         opens.append("[" if as_array else '{"k":')
         closes.append("]" if as_array else "}")
-    return "".join(opens) + rng.choice(["1", '"x"', "null", "[]" if False else "0"]) + "".join(reversed(closes))
+    return "".join(opens) + rng.choice(["1", '"x"', "null", "0"]) + "".join(reversed(closes))
 
 
 # --- the generator ------------------------------------------------------------------------------
@@ -866,7 +866,6 @@ class Generator:
     def oversized(self) -> _Draft:
         rng = self.rng
         channel, event = self._event()
-        event["event_id"] = event["event_id"]
         event.setdefault("metadata", {})["pad"] = ""
         base = dumps(rng, event, ascii_only=True)
         room = MAX_EVENT_BYTES - len(base)
