@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from pipelines.bench.alert_streams import make_event
 from consumers.stage import InMessage
+from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, make_event
 from topics.schemas import Channel, EnrichedFeedback, IssueType, Sentiment, SentimentLabel
 from topics.serde import encode, make_headers
 
@@ -14,6 +14,9 @@ T0 = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
 # The processing clock of replays: after every event time used in the tests.
 NOW = T0 + timedelta(days=30)
 _rng = random.Random(3)
+# Eight hours of steady traffic with a logistics spike from hour 5, read in batches of BATCH.
+SPEC = StreamSpec(T0, timedelta(hours=8), spike=SpikeSpec(IssueType.logistics, timedelta(hours=5), timedelta(minutes=40), 70.0), seed=21)
+BATCH = 50
 
 
 def enriched(

@@ -9,16 +9,11 @@ import pytest
 from consumers.alerter.engine import AlertEngine
 from pipelines.bench.alert_quality import run_engine, spike_report, steady_report
 from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
-from consumers.alerter.rules import TermMatcher, load_rules
+from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import poisson_tail, quasi_poisson_tail
 from tests.alerts.helpers import NOW, T0
 from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Sentiment, SentimentLabel
 from topics.settings import AlertSettings
-
-
-@pytest.fixture(scope="module")
-def matcher() -> TermMatcher:
-    return TermMatcher(load_rules())
 
 
 @pytest.mark.parametrize("k, mu", [(0, 3.0), (1, 3.0), (12, 3.0), (40, 2.0), (8, 0.25), (150, 100.0), (3, 0.0)])

@@ -12,38 +12,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
-from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
-from consumers.alerter.rules import TermMatcher, load_rules
+from consumers.alerter.rules import TermMatcher
 from consumers.alerter.stage import AlerterStage
 from consumers.stage import InMessage, process_batch
 from consumers.store import make_engine, migrate
-from tests.alerts.helpers import NOW, T0, enriched, messages, minutes
-from topics.schemas import Alert, AlertKind, AlertStatus, IssueType
+from tests.alerts.helpers import BATCH, NOW, T0, enriched, messages, minutes
+from topics.schemas import Alert, AlertKind, AlertStatus
 from topics.settings import AlertSettings
 
-SPEC = StreamSpec(T0, timedelta(hours=8), spike=SpikeSpec(IssueType.logistics, timedelta(hours=5), timedelta(minutes=40), 70.0), seed=21)
-BATCH = 50
-
-
-@pytest.fixture(scope="module")
-def matcher() -> TermMatcher:
-    return TermMatcher(load_rules())
-
-
-@pytest.fixture(scope="module")
-def stream() -> list[InMessage]:
-    return messages(generate(SPEC))
-
-
-@pytest.fixture
-def store(store_url: str) -> sa.Engine:
-    engine = make_engine(store_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def _stage(store: sa.Engine, matcher: TermMatcher, clock=lambda: NOW) -> AlerterStage:

@@ -10,11 +10,6 @@ from tests.alerts.helpers import enriched
 from topics.schemas import Channel, IssueType, Priority
 
 
-@pytest.fixture(scope="module")
-def matcher() -> TermMatcher:
-    return TermMatcher(load_rules())
-
-
 @pytest.mark.parametrize(
     "text, category, term",
     [

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 
 from consumers.alerter.engine import AlertEngine
-from consumers.alerter.rules import TermMatcher, load_rules
+from consumers.alerter.rules import TermMatcher
 from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
 from tests.alerts.helpers import NOW, T0, enriched, minutes
 from topics.schemas import AlertKind, AlertStatus, Priority
@@ -70,11 +69,6 @@ def test_priority_escalation_publishes_at_once() -> None:
     escalated = book.match(Match(at=T0 + minutes(1), priority=Priority.P1, reasons=["人身安全: 起火"], **base))
     assert escalated.status == AlertStatus.update and escalated.priority == Priority.P1
     assert escalated.reasons == ["VIP", "人身安全: 起火"]
-
-
-@pytest.fixture(scope="module")
-def matcher() -> TermMatcher:
-    return TermMatcher(load_rules())
 
 
 def _engine(matcher: TermMatcher) -> AlertEngine:

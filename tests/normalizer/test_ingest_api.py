@@ -14,28 +14,10 @@ from pipelines.ingest_api import broker_readiness, create_app
 from topics.embedded import EmbeddedBroker, free_port
 from topics.schemas import RawFeedback
 from topics.serde import decode
-from topics.settings import ChannelSettings, IngestSettings, Settings
+from tests.normalizer.ingest_factories import AUTH, TOKEN, event, with_ingest
 
 pytestmark = pytest.mark.broker
 
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def event(event_id: str, **overrides) -> dict:
-    return {
-        "event_id": event_id,
-        "channel": "app",
-        "source": "in-app-feedback",
-        "received_at": "2026-11-16T09:00:00+08:00",
-        "customer": {"id": "c1"},
-        "payload": {"text": "一打开就闪退", "rating": 1},
-        **overrides,
-    }
-
-
-def with_ingest(settings: Settings, **ingest) -> Settings:
-    return settings.model_copy(update={"channels": ChannelSettings(ingest=IngestSettings(**ingest))})
 
 
 @pytest.fixture

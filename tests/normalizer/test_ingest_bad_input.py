@@ -16,23 +16,10 @@ from consumers.kafka_io import make_producer, read_topic
 from pipelines.ingest_api import create_app
 from topics.schemas import RawFeedback
 from topics.serde import decode
-from topics.settings import ChannelSettings, IngestSettings, Settings
+from tests.normalizer.ingest_factories import AUTH, event, with_ingest
+from topics.settings import Settings
 
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON = {**AUTH, "Content-Type": "application/json"}
-
-
-def event(event_id: str = "a", **overrides) -> dict:
-    return {
-        "event_id": event_id,
-        "channel": "app",
-        "source": "in-app-feedback",
-        "received_at": "2026-11-16T09:00:00+08:00",
-        "customer": {"id": "c1"},
-        "payload": {"text": "一打开就闪退", "rating": 1},
-        **overrides,
-    }
 
 
 class _Sent:
@@ -54,10 +41,6 @@ class RecordingProducer:
 
     def flush(self, timeout=None):
         return None
-
-
-def with_ingest(settings: Settings, **ingest) -> Settings:
-    return settings.model_copy(update={"channels": ChannelSettings(ingest=IngestSettings(tokens=[TOKEN], **ingest))})
 
 
 @pytest.fixture
