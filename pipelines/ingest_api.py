@@ -179,7 +179,7 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
             422: {
                 "model": Problem,
                 "description": "not UTF-8 JSON, nested too deep, a number too large, or not a valid event; each error names its field and "
-                "carries the stages' dead-letter reason (not_utf8, not_json, too_deep, number_too_large, schema_invalid)",
+                "carries the stages' dead-letter reason (not_utf8, not_json, not_object, too_deep, number_too_large, schema_invalid)",
             },
             503: {"model": Problem, "description": "the broker did not acknowledge; nothing to assume, retry"},
         },
@@ -202,9 +202,11 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
         except DecodeError as exc:
             note = " (a batch's array counts as one level)" if batch and exc.reason == "too_deep" else ""
             return _body_problem(exc.reason, f"{exc}{note}")
+        if not isinstance(data, dict | list):
+            return _body_problem("not_object", f"body is JSON {type(data).__name__}, expected an object or an array of objects")
         items = data if isinstance(data, list) else [data]
         if not items:
-            return JSONResponse({"detail": [{"loc": ["body"], "field": "", "msg": "empty batch", "type": "too_short"}]}, status_code=422)
+            return _body_problem("schema_invalid", "empty batch: send at least one event")
         if len(items) > ingest.max_batch_events:
             return JSONResponse({"detail": f"batch of {len(items)} events; the limit is {ingest.max_batch_events}"}, status_code=413)
         events, errors = _validation_errors(items, isinstance(data, list))
