@@ -1,4 +1,4 @@
-"""Throughput of the full model (encoder + both heads) on fp32 and quantised paths, in one run.
+"""Throughput of the full model (encoder + both heads), torch fp32 against the served ONNX int8 path, in one run.
 
 Paths are timed interleaved (fp32, int8, fp32, int8, …) so that load from other processes on
 a shared machine hits both alike; the report gives the median of the repeats and ratios.
@@ -80,13 +80,11 @@ def run_bench(
 
     if num_threads:
         torch.set_num_threads(num_threads)
-    # onnx_int8 is the shipped quantised path (quantize=True); the torch dynamic-int8 variants
-    # (FFN output projections kept in fp32, or every Linear in int8) are measured for comparison.
+    # onnx_int8 is the served path (quantize=True), fp32 the reference it is compared with.
     paths = {
         name: FeedbackModel.load(model_dir, artifacts, quantize=path, max_length=max_length, num_threads=num_threads,
                                  max_batch_tokens=max_batch_tokens)
-        for name, path in (("fp32", "none"), ("onnx_int8", "onnx_int8"), ("torch_int8", "torch_int8"),
-                           ("torch_int8_all", "torch_int8_all"))
+        for name, path in (("fp32", "none"), ("onnx_int8", "onnx_int8"))
     }
     texts = bench_texts(n_sentences)
     tokens = [len(t) for t in paths["fp32"].encoder.token_ids(BENCH_SENTENCES)]

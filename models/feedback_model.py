@@ -21,6 +21,7 @@ import numpy as np
 from models.encoder import QUERY_PREFIX, Encoder, model_version
 from models.issue_heads import blend_probs, view_probs
 from models.lexical import CharNgrams
+from models.pooling import l2_normalize
 from models.sentiment_heads import PREFIX as SENTIMENT_LEXICAL, lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
@@ -43,13 +44,9 @@ class Prediction:
     sentiment_probs: dict[str, float] = field(default_factory=dict)
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
     """The issue-type heads' input: the L2-normalised last-layer and split-layer mean pools side by side."""
-    return np.concatenate([_l2(last_pool), _l2(split_pool)], axis=1).astype(np.float32)
+    return np.concatenate([l2_normalize(last_pool), l2_normalize(split_pool)], axis=1).astype(np.float32)
 
 
 def artifact_prefix(config: dict) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from models.encoder import Encoder
+from models.pooling import mean_pool
 
 
 @dataclass
@@ -80,7 +81,7 @@ def build_state_cache(
     """Run the frozen encoder once over ``texts``; keep layer-``split`` token states."""
     import torch
 
-    segs, _, _ = encoder._segments(encoder.token_ids(list(texts)))
+    segs = encoder.segments(encoder.token_ids(list(texts)))
     n = len(segs)
     per_text: list[np.ndarray | None] = [None] * n
     base = np.zeros((n, encoder.dim), dtype=np.float32)
@@ -91,9 +92,7 @@ def build_state_cache(
             res = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids),
                         output_hidden_states=True)
             mid = res.hidden_states[split]
-            m = mask.unsqueeze(-1).float()
-            pooled = (res.last_hidden_state * m).sum(1) / m.sum(1)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            pooled = torch.nn.functional.normalize(mean_pool(res.last_hidden_state, mask), dim=-1)
             for r, i in enumerate(idx):
                 per_text[i] = mid[r, : len(segs[i])].to(torch.float16).numpy()
                 base[i] = pooled[r].numpy()
@@ -121,11 +120,10 @@ def make_top_model(encoder_model, split: int):
             from transformers.masking_utils import create_bidirectional_mask
 
             m4 = create_bidirectional_mask(config=self.config, inputs_embeds=h, attention_mask=mask)
-            mf = mask.unsqueeze(-1).to(h.dtype)
-            mid = (h * mf).sum(1) / mf.sum(1)
+            mid = mean_pool(h, mask)
             for layer in self.layers:
                 h = layer(h, m4)
-            return (h * mf).sum(1) / mf.sum(1), mid
+            return mean_pool(h, mask), mid
 
     top = Top()
     for p in top.parameters():
@@ -176,6 +174,7 @@ class FinetuneConfig:
     warmup_frac: float = 0.06
     distill_weight: float = 0.5
     issue_weight: float = 1.0
+    issue_bce_weight: float = 4.0  # the BCE is a mean over 11 labels: scaled up next to the primary-label CE
     issue_repeat: int = 3
     seed: int = 13
     num_sentiments: int = 3
@@ -225,8 +224,10 @@ def train_top(
 
     ``sent_labels[i]`` is a sentiment index or -1; ``issue_targets[i]`` a multi-hot row (all -1
     for rows without issue labels); ``issue_primary[i]`` the primary issue index or -1.
-    Loss = CE(sentiment) + issue_weight·(BCE(labels) + CE(primary, class-weighted))
-    + distill_weight·(1 − cos(pooled, e5 embedding)).
+    Per batch, each term over the rows that carry its labels:
+    loss = CE(sentiment) + issue_weight·(issue_bce_weight·BCE(label set) + CE(primary label, class
+    weights ∝ 1/√(rows of the class), mean 1)) + distill_weight·(1 − cos(last-layer pool, frozen e5
+    embedding)); with the defaults 1·(4·BCE + CE) and 0.5·(1 − cos).
     """
     import torch
 
@@ -278,7 +279,7 @@ def train_top(
             if ib.any():
                 bce = torch.nn.functional.binary_cross_entropy_with_logits(i_logits[ib], yi[b][ib])
                 ce = torch.nn.functional.cross_entropy(i_logits[ib], yp[b][ib], weight=class_w)
-                loss = loss + cfg.issue_weight * (bce * 4 + ce)
+                loss = loss + cfg.issue_weight * (bce * cfg.issue_bce_weight + ce)
             if cfg.distill_weight:
                 cos = torch.nn.functional.cosine_similarity(last, base_emb[b], dim=-1)
                 loss = loss + cfg.distill_weight * (1 - cos).mean()

@@ -1,15 +1,15 @@
 """The fast CPU path: the encoder exported to ONNX, fused and int8-quantised for ONNX Runtime.
 
 Built once per (base model, tuned weights, pooled layers, onnxruntime version) into the model
-directory, like the converted encoder folder: torch export (eager attention, so ONNX
+directory, like the converted encoder folder (``models.atomic_build``): torch export (eager attention, so ONNX
 Runtime's transformer optimiser can fuse attention, embedding + LayerNorm and bias + GELU),
 then dynamic int8 quantisation of every MatMul and the attention projections with one scale
 per weight column. The graph returns the mean pools of the requested layers, so pooling
 costs nothing extra in Python.
 
-Measured on 2 CPU cores (benchmarks/model.json): ≈ 2.5× torch fp32 at batch 64, where torch's
-own dynamic int8 reaches ≈ 1.7× (≈ 2.3× with every Linear quantised, at a larger accuracy
-cost: ONNX Runtime quantises activations with the full 8-bit range, torch with 7 bits).
+Speed against torch fp32 depends on the CPU's int8 instructions; ``bench model`` measures it in
+every run (benchmarks/model.json). Last measured (2026-11-30, 2 cores, short sentences at batch
+64, models/artifacts/METHOD.md): 4.2× on an AVX-512 VNNI CPU, 1.83× on an AVX2-only one.
 """
 
 from __future__ import annotations
@@ -17,19 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from models.atomic_build import ensure_built, sha256_file, utc_stamp
+from models.pooling import mean_pool
 
 EXPORT_VERSION = "1"
 MODEL_FILE = "encoder-int8.onnx"
+MANIFEST = "manifest.json"
 # ONNX Runtime's fused SkipLayerNormalization kernel is ~4× slower per element than a plain
 # Add + LayerNormalization on these CPUs (profiled: 21 % of the int8 run time vs 4 %).
 DISABLED_FUSIONS = ["SkipLayerNormFusion"]
@@ -67,9 +66,7 @@ def _export_fp32(folder: Path, state: dict | None, layers: Sequence[int], path: 
         def forward(self, input_ids, attention_mask):
             res = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                             token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
-            m = attention_mask.unsqueeze(-1).to(torch.float32)
-            d = m.sum(1)
-            return torch.stack([(res.hidden_states[k] * m).sum(1) / d for k in layers], dim=1)
+            return torch.stack([mean_pool(res.hidden_states[k], attention_mask) for k in layers], dim=1)
 
     ids = torch.randint(5, 1000, (2, 12))
     with warnings.catch_warnings(), torch.inference_mode():
@@ -85,13 +82,13 @@ def _export_fp32(folder: Path, state: dict | None, layers: Sequence[int], path: 
 
 
 def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out: Path) -> dict:
-    """Export, fuse and quantise into ``out`` (a new folder); returns build facts for the manifest."""
+    """Export, fuse and quantise into the folder ``out``; returns build facts for the manifest."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
         heads, hidden = _export_fp32(folder, state, layers, raw)
@@ -115,44 +112,27 @@ def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out
 
 def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: Sequence[int],
                      base_version: str) -> Path:
-    """The quantised ONNX file for this encoder, built when missing (atomic, under a file lock)."""
-    from models.encoder import _lock, _sha256
-
+    """The quantised ONNX file for this encoder, built when missing or corrupt."""
     key = export_key(base_version, state or {}, layers)
     target = Path(model_dir) / "onnx" / key
-    manifest = target / "manifest.json"
 
-    def valid() -> bool:
+    def check(full: bool) -> str | None:
         try:
-            m = json.loads(manifest.read_text())
+            m = json.loads((target / MANIFEST).read_text())
             f = target / MODEL_FILE
-            return f.stat().st_size == m["size"] and _sha256(f) == m["sha256"]
+            ok = f.stat().st_size == m["size"] and sha256_file(f) == m["sha256"]
         except (OSError, ValueError, KeyError):
-            return False
+            return "missing or unreadable"
+        return None if ok else "checksum mismatch"
 
-    if valid():
-        return target / MODEL_FILE
-    with _lock(Path(model_dir)):
-        if valid():
-            return target / MODEL_FILE
-        started = time.perf_counter()
-        log.info("building the int8 ONNX encoder %s", target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".build-{os.getpid()}-{time.time_ns()}"
-        try:
-            facts = build_onnx_int8(folder, state, layers, tmp)
-            f = tmp / MODEL_FILE
-            facts.update({"key": key, "base": base_version, "layers": list(layers), "size": f.stat().st_size,
-                          "sha256": _sha256(f), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-            (tmp / "manifest.json").write_text(json.dumps(facts, indent=2) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        log.info("built %s in %.1f s", target, time.perf_counter() - started)
-    return target / MODEL_FILE
+    def build(tmp: Path) -> dict:
+        facts = build_onnx_int8(folder, state, layers, tmp)
+        f = tmp / MODEL_FILE
+        facts.update({"key": key, "base": base_version, "layers": list(layers), "size": f.stat().st_size,
+                      "sha256": sha256_file(f), "built_at": utc_stamp()})
+        return facts
+
+    return ensure_built(target, check, build, MANIFEST, Path(model_dir)) / MODEL_FILE
 
 
 class OnnxPooler:

@@ -107,10 +107,9 @@ class ModelSettings(_Section):
     dir: Path = Field(default_factory=lambda: _default_home() / "models")
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(256, ge=8, le=512)
-    # Inference path: onnx_int8 (ONNX Runtime int8, the fastest; built once into `dir`), none
-    # (torch fp32), or the torch dynamic-int8 variants measured by `bench model`.
-    # true / false are accepted for onnx_int8 / none.
-    quantize: Literal["none", "onnx_int8", "torch_int8", "torch_int8_all"] = "onnx_int8"
+    # Inference path: onnx_int8 (ONNX Runtime int8, the fastest; built once into `dir`) or none
+    # (torch fp32). true / false are accepted for onnx_int8 / none.
+    quantize: Literal["none", "onnx_int8"] = "onnx_int8"
     num_threads: int | None = None
     # Rows × tokens of one encoder call: a batch of `batch_size` texts runs in slices of at most
     # this many tokens, whose activations stay in the CPU caches (faster per sentence, bench model).
@@ -300,6 +299,12 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     # Where the CLI writes run artefacts (digests, benchmark output) by default.
     data_dir: Path = Field(default_factory=_default_home)
+    # The labelled review sets (training, theme calibration; FEEDBACK_MINER_SHARED_DATA): by default
+    # ../shared/data beside the repository, else shared/data inside it.
+    shared_data: Path = Field(default_factory=lambda: next(
+        (p for p in (Path(__file__).resolve().parents[2] / "shared" / "data",
+                     Path(__file__).resolve().parents[1] / "shared" / "data") if p.is_dir()),
+        Path(__file__).resolve().parents[2] / "shared" / "data"))
 
     @classmethod
     def settings_customise_sources(

@@ -26,7 +26,7 @@ def model_dir() -> Path:
 def encoder_fp32(model_dir):
     from models.encoder import Encoder
 
-    return Encoder(model_dir, max_length=512, quantize=False, long_text="window")
+    return Encoder(model_dir, max_length=512, quantize=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,14 @@ TEXTS = [
     "客服态度很好，问题很快就解决了！",
     "價格便宜，質量不錯，下次還會再來",
     "APP一直闪退😡，login 不上去",
-    "这家酒店的服务实在太差了，前台态度恶劣，房间也很脏。" * 20,  # past max_length: windows
+    "这家酒店的服务实在太差了，前台态度恶劣，房间也很脏。" * 20,  # past max_length: truncated
 ]
 
 
 def test_onnx_int8_encoder_stays_close_to_fp32(model_dir, encoder_fp32):
     from models.encoder import Encoder
 
-    q = Encoder(model_dir, max_length=512, quantize="onnx_int8", long_text="window", pool_layers=[6])
+    q = Encoder(model_dir, max_length=512, quantize="onnx_int8", pool_layers=[6])
     assert q.model is None and q.onnx is not None
     texts = TEXTS
     emb, pools = q.encode(texts, layers=[6, 12])
@@ -32,7 +32,8 @@ def test_onnx_int8_encoder_stays_close_to_fp32(model_dir, encoder_fp32):
 
 
 def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
-    from models.encoder import _sha256, ensure_model_folder, model_version
+    from models.atomic_build import sha256_file
+    from models.encoder import ensure_model_folder, model_version
     from models.onnx_int8 import ensure_onnx_int8
 
     folder = ensure_model_folder(model_dir)
@@ -47,7 +48,7 @@ def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
         f.write(b"\x00\x01\x02\x03")
     assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
     assert path.stat().st_mtime_ns != stamp
-    assert _sha256(path) == json.loads((path.parent / "manifest.json").read_text())["sha256"]
+    assert sha256_file(path) == json.loads((path.parent / "manifest.json").read_text())["sha256"]
 
 
 def test_tuned_layers_pack_to_int8_rows_and_back():
@@ -73,6 +74,7 @@ def test_quantize_setting_accepts_paths_and_bools():
     assert Settings().model.quantize == "onnx_int8"
     assert Settings(model={"quantize": False}).model.quantize == "none"
     assert Settings(model={"quantize": "true"}).model.quantize == "onnx_int8"
-    assert Settings(model={"quantize": "torch_int8"}).model.quantize == "torch_int8"
-    with pytest.raises(ValueError):
-        Settings(model={"quantize": "fp8"})
+    assert Settings(model={"quantize": "none"}).model.quantize == "none"
+    for gone in ("torch_int8", "torch_int8_all", "fp8"):  # the torch int8 paths were removed (METHOD.md)
+        with pytest.raises(ValueError):
+            Settings(model={"quantize": gone})
