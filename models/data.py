@@ -1,4 +1,8 @@
-"""Training data: the real labelled sets in ../shared/data and the issue-type set in data/issue_type.
+"""Training data: the real labelled sentiment sets (the shared data folder) and the issue-type set.
+
+The shared data folder is passed in by the caller (the CLI takes it from the project setting
+``shared_data``); :func:`shared_data_dir` falls back to the environment variable
+``FEEDBACK_MINER_SHARED_DATA`` — the same variable that setting reads — for callers that pass none.
 
 Everything is deduplicated on a normalised key (NFKC, lower case, only letters and
 digits) *before* any split, across files, so near-identical reviews never sit on both
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import re
 import unicodedata
@@ -16,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.taxonomy import ISSUE_TYPES, SENTIMENTS
+from models.taxonomy import ISSUE_TYPES
 
 _KEEP = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -36,12 +41,17 @@ class Example:
     domain: str = ""
 
 
-def default_shared_data_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "shared" / "data", here / "shared" / "data"):
-        if cand.is_dir():
-            return cand
-    return here.parent / "shared" / "data"
+SHARED_DATA_ENV = "FEEDBACK_MINER_SHARED_DATA"
+
+
+def shared_data_dir(path: Path | None) -> Path:
+    """``path``, else the folder named by ``FEEDBACK_MINER_SHARED_DATA``; an error when neither is given."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get(SHARED_DATA_ENV):
+        return Path(os.environ[SHARED_DATA_ENV])
+    raise ValueError(f"no shared data folder: pass one (feedback-miner train --shared-data, the setting "
+                     f"shared_data) or set {SHARED_DATA_ENV}")
 
 
 def _read_csv(path: Path) -> Iterable[dict]:
@@ -59,9 +69,9 @@ WEIBO_SENTIMENT = {
 }
 
 
-def load_sentiment_sources(data_dir: Path | None = None) -> list[Example]:
-    """All sentiment rows, labelled negative/neutral/positive, with their domain."""
-    d = Path(data_dir) if data_dir else default_shared_data_dir()
+def load_sentiment_sources(data_dir: Path) -> list[Example]:
+    """All sentiment rows of the shared data folder, labelled negative/neutral/positive, with their domain."""
+    d = Path(data_dir)
     rows: list[Example] = []
     lab = {"0": "negative", "1": "positive"}
     for r in _read_csv(d / "waimai_10k.csv"):
@@ -83,30 +93,6 @@ def load_sentiment_sources(data_dir: Path | None = None) -> list[Example]:
             s = WEIBO_SENTIMENT.get(r.get("emotion", ""))
             if s and r.get("text"):
                 rows.append(Example(r["text"], s, "weibo_emotion_virus", domain="weibo"))
-    return rows
-
-
-WRITTEN_SENTIMENT_SOURCE = "written_sentiment"
-BINARY_SENTIMENTS = ("negative", "positive")
-
-
-def load_written_sentiment(folder: Path) -> list[Example]:
-    """Self-written reviews of domains the real sets lack (``data/sentiment_written/*.jsonl``).
-
-    Each line: ``{"text", "label": negative|positive, "domain"}``; the domain is kept as
-    ``written/<domain>`` so that a run can hold one out (``--holdout-domain written/hotel``).
-    """
-    rows: list[Example] = []
-    for path in sorted(Path(folder).glob("*.jsonl")):
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                r = json.loads(line)
-                if not r.get("text") or r.get("label") not in BINARY_SENTIMENTS or not r.get("domain"):
-                    raise ValueError(f"{path}:{n}: a written review needs text, a binary label and a domain")
-                rows.append(Example(r["text"], r["label"], WRITTEN_SENTIMENT_SOURCE, origin="written",
-                                    domain=f"written/{r['domain']}"))
     return rows
 
 
@@ -166,8 +152,3 @@ def stratified_sample(rows: list[Example], n: int, seed: int) -> list[Example]:
         out.extend(rng.sample(group, min(k, len(group))))
     rng.shuffle(out)
     return out
-
-
-def check_labels(label: str) -> None:
-    if label not in SENTIMENTS:
-        raise ValueError(label)

@@ -74,58 +74,38 @@ def eval_command(
 
 def train_command(
     out: Path | None = typer.Option(None, "--out", help="artifacts folder (default: models/artifacts)"),
-    shared_data: Path | None = typer.Option(None, "--shared-data", help="folder of the real sentiment sets"),
-    issue_data: Path | None = typer.Option(None, "--issue-data", help="folder of the issue-type set"),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="embedding/state caches (default: var/cache)"),
-    eval_dir: Path | None = typer.Option(None, "--eval-dir", help="dev / held-out-domain JSONL files for eval and "
-                                         "bench (default: eval/ beside the cache dir, i.e. var/eval)"),
-    model_dir: Path | None = typer.Option(None, "--model-dir"),
-    epochs: float = typer.Option(1.5, "--epochs"),
-    seed: int = typer.Option(13, "--seed"),
-    max_sentiment_rows: int = typer.Option(40000, "--max-sentiment-rows"),
-    all_sentiment_rows: bool = typer.Option(
-        False, "--all-sentiment-rows", help="train on every real sentiment row outside dev, not only the per-source "
-        "draws (≈ 71k rows; raise --max-sentiment-rows to keep them); dev rows stay the same"),
-    written_sentiment: bool = typer.Option(
-        False, "--written-sentiment/--no-written-sentiment",
-        help="add the self-written reviews of data/sentiment_written (domains the real sets lack; "
-        "measured, not adopted: see METHOD.md)"),
-    split_layer: int = typer.Option(4, "--split-layer", help="layers above this one are tuned; those below stay frozen"),
-    prefix: str = typer.Option("", "--prefix", help="text put before every input ('query: ' as e5 was pre-trained; "
-                               "none by default: the tuned model does not need it)"),
-    lr: float = typer.Option(1e-4, "--lr", help="learning rate of the tuned encoder layers"),
-    distill_weight: float = typer.Option(0.5, "--distill-weight", help="weight of the keep-close-to-e5 term"),
-    skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; retrain heads"),
-    lexical: bool = typer.Option(True, "--lexical/--no-lexical",
-                                 help="blend the issue-type and sentiment heads with heads on character n-grams"),
-    quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
+    shared_data: Path | None = typer.Option(None, "--shared-data", help="folder of the real sentiment sets "
+                                            "(default: the setting shared_data, FEEDBACK_MINER_SHARED_DATA)"),
+    issue_data: Path | None = typer.Option(None, "--issue-data", help="folder of the issue-type set (default: "
+                                           "data/issue_type)"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="frozen-layer state cache (default: var/cache); "
+                                          "the dev / held-out-domain eval files go to eval/ beside it"),
+    model_dir: Path | None = typer.Option(None, "--model-dir", help="encoder folder cache (default: settings)"),
+    skip_finetune: bool = typer.Option(False, "--skip-finetune", help="keep the shipped encoder layers; refit the "
+                                       "heads (how the shipped heads were made)"),
+    prefix: str = typer.Option("", "--prefix", help="text put before every input (none by default; 'query: ' "
+                               "repeats the recipe of the shipped encoder layers)"),
     holdout_domain: list[str] = typer.Option(
         None, "--holdout-domain", help="keep a domain out of training to measure cross-domain accuracy "
-        "(hotel, waimai, weibo, shopping, shopping/<category> or written/<domain>)"),
+        "(hotel, waimai, weibo, shopping or shopping/<category>)"),
+    quick: bool = typer.Option(False, "--quick", help="tiny run for smoke tests"),
 ) -> None:
-    """Train the classifiers; write artifacts, metrics JSON and the model card."""
+    """Train the classifiers; write artifacts, metrics JSON and the model card.
+
+    The recipe is fixed (models/artifacts/METHOD.md, which also says how to rerun the experiments
+    that are no longer options).
+    """
     from models.training import TrainConfig, train
 
-    ms = _settings().model
+    s = _settings()
     cfg = TrainConfig(
         out=out,
-        shared_data=shared_data,
+        shared_data=shared_data or s.shared_data,
         issue_data=issue_data,
         cache_dir=cache_dir,
-        eval_dir=eval_dir,
-        model_dir=model_dir or ms.dir,
-        epochs=epochs,
-        seed=seed,
-        max_sentiment_rows=max_sentiment_rows,
-        all_sentiment_rows=all_sentiment_rows,
-        written_sentiment=written_sentiment,
-        split_layer=split_layer,
+        model_dir=model_dir or s.model.dir,
         prefix=prefix,
         skip_finetune=skip_finetune,
-        lexical=lexical,
-        sentiment_lexical=lexical,
-        lr_layers=lr,
-        distill_weight=distill_weight,
         quick=quick,
         holdout_domains=list(holdout_domain or []),
     )

@@ -7,19 +7,26 @@ import os
 
 import pytest
 
-from models.data import default_shared_data_dir
-
 pytestmark = pytest.mark.model
 
 
-def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
-    # Training reads the labelled sets in ../shared/data (CI has them beside the clone).
-    assert (default_shared_data_dir() / "waimai_10k.csv").is_file(), f"training data missing in {default_shared_data_dir()}"
+@pytest.fixture(scope="module")
+def shared():
+    # Training reads the labelled sets of the setting shared_data (../shared/data: CI has them beside the clone).
+    from topics.settings import Settings
+
+    path = Settings().shared_data
+    assert (path / "waimai_10k.csv").is_file(), f"training data missing in {path}"
+    return path
+
+
+def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir, shared):
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     from pipelines.flows.training import training_flow
 
     out = tmp_path / "artifacts"
-    result = training_flow(out=str(out), quick=True, cache_dir=str(tmp_path / "cache"), model_dir=str(model_dir))
+    result = training_flow(out=str(out), quick=True, cache_dir=str(tmp_path / "cache"), model_dir=str(model_dir),
+                           shared_data=str(shared))
     for name in ("config.json", "encoder_top.safetensors", "heads.safetensors", "metrics.json", "MODEL_CARD.md",
                  "issue_ngrams.json", "sentiment_ngrams.json"):
         assert (out / name).is_file(), name
@@ -39,21 +46,22 @@ def test_training_flow_writes_artifacts_and_evaluates(tmp_path, model_dir):
     from models.training import TrainConfig, train
 
     again = tmp_path / "again"
-    train(TrainConfig(out=again, quick=True, cache_dir=tmp_path / "cache", model_dir=model_dir, progress=False))
+    train(TrainConfig(out=again, quick=True, shared_data=shared, cache_dir=tmp_path / "cache", model_dir=model_dir,
+                      progress=False))
     a, b = load_file(str(out / "heads.safetensors")), load_file(str(again / "heads.safetensors"))
     assert all(abs(a[k] - b[k]).max() < 1e-3 for k in a)
     assert sorted(p.name for p in (tmp_path / "eval").iterdir())[0].startswith("sentiment_dev_")
 
 
-def test_skip_finetune_keeps_the_encoder_and_its_sentiment_head(tmp_path, model_dir):
+def test_skip_finetune_keeps_the_encoder_and_its_sentiment_head(tmp_path, model_dir, shared):
     from safetensors.numpy import load_file
 
     from models.feedback_model import ARTIFACTS_DIR, ENCODER_FILE, HEADS_FILE, unpack_tuned_layers
     from models.training import TrainConfig, train
 
     out = tmp_path / "refit"
-    metrics = train(TrainConfig(out=out, quick=True, skip_finetune=True, cache_dir=tmp_path / "cache",
-                                model_dir=model_dir, progress=False))
+    metrics = train(TrainConfig(out=out, quick=True, skip_finetune=True, shared_data=shared,
+                                cache_dir=tmp_path / "cache", model_dir=model_dir, progress=False))
     shipped_heads, heads = load_file(str(ARTIFACTS_DIR / HEADS_FILE)), load_file(str(out / HEADS_FILE))
     assert all((shipped_heads[k] == heads[k]).all() for k in shipped_heads if k.startswith("sentiment."))
     # The heads are fitted on the encoder as it is served: with the prefix it was tuned with.
