@@ -3,7 +3,7 @@
 Inputs (work/ is git-ignored except the label file):
   work/candidates.jsonl   pre-selected candidates (tools/preselect.py)
   work/labels.txt         hand labels, tokens "cid:CODES", first code = primary; lines starting with # are comments
-  written/*.py            self-written examples (WRITTEN list of (text, [labels]))
+  written/*.jsonl         self-written examples, one {"text", "labels", "primary"} per line
 Outputs: real_train.jsonl, real_heldout.jsonl, written_train.jsonl, written_heldout.jsonl
 
 Split: near-duplicate groups (exact pairwise Jaccard over char 3-grams >= 0.5, much
@@ -11,7 +11,6 @@ looser than the 0.7 used for dedup) are kept on one side; each group is assigned
 within its primary label by a seeded hash rank (~70/30 per label, deterministic).
 """
 import hashlib
-import importlib.util
 import json
 import random
 import sys
@@ -20,14 +19,16 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for models.taxonomy
 from prep_pool import norm, shingles  # noqa: E402
+
+from models.taxonomy import ISSUE_TYPES  # noqa: E402
 
 D = Path(__file__).resolve().parent.parent
 W = D / "work"
-CODE = {"L": "logistics", "Q": "product_quality", "P": "price_billing", "S": "service_attitude",
-        "R": "refund_aftersales", "T": "technical", "A": "account_privacy", "C": "policy_contract",
-        "G": "suggestion", "H": "praise", "O": "other"}
-TAXONOMY = list(CODE.values())
+# One letter per label in work/labels.txt, in the taxonomy's (fixed) order.
+CODE = dict(zip("LQPSRTACGHO", ISSUE_TYPES, strict=True))
+TAXONOMY = list(ISSUE_TYPES)
 
 
 def read_labels():
@@ -119,17 +120,27 @@ def real_rows():
     return rows
 
 
+def read_written(folder=D / "written"):
+    """The self-written examples as ``(file, text, labels)``: ``written/*.jsonl``, one
+    ``{"text", "labels", "primary"}`` per line (``primary`` is ``labels[0]``)."""
+    out = []
+    for p in sorted(Path(folder).glob("*.jsonl")):
+        for n, line in enumerate(open(p, encoding="utf-8"), 1):
+            if line.strip():
+                r = json.loads(line)
+                labels = r["labels"]
+                assert labels and r["primary"] == labels[0], f"{p.name}:{n}: primary must be labels[0]"
+                out.append((p.name, r["text"], labels))
+    return out
+
+
 def written_rows():
     rows = []
-    for p in sorted((D / "written").glob("*.py")):
-        spec = importlib.util.spec_from_file_location(p.stem, p)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        for text, labels in mod.WRITTEN:
-            text = text.strip()
-            assert labels and all(x in TAXONOMY for x in labels), (p.name, text, labels)
-            rows.append({"text": text, "label": labels[0], "labels": list(dict.fromkeys(labels)),
-                         "source": "written", "origin": "written"})
+    for name, text, labels in read_written():
+        text = text.strip()
+        assert labels and all(x in TAXONOMY for x in labels), (name, text, labels)
+        rows.append({"text": text, "label": labels[0], "labels": list(dict.fromkeys(labels)),
+                     "source": "written", "origin": "written"})
     seen, out = set(), []
     for r in rows:
         k = norm(r["text"])

@@ -8,6 +8,10 @@ Normalisation for duplicate detection only (texts are kept as they are):
 NFKC, Traditional->Simplified (OpenCC t2s), lower-case, keep only CJK/letters/digits.
 Exact duplicates: identical normalised text. Near duplicates: MinHash (128 perm)
 over character 3-grams, LSH Jaccard >= 0.7; the first occurrence is kept.
+
+The shared raw files are read from the project setting ``shared_data``
+(FEEDBACK_MINER_SHARED_DATA; default ../shared/data beside the repository), or from the folder
+given as the first argument.
 """
 import csv
 import json
@@ -19,7 +23,7 @@ from pathlib import Path
 from datasketch import MinHash, MinHashLSH
 from opencc import OpenCC
 
-RAW = Path("/work/shared/data")
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for its packages
 OUT = Path(__file__).resolve().parent.parent / "work"
 cc = OpenCC("t2s")
 KEEP = re.compile(r"[^0-9a-z\u4e00-\u9fff]")
@@ -31,12 +35,20 @@ def norm(t: str) -> str:
     return KEEP.sub("", t)
 
 
-def load():
+def shared_data_dir() -> Path:
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    from topics.settings import Settings
+
+    return Settings().shared_data
+
+
+def load(folder: Path):
     for fn in ["waimai_10k.csv", "online_shopping_9_cats.csv", "chnsenticorp_train.csv"]:
-        with open(RAW / fn, encoding="utf-8-sig", newline="") as f:
+        with open(folder / fn, encoding="utf-8-sig", newline="") as f:
             for i, r in enumerate(csv.DictReader(f)):
                 yield f"{fn}:{i}", (r.get("review") or "").lstrip("\ufeff"), r
-    with open(RAW / "weibo_emotion_virus.jsonl", encoding="utf-8") as f:
+    with open(folder / "weibo_emotion_virus.jsonl", encoding="utf-8") as f:
         for i, line in enumerate(f):
             r = json.loads(line)
             yield f"weibo_emotion_virus.jsonl:{i}", r["text"], r
@@ -51,7 +63,7 @@ def main():
     seen = set()
     lsh = MinHashLSH(threshold=0.7, num_perm=128)
     kept, n_in, n_exact, n_near = [], 0, 0, 0
-    for src, text, raw in load():
+    for src, text, raw in load(shared_data_dir()):
         n_in += 1
         n = norm(text)
         if len(n) < 4:

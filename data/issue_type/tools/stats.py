@@ -1,11 +1,13 @@
 """Print Markdown count tables (primary label and any-label) for the committed JSONL files."""
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for models.taxonomy
+from models.taxonomy import ISSUE_TYPES as LABELS  # noqa: E402
+
 D = Path(__file__).resolve().parent.parent
-LABELS = ["logistics", "product_quality", "price_billing", "service_attitude", "refund_aftersales",
-          "technical", "account_privacy", "policy_contract", "suggestion", "praise", "other"]
 FILES = ["real_train.jsonl", "real_heldout.jsonl", "written_train.jsonl", "written_heldout.jsonl"]
 
 
