@@ -121,9 +121,10 @@ Per class on the real held-out rows:
 {btxt or 'see benchmarks/model.json'}
 ## Training data
 
-See `data/issue_type/DATA_CARD.md` for the issue-type set. Sentiment: ../shared/data
-(waimai_10k, online_shopping_9_cats, chnsenticorp_train, weibo_emotion_virus; Weibo emotions
-mapped happy→positive, angry/sad/fear→negative, neutral→neutral, surprise dropped).
+See `data/issue_type/DATA_CARD.md` for the issue-type set. Sentiment: the shared data folder (the
+setting `shared_data`, by default ../shared/data beside the checkout: waimai_10k,
+online_shopping_9_cats, chnsenticorp_train, weibo_emotion_virus; Weibo emotions mapped
+happy→positive, angry/sad/fear→negative, neutral→neutral, surprise dropped).
 Counts: `{json.dumps(metrics.get('encoder_run', metrics).get('data', {}).get('sentiment_train', {}), ensure_ascii=False)}`.
 
 ## For the README
