@@ -145,7 +145,7 @@ class StreamRuntime:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
                 wait = min(wait, 0.5)  # stay responsive to stop requests whatever the batch timeout
-                records = self._consumer.poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
+                records = self._poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
                 if self.reposition_needed:
                     continue  # a rebalance ran inside this poll: these records may come from stale positions
                 for tp_records in records.values():
@@ -172,9 +172,29 @@ class StreamRuntime:
         assignment = self._consumer.assignment()
         if assignment:
             self._consumer.pause(*assignment)  # partitions assigned meanwhile start unpaused
-        self._consumer.poll(timeout_ms=int(min(0.5, max(0.0, self._retry_at - time.monotonic())) * 1000) or 1)
+        self._poll(timeout_ms=int(min(0.5, max(0.0, self._retry_at - time.monotonic())) * 1000) or 1)
         if self.paused and time.monotonic() >= self._retry_at:
             self.flush_pending()
+
+    def _poll(self, **options):
+        records = self._consumer.poll(**options)
+        self._rescue_lost_join()
+        return records
+
+    def _rescue_lost_join(self) -> None:
+        """Work around kafka-python 3.0 losing a finished rebalance, which leaves the stage idle for good.
+
+        When the group leader rejoins because a topic's partition count changed, its own assignment
+        clears that condition while the join is still in flight; if ``poll`` times out before the
+        SyncGroup answer, no later ``poll`` collects the finished join: the consumer keeps its old
+        assignment and never reads the new topic (seen when a restarted embedded broker recreates a
+        topic with another partition count). Ask for a new join then.
+        """
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        join = getattr(coordinator, "_join_task", None)
+        if join is not None and getattr(join, "is_done", False) and not coordinator.need_rejoin():
+            log.warning("stage %s: the Kafka client lost a finished rebalance; joining the group again", self.stage.name)
+            coordinator.request_rejoin()
 
     def _reposition(self) -> None:
         """Read every assigned partition again from its committed offset (from the start when none).
