@@ -233,15 +233,15 @@ def read_events(settings: Settings, topic: str, model: type[Event]) -> list:
     return [decode(model, r.value, list(r.headers or [])) for r in read_topic(settings, topic, timeout_s=60)]
 
 
-def alert_signature(alerts: list[Alert]) -> list[tuple]:
-    """What ops see, independent of ids and clocks: per alert event in order, the alert's ordinal
-    (by first appearance), revision, kind, key, status, priority and counts."""
-    ordinal: dict[str, int] = {}
-    return [
-        (ordinal.setdefault(a.alert_id, len(ordinal)), a.revision, a.kind.value, a.key, a.status.value,
-         a.priority.value, a.count, a.total_count)
+def alert_facts(alerts: list[Alert]) -> list[tuple]:
+    """What ops see of each alert event, independent of alert ids, emission clock and topic order
+    (the alerts topic is keyed by alert, so reading it back interleaves its partitions): sorted
+    (kind, key, first seen, revision, status, priority, counts, last seen, sample event ids)."""
+    return sorted(
+        (a.kind.value, a.key, a.first_seen.isoformat(), a.revision, a.status.value, a.priority.value,
+         a.count, a.total_count, a.last_seen.isoformat(), tuple(s.event_id for s in a.samples))
         for a in alerts
-    ]
+    )
 
 
 def first_publications(alerts: list[Alert]) -> list[Alert]:
