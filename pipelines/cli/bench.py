@@ -9,10 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from pipelines.cli.common import cli_errors, console, settings
-from pipelines.model_cli import bench_model_command
 
 bench_app = typer.Typer(help="Benchmarks (each writes a JSON report).", no_args_is_help=True)
-bench_app.command("model")(bench_model_command)
 
 
 def write_report(out: Path, report: dict) -> None:
@@ -41,14 +39,15 @@ def bench_alerts(
 def bench_themes(
     messages: Annotated[int, typer.Option(help="Messages to cluster.")] = 100_000,
     real: Annotated[int, typer.Option(help="Real reviews encoded as the base of the synthetic week.")] = 3000,
-    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled review files.")] = Path("/work/shared/data"),
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the labelled review files (default: the shared_data setting).")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads (the target is 2 cores).")] = 2,
     out: Annotated[Path, typer.Option(help="JSON report.")] = Path("benchmarks/themes.json"),
 ) -> None:
     """Time weekly clustering of N messages, and compare the clusterers' quality on labelled real reviews."""
     from pipelines.bench.themes import run_themes_benchmark
 
-    report = run_themes_benchmark(settings(), messages, real, data_dir, threads)
+    s = settings()
+    report = run_themes_benchmark(s, messages, real, data_dir or s.shared_data, threads)
     write_report(out, report)
 
 
@@ -72,3 +71,32 @@ def bench_normalizer(
     write_report(out, report)
     for name, run in report["runs"].items():
         console.print(f"{name}: {run['events_per_s']} events/s" + (f", copy recall {run['copy_recall_at_near_min_chars']} (≥ near_min_chars), originals linked {run['originals_linked']}" if "copy_recall" in run else ""))
+
+
+@bench_app.command("model")
+def bench_model_command(
+    data: list[Path] = typer.Option(None, "--data", help="sentiment JSONL file(s) for the accuracy change"),
+    out: Path = typer.Option(Path("benchmarks/model.json"), "--out"),
+    model_dir: Path | None = typer.Option(None, "--model-dir"),
+    artifacts: Path | None = typer.Option(None, "--artifacts"),
+    batch_sizes: str = typer.Option("1,16,64", "--batch-sizes"),
+    n_sentences: int = typer.Option(512, "--sentences", help="sentences timed per batch size"),
+    repeats: int = typer.Option(5, "--repeats"),
+    num_threads: int | None = typer.Option(None, "--num-threads"),
+) -> None:
+    """Sentences/s at several batch sizes, fp32 vs quantised, and the quantised accuracy change."""
+    from models.bench import run_bench
+
+    ms = settings().model
+    report = run_bench(
+        model_dir=model_dir or ms.dir,
+        artifacts=artifacts,
+        data=list(data or []),
+        batch_sizes=[int(b) for b in batch_sizes.split(",") if b.strip()],
+        n_sentences=n_sentences,
+        repeats=repeats,
+        max_length=ms.max_length,
+        num_threads=num_threads or ms.num_threads,
+        max_batch_tokens=ms.max_batch_tokens,
+    )
+    write_report(out, report)

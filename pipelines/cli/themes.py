@@ -40,7 +40,7 @@ def digest(
 @themes_app.command("calibrate")
 @cli_errors
 def calibrate(
-    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled review files.")] = Path("/work/shared/data"),
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the labelled review files (default: the shared_data setting).")] = None,
     per_topic: Annotated[int, typer.Option(help="Reviews sampled per topic (domain × polarity).")] = 150,
     precision: Annotated[Optional[float], typer.Option(help="Target precision of 'same theme' decisions (default: best separation, Youden's J).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write the result as JSON here.")] = None,
@@ -48,7 +48,8 @@ def calibrate(
     """Calibrate the live-theme threshold curve and the weekly merge/continuity similarities on real reviews."""
     from pipelines.themes_calibration import run_calibration
 
-    result = run_calibration(settings(), data_dir, per_topic, precision)
+    s = settings()
+    result = run_calibration(s, data_dir or s.shared_data, per_topic, precision)
     text = json.dumps(result, ensure_ascii=False, indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")

@@ -48,7 +48,7 @@ def training_flow(
     model_dir = model_dir or str(Settings().model.dir)
     cfg = {
         "out": Path(out) if out else None,
-        "shared_data": Path(shared_data) if shared_data else None,
+        "shared_data": Path(shared_data) if shared_data else Settings().shared_data,
         "issue_data": Path(issue_data) if issue_data else None,
         "cache_dir": Path(cache_dir) if cache_dir else None,
         "model_dir": Path(model_dir),
