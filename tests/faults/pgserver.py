@@ -1,11 +1,15 @@
 """A private, throw-away PostgreSQL server for outage tests.
 
 The tests stop and kill this server on purpose, so it must never be the
-machine's shared server (127.0.0.1:5432): it gets its own data directory under
-the test's tmp_path, its own free port and its own unix-socket directory.
+machine's shared server (127.0.0.1:5432): it gets its own data directory, its
+own free port and its own unix-socket directory.
 
 initdb and postgres refuse to run as root; as root (CI) they run as the
-``postgres`` system user, which then owns the directory.
+``postgres`` system user, which then owns the directory. That directory is then
+a fresh one in the system temp dir (linked from the test's tmp_path as ``pg``),
+not under tmp_path itself: every pytest session that starts on the machine
+resets ``/tmp/pytest-of-root`` to mode 0700, which would lock the postgres user
+out of its own data directory in the middle of a test (pg_ctl stop: Permission denied).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,12 +61,17 @@ class PrivatePostgres:
 
     def __init__(self, base: Path):
         self.bindir = find_bindir()
-        self.root = base / "pg"
+        self.base = base
+        self._as_root = os.geteuid() == 0
+        if self._as_root:
+            self.root = Path(tempfile.mkdtemp(prefix="feedback-miner-test-pg-"))
+            (base / "pg").symlink_to(self.root, target_is_directory=True)
+        else:
+            self.root = base / "pg"
         self.data = self.root / "data"
         self.sockets = self.root / "sock"
         self.log = self.root / "postgres.log"
         self.port = _free_port()
-        self._as_root = os.geteuid() == 0
         self._initialised = False
 
     @property
@@ -93,12 +103,9 @@ class PrivatePostgres:
         owner = pwd.getpwnam("postgres")
         for path in (self.root, self.sockets):
             os.chown(path, owner.pw_uid, owner.pw_gid)
-        # The postgres user must be able to reach the directory: add search (x) permission
-        # to every ancestor that lacks it (pytest's per-user tmp root is 0700).
+        # The postgres user must be able to reach the directory (the temp dir is world-searchable).
         for parent in self.root.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
+            assert parent.stat().st_mode & 0o001, f"{parent} is not searchable by the postgres user"
 
     def init(self) -> None:
         self._prepare_dirs()
@@ -173,10 +180,14 @@ class PrivatePostgres:
         return found
 
     def close(self) -> None:
-        """Teardown: stop whatever is still running (immediate mode), never failing the test for it."""
-        if not self._initialised:
-            return
-        if self.is_running():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop", check=False)
-        if self.is_running():
-            self.kill()
+        """Teardown: stop whatever is still running (immediate mode), keep the server log in the
+        test's tmp_path, remove the directory made outside it. Never fails the test."""
+        if self._initialised:
+            if self.is_running():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop", check=False)
+            if (self.data / "postmaster.pid").exists():  # still up (or pg_ctl could not tell): kill it
+                self.kill()
+        if self._as_root and self.root.exists():
+            if self.log.exists():
+                shutil.copyfile(self.log, self.base / "postgres.log")
+            shutil.rmtree(self.root, ignore_errors=True)
