@@ -155,11 +155,19 @@ class WeeklyThemeSettings(_Section):
     pca_dims: int = Field(32, ge=2)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
     continuity_similarity: float = Field(0.938, ge=0.0, le=1.0)
-    # Emerging: new, or grown by this factor, with at least this many messages.
+    # One problem, one entry: clusters whose normalised centroids are at least this similar are merged.
+    merge_centroid_similarity: float = Field(0.938, ge=0.0, le=1.0)
+    # Week-over-week counts: a message counts for the theme whose centroid is nearest, at this similarity or more.
+    member_similarity: float = Field(0.85, ge=0.0, le=1.0)
+    # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
+    # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)
-    emerging_min_volume: int = Field(5, ge=1)
-    # Fading: shrunk to this fraction or less of last week's size (or gone).
+    emerging_min_volume: int = Field(10, ge=1)
+    # Fading: shrunk to this fraction or less of the expected count, from at least ``fading_min_volume`` last week,
+    # with a lower-tail Poisson p-value below ``significance`` (a 3 → 0 change is not news).
     fading_ratio: float = Field(0.5, ge=0.0, le=1.0)
+    fading_min_volume: int = Field(20, ge=1)
+    significance: float = Field(0.001, gt=0.0, lt=1.0)
     keywords: int = Field(6, ge=1)
     quotes: int = Field(3, ge=1)
     # Themes shown in the digest's top list.
@@ -260,6 +268,20 @@ class AlertSettings(_Section):
     # A series never seen before is assumed to run at this rate (so a brand-new theme can spike, but not on 2 messages).
     baseline_floor_per_hour: float = Field(1.0, gt=0)
     spike_ignore_issue_types: list[str] = Field(default_factory=lambda: ["praise"])
+    # Cold start: before min_history_min of history, the shortest window is judged against a prior rate
+    # per series ("issue_type:technical") or per dimension ("issue_type", "channel"), blended with the
+    # history there is. The store's enriched history, when there is some, seeds the buckets first.
+    prior_per_hour: dict[str, float] = Field(default_factory=lambda: {"issue_type": 10.0, "channel": 30.0, "theme": 3.0})
+    # ... and never below this share (per dimension) of the rest of the stream in the window, so a stream
+    # busier than the prior does not alert (3 channels: one may well carry half of everything).
+    cold_start_share: dict[str, float] = Field(default_factory=lambda: {"issue_type": 0.2, "channel": 0.6, "theme": 0.2})
+    # A new series (theme) needs this much event time since its first message before it can spike.
+    new_series_min_age_min: int = Field(60, ge=0)
+    # Severity of a spike from its impact: P1 from this ratio over baseline and count in the window.
+    p1_min_ratio: float = Field(5.0, ge=1.0)
+    p1_min_count: int = Field(15, ge=1)
+    # Times shown to people (alerts tail, list, webhooks text).
+    timezone: str = "Asia/Shanghai"
     sentiment_window_min: int = Field(30, ge=1)
     sentiment_min_count: int = Field(10, ge=2)
     sentiment_drop: float = Field(0.35, gt=0, le=2)

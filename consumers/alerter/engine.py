@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from consumers.alerter.priority import Assessment, assess
+from consumers.alerter.priority import Assessment, assess, is_vip
 from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import ALL_SERIES, DIMENSION_RANK, Detector, DetectorConfig, Signal, dimension, series_label
 from consumers.alerter.suppression import AlertBook, Match, SuppressionPolicy
@@ -26,14 +26,18 @@ CATEGORY_TITLE = {"safety": "人身安全风险", "legal": "法律纠纷风险",
                   "social_reach": "高传播负面舆情", "negative": "负面反馈"}
 
 
-def series_zh(series: str) -> str:
+ThemeLabels = Callable[[str], "str | None"]
+
+
+def series_zh(series: str, theme_label: ThemeLabels | None = None) -> str:
     dim, label = dimension(series), series_label(series)
     if dim == "issue_type":
         return ISSUE_TYPE_ZH[IssueType(label)]
     if dim == "channel":
         return f"{CHANNEL_ZH.get(label, label)}渠道"
     if dim == "theme":
-        return f"主题 {label}"
+        name = theme_label(label) if theme_label is not None else None
+        return f"主题「{name}」" if name else f"主题 {label}"
     return "全部反馈"
 
 
@@ -46,10 +50,14 @@ class EngineConfig:
     # Event times further ahead of the clock than this are taken as "now + skew": one event
     # stamped years ahead by a wrong device clock must not push the watermark past every window.
     max_future_skew: timedelta
+    # Severity of a spike: P1 from this ratio over baseline and this count in the window (and negative).
+    p1_min_ratio: float = 5.0
+    p1_min_count: int = 15
 
     @classmethod
     def from_settings(cls, alerts: AlertSettings) -> EngineConfig:
-        return cls(Priority(alerts.message_alert_min_priority), alerts.quote_chars, timedelta(minutes=alerts.max_future_skew_min))
+        return cls(Priority(alerts.message_alert_min_priority), alerts.quote_chars, timedelta(minutes=alerts.max_future_skew_min),
+                   alerts.p1_min_ratio, alerts.p1_min_count)
 
 
 def clip(text: str, width: int) -> str:
@@ -58,11 +66,14 @@ def clip(text: str, width: int) -> str:
 
 
 class AlertEngine:
-    def __init__(self, matcher: TermMatcher, detector: Detector, book: AlertBook, config: EngineConfig):
+    def __init__(self, matcher: TermMatcher, detector: Detector, book: AlertBook, config: EngineConfig,
+                 theme_label: ThemeLabels | None = None):
         self.matcher = matcher
         self.detector = detector
         self.book = book
         self.config = config
+        # Theme id -> its human label (the store's themes table), for titles; None: the id is shown.
+        self.theme_label = theme_label
 
     @classmethod
     def build(cls, matcher: TermMatcher, alerts: AlertSettings, clock: Callable[[], datetime]) -> AlertEngine:
@@ -81,7 +92,7 @@ class AlertEngine:
             log.warning("event %s is stamped %s, ahead of the clock; counted at %s", event.event_id, event.received_at, latest)
             event = event.model_copy(update={"received_at": latest})
         assessment = assess(event, self.matcher)
-        volume, sentiment = self.detector.observe(event)
+        volume, sentiment = self.detector.observe(event, vip=is_vip(event, self.matcher.rules))
         now = self.detector.watermark
         sample = AlertSample(
             event_id=event.event_id,
@@ -114,7 +125,12 @@ class AlertEngine:
             return None
         lead = next((c for c in assessment.categories), "negative")
         tier = f"{event.customer.tier} 客户" if event.customer.tier else "客户"
-        title = f"{CATEGORY_TITLE.get(lead, '负面反馈')}: {ISSUE_TYPE_ZH[event.primary_issue]} · {CHANNEL_ZH[event.channel.value]}"
+        if assessment.priority == Priority.P1 and assessment.reasons:
+            # A rule case keeps the rule as its title ("人身安全: 食物中毒"): the classifier's label is
+            # often wrong for these (food poisoning read as account security).
+            title = f"{assessment.reasons[0]} · {CHANNEL_ZH[event.channel.value]}"
+        else:
+            title = f"{CATEGORY_TITLE.get(lead, '负面反馈')}: {ISSUE_TYPE_ZH[event.primary_issue]} · {CHANNEL_ZH[event.channel.value]}"
         summary = f"{tier} {event.customer.id}: {clip(event.text, self.config.quote_chars)}"
         return self.book.match(Match(
             AlertKind.message, f"customer:{event.customer.id}", at, assessment.priority, title, summary,
@@ -169,7 +185,8 @@ class AlertEngine:
                 alert = self.book.calm(signal.kind, signal.series, now, {
                     "count": signal.count, "observed": signal.observed, "baseline": signal.baseline,
                     "window_minutes": signal.window_min, "p_value": signal.p_value,
-                    "summary": f"已回落: {self._signal_reason(signal)}",
+                    "summary": f"回落中: {self._signal_reason(signal)}",
+                    "resolved_summary": f"已回落: {self._signal_reason(signal)}",
                 })
                 if alert is not None:
                     alerts.append(alert)
@@ -190,7 +207,12 @@ class AlertEngine:
             if state.kind == AlertKind.message or state.key == signal.series:
                 continue
             if signal.kind == AlertKind.spike:
-                if state.kind == AlertKind.spike and not self.detector.residual(signal, state.key, now).firing:
+                if state.kind != AlertKind.spike:
+                    continue
+                residual = self.detector.residual(signal, state.key, now)
+                # One incident: the signal would not fire without the shared messages, or at least
+                # half of its window's messages are also in the open alert's series.
+                if not residual.firing or signal.count - residual.count >= 0.5 * signal.count:
                     return state
             elif state.key != ALL_SERIES:
                 # A drop that vanishes without the events of an open alert's series is part of that incident.
@@ -204,21 +226,40 @@ class AlertEngine:
             p = f", p={signal.p_value:.1e}" if signal.p_value is not None else ""
             if signal.dispersion > 1:
                 p += f", 离散度 φ={signal.dispersion:.1f}"
-            return (f"{series_zh(signal.series)} {signal.window_min} 分钟 {signal.count} 条, 基线预期 {signal.baseline:.1f} 条"
+            return (f"{series_zh(signal.series, self.theme_label)} {signal.window_min} 分钟 {signal.count} 条, 基线预期 {signal.baseline:.1f} 条"
                     f" ({ratio:.1f} 倍{p})")
         z = f", z={signal.z:.1f}" if signal.z is not None else ""
-        return (f"{series_zh(signal.series)} 近 {signal.window_min} 分钟平均情感 {signal.observed:.2f}, "
+        return (f"{series_zh(signal.series, self.theme_label)} 近 {signal.window_min} 分钟平均情感 {signal.observed:.2f}, "
                 f"基线 {signal.baseline:.2f} ({signal.count} 条{z})")
+
+    def _severity(self, signal: Signal) -> tuple[Priority, str]:
+        """Priority of a series alert from its impact: magnitude over baseline, volume, negative
+        sentiment, share of VIP customers. P1 only for a negative outage ≥ p1_min_ratio × baseline with
+        ≥ p1_min_count messages in the window; P3 for a minor drift (not negative, no VIPs)."""
+        cfg = self.config
+        if signal.kind == AlertKind.sentiment_drop:
+            if signal.count >= 20 and signal.observed <= -0.5:
+                return Priority.P2, f"影响: {signal.count} 条, 平均情感 {signal.observed:.2f}"
+            return Priority.P3, f"影响: {signal.count} 条, 平均情感 {signal.observed:.2f}"
+        ratio = signal.count / signal.baseline if signal.baseline else float("inf")
+        negative = signal.mean_score <= -0.2
+        impact = f"影响: {ratio:.1f} 倍基线, {signal.count} 条, 平均情感 {signal.mean_score:.2f}, VIP 占比 {signal.vip_share:.0%}"
+        if negative and ratio >= cfg.p1_min_ratio and signal.count >= cfg.p1_min_count:
+            return Priority.P1, impact
+        if negative or signal.vip_share >= 0.2 or ratio >= cfg.p1_min_ratio:
+            return Priority.P2, impact
+        return Priority.P3, impact
 
     def _signal_match(self, signal: Signal, now: datetime, sample: AlertSample | None, event: EnrichedFeedback) -> Match:
         dim, label = dimension(signal.series), series_label(signal.series)
         if signal.kind == AlertKind.spike:
-            title = f"{series_zh(signal.series)}反馈量激增"
+            title = f"{series_zh(signal.series, self.theme_label)}反馈量激增"
         else:
-            title = f"{series_zh(signal.series)}情感骤降"
+            title = f"{series_zh(signal.series, self.theme_label)}情感骤降"
         reason = self._signal_reason(signal)
+        priority, why = self._severity(signal)
         return Match(
-            signal.kind, signal.series, now, Priority.P2, title, reason, [reason], signal.count,
+            signal.kind, signal.series, now, priority, title, reason, [reason, why], signal.count,
             baseline=signal.baseline, observed=signal.observed, window_minutes=signal.window_min,
             p_value=signal.p_value, sample=sample, added=1 if sample is not None else 0,
             issue_type=label if dim == "issue_type" else (event.primary_issue.value if sample else None),

@@ -17,7 +17,7 @@ class Assessment:
     hits: list[TermHit] = field(default_factory=list)
 
 
-def _is_vip(event: EnrichedFeedback, rules: Rules) -> bool:
+def is_vip(event: EnrichedFeedback, rules: Rules) -> bool:
     tier = (event.customer.tier or "").strip().lower()
     return bool(tier) and tier in rules.vip_tiers
 
@@ -67,7 +67,7 @@ def assess(event: EnrichedFeedback, matcher: TermMatcher) -> Assessment:
     if categories:
         return Assessment(Priority.P1, reasons, categories, hits)
 
-    if negative and _is_vip(event, rules) and score <= rules.vip_negative_score:
+    if negative and is_vip(event, rules) and score <= rules.vip_negative_score:
         categories.append("vip")
         reasons.append(f"VIP 客户({event.customer.tier})强烈负面: 情感 {score:.2f}")
     reach = _social_reach(event, rules) if negative else None

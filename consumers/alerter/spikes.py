@@ -69,6 +69,10 @@ def series_label(series: str) -> str:
     return series.split(":", 1)[1]
 
 
+# Series that exist from the stream's start (their silence is information); a theme is born with its first message.
+BORN_SERIES = frozenset({"theme"})
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """The detector's view of ``AlertSettings`` (which holds every default), in the detector's units."""
@@ -87,6 +91,9 @@ class DetectorConfig:
     sentiment_drop: float
     sentiment_z: float
     resolve_p_value: float
+    prior_per_hour: dict[str, float] = field(default_factory=dict)
+    cold_start_share: dict[str, float] = field(default_factory=dict)
+    new_series_min_age_min: int = 60
 
     @classmethod
     def from_settings(cls, alerts: AlertSettings) -> DetectorConfig:
@@ -105,7 +112,16 @@ class DetectorConfig:
             sentiment_drop=alerts.sentiment_drop,
             sentiment_z=alerts.sentiment_z,
             resolve_p_value=alerts.resolve_p_value,
+            prior_per_hour=dict(alerts.prior_per_hour),
+            cold_start_share=dict(alerts.cold_start_share),
+            new_series_min_age_min=alerts.new_series_min_age_min,
         )
+
+    def prior(self, series: str) -> float:
+        """The configured prior rate per hour of a series (its own entry, else its dimension's)."""
+        if series in self.prior_per_hour:
+            return self.prior_per_hour[series]
+        return self.prior_per_hour.get(dimension(series), self.floor_per_hour)
 
     def buckets(self, minutes: int) -> int:
         return max(1, round(minutes * 60 / self.bucket_s))
@@ -188,6 +204,11 @@ class Signal:
     z: float | None = None
     # Quasi-Poisson dispersion φ used by the volume test (1 = plain Poisson).
     dispersion: float = 1.0
+    # Judged on a prior (cold start) rather than the series' own full baseline.
+    cold: bool = False
+    # Share of the window's messages from VIP customers, and their mean sentiment (severity).
+    vip_share: float = 0.0
+    mean_score: float = 0.0
 
 
 def event_series(event: EnrichedFeedback, config: DetectorConfig) -> tuple[list[str], list[str]]:
@@ -213,17 +234,21 @@ class Detector:
     SENTIMENT_PREFIX = "s|"
     # Co-occurrence counts of two volume series (an event in both), to tell whether one spike explains another.
     PAIR_PREFIX = "p|"
+    # VIP customers' messages per volume series (severity).
+    VIP_PREFIX = "vip|"
 
     def __init__(self, config: DetectorConfig, counts: SeriesCounts | None = None):
         self.config = config
         self.counts = counts or SeriesCounts()
         self.stream_start: int | None = None  # first bucket ever seen
         self.watermark: datetime | None = None  # latest event time seen
+        # A theme's parent series (the issue type of its latest message): a young theme is judged against it.
+        self.parents: dict[str, str] = {}
 
     def bucket_of(self, ts: datetime) -> int:
         return int(_as_utc(ts).timestamp() // self.config.bucket_s)
 
-    def observe(self, event: EnrichedFeedback) -> tuple[list[str], list[str]]:
+    def observe(self, event: EnrichedFeedback, vip: bool = False) -> tuple[list[str], list[str]]:
         """Count one event; returns the series it touched."""
         bucket = self.bucket_of(event.received_at)
         if self.stream_start is None or bucket < self.stream_start:
@@ -231,9 +256,13 @@ class Detector:
         if self.watermark is None or event.received_at > self.watermark:
             self.watermark = _as_utc(event.received_at)
         volume, sentiment = event_series(event, self.config)
+        if event.theme_id:
+            self.parents[f"theme:{event.theme_id}"] = f"issue_type:{event.primary_issue.value}"
         score = event.sentiment.score
         for series in volume:
             self.counts.add(self.VOLUME_PREFIX + series, bucket, score)
+            if vip:
+                self.counts.add(self.VIP_PREFIX + series, bucket, score)
         for i, first in enumerate(volume):
             for second in volume[i + 1 :]:
                 self.counts.add(self._pair(first, second), bucket, score)
@@ -266,34 +295,97 @@ class Detector:
 
     # --- verdicts ---------------------------------------------------------------
 
+    def series_start(self, series: str) -> int | None:
+        """First bucket of the stream a series is judged from: the stream's start, or for a series that
+        is born with its first message (a theme) that message's bucket (its earlier silence means nothing)."""
+        if self.stream_start is None:
+            return None
+        if dimension(series) not in BORN_SERIES:
+            return self.stream_start
+        per_series = self.counts.buckets.get(self.VOLUME_PREFIX + series)
+        if not per_series:
+            return self.stream_start
+        return max(self.stream_start, min(per_series))
+
     def volume(self, series: str, now: datetime, windows: Iterable[int] | None = None, since: datetime | None = None) -> Signal:
         """The most significant window's verdict for a volume series.
 
         ``since``: the start of an open incident; the baseline then ends before it, so an ongoing
         spike is never absorbed into its own baseline (and resolves only when really back to it).
+
+        Warm-up: a series with less than ``min_history`` of history is judged on its shortest
+        window only, against its prior rate blended with the history there is (cold start); a
+        series born with its first message (a theme) is not judged before ``new_series_min_age``.
         """
         cfg = self.config
         end = self.bucket_of(now)
-        history = self._history(end)
+        start = self.series_start(series)
+        start = end if start is None else start
+        history = end - start + 1
         stored = self.VOLUME_PREFIX + series
+        shortest = min(cfg.windows_min)
+        young = dimension(series) in BORN_SERIES and history < cfg.buckets(max(cfg.new_series_min_age_min, 1))
         best: Signal | None = None
         for window_min in windows or cfg.windows_min:
             w = cfg.buckets(window_min)
             base_end = end - w if since is None else min(end - w, self.bucket_of(since) - w)
-            base_n = min(cfg.buckets(cfg.baseline_min), base_end - (self.stream_start or 0) + 1)
-            count = self.counts.total(stored, end - w + 1, end).count
-            if history < cfg.buckets(cfg.min_history_min) or base_n < w:
+            base_n = min(cfg.buckets(cfg.baseline_min), base_end - start + 1)
+            window = self.counts.total(stored, end - w + 1, end)
+            count = window.count
+            warm = history >= cfg.buckets(cfg.min_history_min) and base_n >= w
+            parent = self.parents.get(series) if young else None
+            if young and (window_min != shortest or parent is None or series_label(parent) in cfg.ignore_issue_types):
+                signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
+            elif not young and not warm and window_min != shortest:
                 signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
             else:
-                expected, phi = self._expectation(stored, base_end, w, base_n)
+                if young:
+                    # A theme born minutes ago has no rate of its own: it spikes only above what its whole
+                    # issue type is expected to bring in the window.
+                    judged = self.volume(parent, now, [window_min], since=since)
+                    if judged.cold or judged.baseline <= 0:
+                        # Not while the stream itself is young: its issue types are judged on priors.
+                        signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
+                        if best is None or _more_significant(signal, best):
+                            best = signal
+                        continue
+                    expected, phi = judged.baseline, 1.0
+                elif warm:
+                    expected, phi = self._expectation(stored, base_end, w, base_n)
+                else:
+                    limit = None if since is None else self.bucket_of(since) - 1
+                    expected, phi = self._cold_expectation(series, stored, start, end, w, limit), 1.0
                 p = quasi_poisson_tail(count, expected, phi)
                 firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < cfg.p_value
                 calm = not firing and (p >= cfg.resolve_p_value or count < cfg.min_count)
-                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p, dispersion=phi)
+                vip = self.counts.total(self.VIP_PREFIX + series, end - w + 1, end).count
+                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p, dispersion=phi,
+                                cold=not warm, vip_share=vip / count if count else 0.0,
+                                mean_score=window.score_sum / count if count else 0.0)
             if best is None or _more_significant(signal, best):
                 best = signal
         assert best is not None
         return best
+
+    def _cold_expectation(self, series: str, stored: str, start: int, end: int, w: int, limit: int | None = None) -> float:
+        """Expected count in the window from a young stream's start: the prior rate fills the missing
+        part of ``min_history`` before the window, and the series' share of the rest of the stream
+        (at least ``cold_start_share``) keeps a stream busier than the prior from alerting."""
+        cfg = self.config
+        w_eff = min(w, end - start + 1)
+        # The baseline ends before the window, and before an open incident (``limit``).
+        base_last = end - w_eff if limit is None else min(end - w_eff, limit)
+        base_n = max(0, base_last - start + 1)
+        h = cfg.buckets(cfg.min_history_min)
+        per_bucket = cfg.bucket_s / 3600
+        base = self.counts.total(stored, start, base_last).count if base_n else 0
+        rate = (base + cfg.prior(series) * per_bucket * max(0, h - base_n)) / max(h, base_n, 1)
+        # The rest of the stream in the window (all events minus this series') at the prior share.
+        total = self.counts.total(self.SENTIMENT_PREFIX + ALL_SERIES, end - w_eff + 1, end).count
+        count = self.counts.total(stored, end - w_eff + 1, end).count
+        share = min(cfg.cold_start_share.get(dimension(series), 0.2), 0.95)
+        from_rest = share / (1 - share) * max(0, total - count)
+        return max(rate * w_eff, from_rest, cfg.floor_per_hour * per_bucket * w_eff)
 
     def _expectation(self, stored: str, base_end: int, w: int, base_n: int) -> tuple[float, float]:
         """Expected count in a window of ``w`` buckets from the baseline ending at ``base_end``, and the dispersion.

@@ -187,14 +187,18 @@ class AlertBook:
             return None
         observed = dict(observed or {})
         summary = observed.pop("summary", None)
+        resolved_summary = observed.pop("resolved_summary", summary)
         for name, value in observed.items():
             setattr(state, name, value)
+        if summary:
+            # The summary always says what the counts published with it say.
+            state.summary = summary
         if state.calm_since is None:
             state.calm_since = at
             self._touch(state)
         if at - state.calm_since >= self.policy.resolve_quiet:
-            if summary:
-                state.summary = summary
+            if resolved_summary:
+                state.summary = resolved_summary
             return self.resolve(state, at, "已回落至基线")
         # Quiet time still flushes matches folded in since the last update.
         if state.unpublished and at - state.last_emitted >= self.policy.update_interval:

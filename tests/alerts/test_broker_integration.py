@@ -74,7 +74,7 @@ def test_enriched_to_alerts_on_the_broker(kafka_settings) -> None:
     result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--timeout", "2", "--raw", "--channel", "email"], env=env)
     assert [json.loads(line)["key"] for line in result.stdout.splitlines() if line.startswith("{")] == ["customer:c-3"]
     result = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--max", "2", "--timeout", "2"], env=env)
-    assert result.exit_code == 0 and "P1" in result.stdout and "人身安全风险" in result.stdout
+    assert result.exit_code == 0 and "P1" in result.stdout and "人身安全: 起火" in result.stdout
     store.dispose()
 
 
@@ -108,5 +108,6 @@ def test_a_replayed_spike_through_the_broker(kafka_settings) -> None:
     assert [a.revision for a in spikes] == list(range(len(spikes)))
     onset = T0 + timedelta(hours=5)
     assert onset <= spikes[0].last_seen <= onset + timedelta(minutes=15)
-    assert spikes[0].key in ("issue_type:logistics", "theme:t-spike")
+    # The incident may open on any of its signals (all in the app channel); the others fold into it.
+    assert spikes[0].key in ("issue_type:logistics", "theme:t-spike", "channel:app")
     store.dispose()

@@ -38,8 +38,9 @@ def test_injected_spike_gives_one_alert_soon_after_onset_then_updates_then_resol
     print(f"\nspike detection: {report.as_dict()}")
     assert report.detected and report.spike_alert_ids == 1 and report.series_alert_ids == 1
     assert report.detected_key in ("issue_type:product_quality", "theme:t-spike")
-    # Soon after onset: within one short window of event time and a dozen injected messages.
-    assert report.delay_s <= 15 * 60
+    # Soon after onset: within a dozen injected messages (at 60/h, ~20 minutes at most; the brand-new
+    # theme no longer spikes against the 1/h floor, only against its whole issue type's rate).
+    assert report.delay_s <= 20 * 60
     assert report.delay_spike_events <= 12
     assert report.statuses[0] == "open" and report.statuses[-1] == "resolved"
     assert report.updates >= 2 and set(report.statuses[1:-1]) == {"update"}
@@ -76,11 +77,24 @@ def test_a_daily_cycle_is_not_a_spike(matcher: TermMatcher) -> None:
     assert report.spike_alerts == 0 and report.sentiment_alerts == 0
 
 
-def test_no_spike_verdicts_during_warm_up(matcher: TermMatcher) -> None:
-    # A burst in the first minutes of a stream (no baseline yet) must not alert as a spike.
-    spec = StreamSpec(T0, timedelta(minutes=50), spike=SpikeSpec(IssueType.technical, timedelta(minutes=5), timedelta(minutes=20), 120.0))
+def test_cold_start_judges_the_first_minutes_on_priors(matcher: TermMatcher) -> None:
+    # An incident in the first minutes after a deploy (no history at all) is alerted, once.
+    spec = StreamSpec(T0, timedelta(minutes=50), spike=SpikeSpec(IssueType.technical, timedelta(minutes=5), timedelta(minutes=20), 240.0))
     report, _ = spike_report(spec, AlertSettings(), matcher)
-    assert not report.detected and report.series_alert_ids == 0
+    assert report.detected and report.series_alert_ids == 1
+    assert report.delay_s <= 5 * 60
+
+
+def test_cold_start_of_a_steady_stream_stays_quiet(matcher: TermMatcher) -> None:
+    # The first hour of plain traffic, at the prior's scale and at 3x it: no spike alerts.
+    from pipelines.bench.alert_streams import DEFAULT_RATES
+
+    alerts = 0
+    for seed in range(6):
+        for scale in (1.0, 3.0):
+            rates = {k: v * scale for k, v in DEFAULT_RATES.items()}
+            alerts += steady_report(StreamSpec(T0, timedelta(minutes=90), seed=seed, rates_per_hour=rates), AlertSettings(), matcher).spike_alerts
+    assert alerts <= 1
 
 
 def test_sharp_sentiment_drop_on_a_channel_is_one_alert_then_resolved(matcher: TermMatcher) -> None:
