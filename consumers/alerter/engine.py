@@ -202,22 +202,29 @@ class AlertEngine:
         return None
 
     def _explaining_alert(self, signal: Signal, now: datetime):
-        """An open alert that explains ``signal``: without the events they share, the signal would not fire."""
+        """An open alert that explains ``signal``: the same incident. A signal is part of an open spike
+        when it is one of the series already folded into it, when it would not fire without the events
+        it shares with the alert's series (its key or any series folded into it), or when at least half
+        of its window's messages are shared with one of them."""
         for state in self.book.open_states():
             if state.kind == AlertKind.message or state.key == signal.series:
                 continue
-            if signal.kind == AlertKind.spike:
-                if state.kind != AlertKind.spike:
+            members = [state.key, *state.related]
+            if signal.series in members and state.kind == AlertKind.spike:
+                return state
+            for member in members:
+                if member == signal.series:
                     continue
-                residual = self.detector.residual(signal, state.key, now)
-                # One incident: the signal would not fire without the shared messages, or at least
-                # half of its window's messages are also in the open alert's series.
-                if not residual.firing or signal.count - residual.count >= 0.5 * signal.count:
-                    return state
-            elif state.key != ALL_SERIES:
-                # A drop that vanishes without the events of an open alert's series is part of that incident.
-                if not self.detector.sentiment(signal.series, now, without=state.key).firing:
-                    return state
+                if signal.kind == AlertKind.spike:
+                    if state.kind != AlertKind.spike:
+                        break
+                    residual = self.detector.residual(signal, member, now)
+                    if not residual.firing or signal.count - residual.count >= 0.5 * signal.count:
+                        return state
+                elif member != ALL_SERIES:
+                    # A drop that vanishes without the events of an incident's series is part of that incident.
+                    if not self.detector.sentiment(signal.series, now, without=member).firing:
+                        return state
         return None
 
     def _signal_reason(self, signal: Signal) -> str:

@@ -275,9 +275,15 @@ class AlertBook:
         self._touch(state)
 
     def add_related(self, state: AlertState, series: str, reason: str) -> None:
-        if series not in state.related:
+        if series in state.related:
+            # The folded signal's latest statistics replace its earlier ones.
+            index = state.related.index(series)
+            if index < len(state.related_reasons) and state.related_reasons[index] != reason:
+                state.related_reasons[index] = reason
+                self._touch(state)
+        elif len(state.related) < 10:
             state.related.append(series)
-            state.related_reasons = [*state.related_reasons, reason][-10:]
+            state.related_reasons = [*state.related_reasons, reason]
             self._touch(state)
 
     def _emit(self, state: AlertState, status: AlertStatus, at: datetime) -> Alert:

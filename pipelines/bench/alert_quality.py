@@ -6,6 +6,7 @@ Used by the tests (with thresholds) and by ``feedback-miner bench alerts``
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -46,6 +47,10 @@ class SpikeReport:
     updates: int = 0
     resolved_after_end_s: float | None = None
     statuses: list[str] = field(default_factory=list)
+    # Priority when opened and the highest it reached; the signals folded in (channel, issue type, theme).
+    priority: str | None = None
+    max_priority: str | None = None
+    signals: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +82,10 @@ def spike_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher
     mine = [e for e in spikes if e.alert.alert_id == first.alert.alert_id]
     report.statuses = [e.alert.status.value for e in mine]
     report.updates = sum(1 for e in mine if e.alert.status == AlertStatus.update)
+    report.priority = first.alert.priority.value
+    report.max_priority = min(e.alert.priority.value for e in mine)
+    folded = {m.group(1) for e in mine for r in e.alert.reasons if (m := re.match(r"同时: (.*?) (近 )?\d+ 分钟", r))}
+    report.signals = [first.alert.key, *sorted(folded)]
     resolved = next((e for e in mine if e.alert.status == AlertStatus.resolved), None)
     if resolved is not None:
         report.resolved_after_end_s = (resolved.event.received_at - end).total_seconds()
@@ -94,6 +103,8 @@ class SteadyReport:
     false_positive_rate: float  # spike alerts per evaluated window
     false_alerts_per_day: float
     alerted_keys: list[str] = field(default_factory=list)
+    # Series alerts by priority (P1 must stay 0 on steady traffic).
+    priorities: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,4 +130,5 @@ def steady_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatche
         false_positive_rate=spikes / windows if windows else 0.0,
         false_alerts_per_day=(spikes + sentiment) / (judged_hours / 24) if judged_hours else 0.0,
         alerted_keys=sorted({a.key for a in opened}),
+        priorities=dict(Counter(a.priority.value for a in opened)),
     )

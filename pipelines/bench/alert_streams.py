@@ -48,6 +48,13 @@ class SpikeSpec:
     channel: Channel = Channel.app
     theme_id: str = "t-spike"
     text: str = "今天收到的充电器外壳发烫变形，插上就跳闸"
+    # A multi-signal incident: this share of its messages lands on ``channel`` (the rest on the other
+    # channels), and this share is classified as ``other_issue`` instead (classifiers disagree).
+    channel_share: float = 1.0
+    other_issue: IssueType | None = None
+    other_issue_share: float = 0.0
+    # The incident messages' sentiment score (None: the issue type's usual distribution).
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class StreamSpec:
     daily_amplitude: float = 0.0
     # Overdispersion: each issue type's rate is multiplied, hour by hour, by a Gamma(1/b, b) factor (mean 1, variance b).
     burstiness: float = 0.0
+    # New themes during steady traffic: every issue type's themes are replaced by new ids this often
+    # (staggered per issue type), as the enricher's live clustering births candidate themes.
+    theme_turnover: timedelta | None = None
 
 
 def _sentiment(issue: IssueType, rng: random.Random) -> Sentiment:
@@ -124,15 +134,30 @@ def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
         times = _modulated_times(rng, spec, rate) if modulated else _poisson_times(rng, spec.start, spec.duration, rate)
         for at in times:
             channel = rng.choices(channels, weights)[0]
-            theme = f"t-{issue.value}-{rng.randrange(3)}" if rng.random() < 0.7 else None
+            generation = ""
+            if spec.theme_turnover is not None:
+                turnover = spec.theme_turnover.total_seconds()
+                offset = turnover * (list(DEFAULT_RATES).index(issue) % 7) / 7 if issue in DEFAULT_RATES else 0.0
+                generation = f"g{int(((at - spec.start).total_seconds() + offset) // turnover)}-"
+            theme = f"t-{issue.value}-{generation}{rng.randrange(3)}" if rng.random() < 0.7 else None
             items.append((at, "steady", issue, channel, rng.choice(TEXTS[issue]), theme))
     if spec.spike is not None:
         s = spec.spike
+        others = [c for c in channels if c != s.channel]
         for at in _poisson_times(rng, spec.start + s.onset, s.duration, s.rate_per_hour):
-            items.append((at, "spike", s.issue_type, s.channel, s.text, s.theme_id))
+            channel, issue = s.channel, s.issue_type
+            if s.channel_share < 1.0 and rng.random() >= s.channel_share:
+                channel = rng.choice(others)
+            if s.other_issue is not None and rng.random() < s.other_issue_share:
+                issue = s.other_issue
+            items.append((at, "spike", issue, channel, s.text, s.theme_id))
     items.sort(key=lambda item: item[0])
     events = []
     for n, (at, kind, issue, channel, text, theme) in enumerate(items):
         tier = "vip" if rng.random() < spec.vip_share else None
-        events.append(make_event(f"{kind}-{n:06d}", at, issue, channel, text, rng, theme, tier))
+        sentiment = None
+        if kind == "spike" and spec.spike is not None and spec.spike.score is not None:
+            sentiment = Sentiment(label=SentimentLabel.negative if spec.spike.score < -0.1 else SentimentLabel.neutral,
+                                  score=round(max(-1.0, min(1.0, spec.spike.score + rng.gauss(0, 0.05))), 3))
+        events.append(make_event(f"{kind}-{n:06d}", at, issue, channel, text, rng, theme, tier, sentiment=sentiment))
     return events

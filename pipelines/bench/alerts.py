@@ -8,7 +8,13 @@ Scenarios (all on the steady mix of ``pipelines.bench.alert_streams``, ~66 messa
   reported per evaluated window (volume series × 15-minute windows) and per day,
   for a plain Poisson mix, a daily cycle (±60 %), hourly bursts (Gamma rate
   factors, variance 0.3) and both;
-- sentiment: one channel's sentiment falls to -0.95 for an hour; delay to the alert.
+- sentiment: one channel's sentiment falls to -0.95 for an hour; delay to the alert;
+- cold start: an incident inside the first 30 minutes of a stream (no history at all);
+- multi-signal: a login-failure incident on the social channel (80 %), 30 % of it classified as
+  account security, strongly negative, in a theme born at onset: one alert listing every signal;
+- new themes: steady traffic whose themes are replaced by new ids every 3 hours (the enricher's
+  live clustering births themes): every spike alert is a false positive;
+- severity: priorities of the alerts above (P1 only for negative outages ≥ 5× baseline).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -30,10 +37,59 @@ START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 # Replays run after the streams they replay (event times ahead of the clock would be clamped).
 REPLAYED_AT = START + timedelta(days=30)
 SPIKE_RATES = (30.0, 60.0, 120.0)  # extra messages per hour; the issue type's base rate is 10/h
+# Cold start: technical (5/h) gets an extra stream 10 minutes into a stream without history.
+COLD_START_RATES = (120.0, 240.0, 450.0)
+# Multi-signal incident: extra messages per hour for 20 minutes (the issue's real one: 150 in ~20 min = 450/h).
+MULTI_SIGNAL_RATES = (60.0, 150.0, 450.0)
 
 
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def _summarise(runs: list[dict], **extra) -> dict:
+    detected = [r for r in runs if r["detected"]]
+    return {
+        **extra,
+        "runs": len(runs),
+        "detected": len(detected),
+        "exactly_one_alert": sum(1 for r in runs if r["detected"] and r["series_alert_ids"] == 1),
+        "delay_s_median": _median([r["delay_s"] for r in detected]),
+        "delay_s_max": max((r["delay_s"] for r in detected), default=None),
+        "within_5_min": sum(1 for r in detected if r["delay_s"] <= 300),
+        "priority_opened": dict(sorted(Counter(r["priority"] for r in detected).items())),
+        "priority_max": dict(sorted(Counter(r["max_priority"] for r in detected).items())),
+        "signals_median": _median([len(r["signals"]) for r in detected]),
+        "per_run": runs,
+    }
+
+
+def _cold_start(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
+    out = []
+    for rate in COLD_START_RATES:
+        runs = []
+        for seed in range(seeds):
+            spec = StreamSpec(START, timedelta(hours=3), seed=300 + seed,
+                              spike=SpikeSpec(IssueType.technical, timedelta(minutes=10), timedelta(minutes=20), rate))
+            report, _ = spike_report(spec, settings, matcher)
+            runs.append(report.as_dict())
+        out.append(_summarise(runs, spike_rate_per_hour=rate, base_rate_per_hour=5.0, onset_min=10))
+    return out
+
+
+def _multi_signal(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
+    out = []
+    for rate in MULTI_SIGNAL_RATES:
+        runs = []
+        for seed in range(seeds):
+            spec = StreamSpec(START, timedelta(hours=10), seed=700 + seed, spike=SpikeSpec(
+                IssueType.technical, timedelta(hours=6), timedelta(minutes=20), rate, channel=Channel.social,
+                channel_share=0.8, other_issue=IssueType.account_privacy, other_issue_share=0.3, score=-0.7,
+                theme_id="t-login", text="登录一直失败，验证码收不到，账号进不去"))
+            report, _ = spike_report(spec, settings, matcher)
+            runs.append(report.as_dict())
+        out.append(_summarise(runs, spike_rate_per_hour=rate, base_rate_per_hour=5.0))
+    return out
 
 
 def _spikes(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
@@ -58,6 +114,7 @@ def _spikes(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[d
             "delay_all_events_median": _median([r["delay_all_events"] for r in detected]),
             "resolved": sum(1 for r in detected if r["resolved_after_end_s"] is not None),
             "resolved_after_end_s_median": _median([r["resolved_after_end_s"] for r in detected if r["resolved_after_end_s"] is not None]),
+            "priority_max": dict(sorted(Counter(r["max_priority"] for r in detected).items())),
             "per_run": runs,
         })
     return scenarios
@@ -68,6 +125,8 @@ STEADY_VARIANTS = {
     "daily_cycle": {"daily_amplitude": 0.6},
     "bursty": {"burstiness": 0.3},
     "daily_cycle_and_bursty": {"daily_amplitude": 0.6, "burstiness": 0.3},
+    "new_themes": {"theme_turnover": timedelta(hours=3)},
+    "new_themes_daily_cycle": {"theme_turnover": timedelta(hours=3), "daily_amplitude": 0.6},
 }
 
 
@@ -80,8 +139,12 @@ def _steady(settings: AlertSettings, matcher: TermMatcher, seeds: int, hours: fl
     spikes = sum(r["spike_alerts"] for r in runs)
     sentiment = sum(r["sentiment_alerts"] for r in runs)
     days = sum(r["hours"] for r in runs) / 24
+    priorities: Counter = Counter()
+    for r in runs:
+        priorities.update(r["priorities"])
     return {
-        "stream": variant, "runs": len(runs), "hours_each": hours, "events": sum(r["events"] for r in runs),
+        "stream": {k: (v.total_seconds() / 3600 if isinstance(v, timedelta) else v) for k, v in variant.items()},
+        "runs": len(runs), "priorities": dict(sorted(priorities.items())), "hours_each": hours, "events": sum(r["events"] for r in runs),
         "windows_evaluated": windows, "spike_alerts": spikes, "sentiment_alerts": sentiment,
         "false_positive_rate_per_window": spikes / windows if windows else 0.0,
         "false_alerts_per_day": (spikes + sentiment) / days if days else 0.0,
@@ -128,6 +191,10 @@ def run_alert_benchmark(settings: AlertSettings, seeds: int = 5, steady_hours: f
         steady[name] = _steady(settings, matcher, seeds, steady_hours, variant)
     log("sentiment drops …")
     sentiment = _sentiment(settings, matcher, seeds)
+    log("cold start …")
+    cold = _cold_start(settings, matcher, seeds)
+    log("multi-signal incident …")
+    multi = _multi_signal(settings, matcher, seeds)
     log("throughput …")
     throughput = _throughput(settings, matcher)
     return {
@@ -139,8 +206,12 @@ def run_alert_benchmark(settings: AlertSettings, seeds: int = 5, steady_hours: f
             "spike": [{k: v for k, v in s.items() if k != "per_run"} for s in spikes],
             "steady": {name: {k: v for k, v in report.items() if k != "per_run"} for name, report in steady.items()},
             "sentiment_drop": sentiment,
+            "cold_start": [{k: v for k, v in s.items() if k != "per_run"} for s in cold],
+            "multi_signal": [{k: v for k, v in s.items() if k != "per_run"} for s in multi],
             "engine_throughput": throughput,
         },
         "spike": spikes,
+        "cold_start": cold,
+        "multi_signal": multi,
         "steady": steady,
     }

@@ -1,0 +1,113 @@
+"""Issue 16: new themes never spike on their own, one incident is one alert, severity follows impact,
+titles say what happened (the rule, the theme's label)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from consumers.alerter.engine import AlertEngine
+from consumers.alerter.rules import TermMatcher
+from pipelines.bench.alert_quality import run_engine, spike_report, steady_report
+from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
+from tests.alerts.helpers import NOW, T0, enriched, minutes
+from topics.schemas import AlertKind, AlertStatus, Channel, IssueType, Priority
+from topics.settings import AlertSettings
+
+
+def test_new_themes_during_steady_traffic_raise_no_spike(matcher: TermMatcher) -> None:
+    # Every issue type's themes are replaced by new ids every 2 hours: each new theme starts with
+    # ordinary traffic, which against an absolute floor of 1/h read as a spike.
+    alerts = []
+    for seed in range(2):
+        report = steady_report(StreamSpec(T0, timedelta(hours=36), seed=40 + seed, theme_turnover=timedelta(hours=2)),
+                               AlertSettings(), matcher)
+        alerts += [k for k in report.alerted_keys if k.startswith("theme:")]
+    assert alerts == []
+
+
+def test_a_new_theme_that_outgrows_its_whole_issue_type_is_an_incident(matcher: TermMatcher) -> None:
+    spec = StreamSpec(T0, timedelta(hours=9), seed=3, spike=SpikeSpec(
+        IssueType.technical, timedelta(hours=6), timedelta(minutes=20), 240.0, theme_id="t-new"))
+    report, _ = spike_report(spec, AlertSettings(), matcher)
+    assert report.detected and report.series_alert_ids == 1 and report.delay_s <= 5 * 60
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_multi_signal_incident_is_one_alert_listing_every_signal(matcher: TermMatcher, seed: int) -> None:
+    # A login outage: mostly social, a third classified as account security, in a theme born at onset.
+    spec = StreamSpec(T0, timedelta(hours=9), seed=60 + seed, spike=SpikeSpec(
+        IssueType.technical, timedelta(hours=6), timedelta(minutes=20), 450.0, channel=Channel.social,
+        channel_share=0.8, other_issue=IssueType.account_privacy, other_issue_share=0.3, score=-0.7, theme_id="t-login"))
+    report, emitted = spike_report(spec, AlertSettings(), matcher)
+    assert report.detected and report.series_alert_ids == 1, [
+        (e.alert.key, e.alert.status.value) for e in emitted if e.alert.kind != AlertKind.message]
+    assert report.delay_s <= 5 * 60
+    # Its signals: the first series plus the others folded in as reasons.
+    assert len(report.signals) >= 3
+    assert report.statuses[-1] == "resolved"
+    # A 7x-and-more negative outage of this volume is P1.
+    assert report.max_priority == "P1"
+
+
+def test_severity_follows_impact(matcher: TermMatcher) -> None:
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    from consumers.alerter.spikes import Signal
+
+    def signal(count: int, baseline: float, score: float, vip: float = 0.0) -> Signal:
+        return Signal(AlertKind.spike, "issue_type:technical", True, False, 15, count, baseline, count, 1e-9,
+                      vip_share=vip, mean_score=score)
+
+    assert engine._severity(signal(40, 4.0, -0.6))[0] == Priority.P1  # 10x, negative, volume
+    assert engine._severity(signal(12, 4.0, -0.6))[0] == Priority.P2  # 3x negative: not an outage
+    assert engine._severity(signal(10, 1.0, -0.6))[0] == Priority.P2  # 10x but only 10 messages
+    assert engine._severity(signal(40, 4.0, 0.5))[0] == Priority.P2  # 10x surge of positive feedback
+    assert engine._severity(signal(13, 4.0, 0.1))[0] == Priority.P3  # minor drift, not negative
+    assert engine._severity(signal(13, 4.0, 0.1, vip=0.3))[0] == Priority.P2  # ... unless VIPs are hit
+
+
+def test_steady_streams_never_page_p1(matcher: TermMatcher) -> None:
+    report = steady_report(StreamSpec(T0, timedelta(hours=48), seed=9, burstiness=0.3), AlertSettings(), matcher)
+    assert report.priorities.get("P1", 0) == 0
+
+
+def test_rule_cases_keep_their_rule_as_title(matcher: TermMatcher) -> None:
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    # The classifier calls it account security; the title says what the rule found.
+    alerts = engine.process(enriched("吃了你们的外卖全家食物中毒住院了", issue=IssueType.account_privacy, score=-0.9))
+    assert alerts and alerts[0].priority == Priority.P1
+    assert alerts[0].title.startswith("人身安全: ") and "食物中毒" in alerts[0].title
+    assert "账户安全" not in alerts[0].title
+
+
+def test_theme_titles_carry_the_theme_label(matcher: TermMatcher) -> None:
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    engine.theme_label = {"t-spike": "充电器发烫跳闸"}.get
+    spec = StreamSpec(T0, timedelta(hours=8), seed=5, spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6),
+                                                                     timedelta(minutes=30), 450.0))
+    texts = [(e.alert.title, " ".join(e.alert.reasons)) for e in run_engine(engine, generate(spec)) if e.alert.kind == AlertKind.spike]
+    assert texts
+    assert any("主题「充电器发烫跳闸」" in title + reasons for title, reasons in texts)
+    assert not any("主题 t-spike" in title + reasons for title, reasons in texts)
+
+
+def test_a_calm_update_says_what_its_counts_say(matcher: TermMatcher) -> None:
+    spec = StreamSpec(T0, timedelta(hours=9), seed=8, spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6),
+                                                                     timedelta(minutes=30), 240.0))
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    for e in run_engine(engine, generate(spec)):
+        a = e.alert
+        if a.kind == AlertKind.spike and a.status != AlertStatus.resolved:
+            assert f" {a.count} 条" in a.summary, (a.count, a.summary)
+
+
+def test_cold_start_incident_in_first_30_minutes_several_seeds(matcher: TermMatcher) -> None:
+    delays = []
+    for seed in range(4):
+        spec = StreamSpec(T0, timedelta(hours=2), seed=80 + seed,
+                          spike=SpikeSpec(IssueType.technical, minutes(15), minutes(20), 450.0))
+        report, _ = spike_report(spec, AlertSettings(), matcher)
+        assert report.detected and report.series_alert_ids == 1
+        delays.append(report.delay_s)
+    assert max(delays) <= 5 * 60
