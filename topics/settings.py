@@ -275,6 +275,10 @@ class AlertSettings(_Section):
     # ... and never below this share (per dimension) of the rest of the stream in the window, so a stream
     # busier than the prior does not alert (3 channels: one may well carry half of everything).
     cold_start_share: dict[str, float] = Field(default_factory=lambda: {"issue_type": 0.2, "channel": 0.6, "theme": 0.2})
+    # A fresh alerter state (no buckets yet) counts the store's enriched history before its first event
+    # (one baseline length, up to warm_start_gap_min before that event) as if it had seen it.
+    warm_start_from_store: bool = True
+    warm_start_gap_min: int = Field(5, ge=0)
     # A new series (theme) needs this much event time since its first message before it can spike.
     new_series_min_age_min: int = Field(60, ge=0)
     # Severity of a spike from its impact: P1 from this ratio over baseline and count in the window.

@@ -213,12 +213,16 @@ class Signal:
 
 def event_series(event: EnrichedFeedback, config: DetectorConfig) -> tuple[list[str], list[str]]:
     """(volume series, sentiment series) an event counts in."""
+    return series_of(event.theme_id, event.primary_issue.value, event.channel.value, config)
+
+
+def series_of(theme_id: str | None, primary_issue: str, channel: str, config: DetectorConfig) -> tuple[list[str], list[str]]:
     volume: list[str] = []
-    if event.theme_id:
-        volume.append(f"theme:{event.theme_id}")
-    if event.primary_issue.value not in config.ignore_issue_types:
-        volume.append(f"issue_type:{event.primary_issue.value}")
-    volume.append(f"channel:{event.channel.value}")
+    if theme_id:
+        volume.append(f"theme:{theme_id}")
+    if primary_issue not in config.ignore_issue_types:
+        volume.append(f"issue_type:{primary_issue}")
+    volume.append(f"channel:{channel}")
     sentiment = [s for s in volume if dimension(s) != "issue_type"] + [ALL_SERIES]
     return volume, sentiment
 
@@ -250,15 +254,20 @@ class Detector:
 
     def observe(self, event: EnrichedFeedback, vip: bool = False) -> tuple[list[str], list[str]]:
         """Count one event; returns the series it touched."""
-        bucket = self.bucket_of(event.received_at)
+        return self.count(event.received_at, event.theme_id, event.primary_issue.value, event.channel.value,
+                          event.sentiment.score, vip)
+
+    def count(self, received_at: datetime, theme_id: str | None, primary_issue: str, channel: str, score: float,
+              vip: bool = False) -> tuple[list[str], list[str]]:
+        """Count one message by its fields (an event, or a stored row when seeding from history)."""
+        bucket = self.bucket_of(received_at)
         if self.stream_start is None or bucket < self.stream_start:
             self.stream_start = bucket
-        if self.watermark is None or event.received_at > self.watermark:
-            self.watermark = _as_utc(event.received_at)
-        volume, sentiment = event_series(event, self.config)
-        if event.theme_id:
-            self.parents[f"theme:{event.theme_id}"] = f"issue_type:{event.primary_issue.value}"
-        score = event.sentiment.score
+        if self.watermark is None or received_at > self.watermark:
+            self.watermark = _as_utc(received_at)
+        volume, sentiment = series_of(theme_id, primary_issue, channel, self.config)
+        if theme_id:
+            self.parents[f"theme:{theme_id}"] = f"issue_type:{primary_issue}"
         for series in volume:
             self.counts.add(self.VOLUME_PREFIX + series, bucket, score)
             if vip:

@@ -14,6 +14,7 @@ again; only its alerts whose publication the runtime never acknowledged
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,38 @@ class AlerterStats:
     published: int = 0
 
 
+_themes = sa.Table("themes", sa.MetaData(), sa.Column("theme_id", sa.String(64), primary_key=True), sa.Column("label", sa.String(300)))
+
+
+class ThemeLabelLookup:
+    """Theme id -> its label from the store's themes table (the enricher writes it), cached; None
+    when the theme or the table is not there (the title then shows the id)."""
+
+    def __init__(self, store: sa.Engine):
+        self.store = store
+        self.cache: dict[str, str] = {}
+        # Themes without a label yet: asked again after RETRY_S.
+        self.missing: dict[str, float] = {}
+
+    RETRY_S = 300.0
+
+    def __call__(self, theme_id: str) -> str | None:
+        if theme_id in self.cache:
+            return self.cache[theme_id]
+        if time.monotonic() - self.missing.get(theme_id, -self.RETRY_S) < self.RETRY_S:
+            return None
+        try:
+            with self.store.connect() as conn:
+                label = conn.execute(sa.select(_themes.c.label).where(_themes.c.theme_id == theme_id)).scalar_one_or_none()
+        except sa.exc.SQLAlchemyError:
+            label = None
+        if label:
+            self.cache[theme_id] = label
+        else:
+            self.missing[theme_id] = time.monotonic()
+        return label or None
+
+
 class AlerterStage(EventStage[EnrichedFeedback]):
     name = "alerter"
     input_topic = ENRICHED
@@ -69,6 +102,7 @@ class AlerterStage(EventStage[EnrichedFeedback]):
         self.settings = settings
         self.matcher = matcher or TermMatcher(load_rules(settings.rules_path))
         self.engine = AlertEngine.build(self.matcher, settings, clock)
+        self.engine.theme_label = ThemeLabelLookup(store)
         self.state = AlertStateStore(store, clock)
         # Called with every new alert after its state is committed (webhooks); must not block.
         self.sinks = sinks or []
@@ -82,7 +116,9 @@ class AlerterStage(EventStage[EnrichedFeedback]):
         repeated = repeated_earlier = republished = 0
         # A batch mixes partitions; in event-time order their events meet the windows as they happened.
         ordered = sorted(events, key=lambda item: item[1].received_at)
-        with self.state.batch(self.engine, {event.event_id for _, event in events}) as batch:
+        warm = (self.settings.baseline_min, self.settings.warm_start_gap_min) if self.settings.warm_start_from_store else None
+        first = ordered[0][1].received_at if ordered else None
+        with self.state.batch(self.engine, {event.event_id for _, event in events}, first, warm) as batch:
             for message, event in ordered:
                 if batch.already_processed(event.event_id):
                     # Delivered again: the state already counted it. Publish what it caused

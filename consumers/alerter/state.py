@@ -93,6 +93,18 @@ alert_events = sa.Table(
     sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 
+# The enricher's table (consumers/store/feedback_store.py), read-only: the columns a warm start counts.
+enriched_history = sa.Table(
+    "enriched_feedback", sa.MetaData(),
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("channel", sa.String(16)),
+    sa.Column("customer_tier", sa.String(50)),
+    sa.Column("received_at", sa.DateTime(timezone=True)),
+    sa.Column("primary_issue", sa.String(32)),
+    sa.Column("sentiment_score", sa.Float),
+    sa.Column("theme_id", sa.String(64)),
+)
+
 LOCK = "lock"
 # Processed event ids are kept while the event is within this much event time of the
 # stream's watermark, or was processed within this much processing time — whichever is
@@ -112,11 +124,13 @@ class Batch:
     known: dict[str, int]
     # Event ids processed in this batch → their event time.
     processed: dict[str, datetime] = field(default_factory=dict)
+    # Stored events counted as history by a warm start (recorded as processed, not counted in stats).
+    seeded: dict[str, datetime] = field(default_factory=dict)
     logged: list[tuple[Alert, InMessage, str]] = field(default_factory=list)
     _replayed: set[str] = field(default_factory=set)
 
     def already_processed(self, event_id: str) -> bool:
-        return event_id in self.known or event_id in self.processed
+        return event_id in self.known or event_id in self.processed or event_id in self.seeded
 
     def done(self, event_id: str, event_time: datetime) -> None:
         self.processed[event_id] = event_time.astimezone(timezone.utc)
@@ -162,8 +176,13 @@ class AlertStateStore:
             pass  # another instance created it first
 
     @contextmanager
-    def batch(self, alert_engine: AlertEngine, event_ids: Iterable[str]) -> Iterator[Batch]:
-        """One serialised batch: lock, catch up with other instances, run, save."""
+    def batch(self, alert_engine: AlertEngine, event_ids: Iterable[str], first_event_time: datetime | None = None,
+              warm_start: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """One serialised batch: lock, catch up with other instances, run, save.
+
+        ``warm_start`` (baseline minutes, gap minutes): when the state is fresh (no stream seen yet),
+        first count the store's enriched history from one baseline before ``first_event_time`` up to
+        ``gap`` minutes before it, and record those events as processed."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.update(alerter_meta).where(alerter_meta.c.name == LOCK).values(version=alerter_meta.c.version + 1))
@@ -173,6 +192,8 @@ class AlertStateStore:
                 elif self._synced != version - 1:
                     self._load(conn, alert_engine, since=self._synced)
                 batch = Batch(conn, version, self._known(conn, set(event_ids)))
+                if warm_start is not None and first_event_time is not None and alert_engine.detector.stream_start is None:
+                    self._warm_start(conn, alert_engine, batch, first_event_time, *warm_start)
                 yield batch
                 self._save(conn, alert_engine, version, batch)
         except BaseException:
@@ -202,6 +223,32 @@ class AlertStateStore:
             conn.execute(stmt, [{"a_id": a, "a_rev": r, "at": at} for a, r in keys])
 
     # --- loading -------------------------------------------------------------------
+
+    def _warm_start(self, conn: sa.Connection, alert_engine: AlertEngine, batch: Batch, first: datetime,
+                    baseline_min: int, gap_min: int) -> None:
+        if not sa.inspect(conn).has_table(enriched_history.name):
+            return
+        first = first.astimezone(timezone.utc)
+        start, end = first - timedelta(minutes=baseline_min), first - timedelta(minutes=gap_min)
+        rows = conn.execute(
+            sa.select(enriched_history)
+            .where(enriched_history.c.received_at >= start, enriched_history.c.received_at < end)
+            .order_by(enriched_history.c.received_at)
+        ).all()
+        if not rows:
+            return
+        detector = alert_engine.detector
+        vip_tiers = alert_engine.matcher.rules.vip_tiers
+        for row in rows:
+            at = row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=timezone.utc)
+            tier = (row.customer_tier or "").strip().lower()
+            detector.count(at, row.theme_id, row.primary_issue, row.channel, float(row.sentiment_score or 0.0),
+                           vip=bool(tier) and tier in vip_tiers)
+            batch.seeded[row.event_id] = at.astimezone(timezone.utc)
+        for event_id in self._known(conn, set(batch.seeded)):
+            batch.seeded.pop(event_id, None)
+        # The stream starts where the stored history does: silence before it means nothing.
+        log.info("alerter warm start: %d stored events from %s to %s counted as history", len(rows), rows[0].received_at, rows[-1].received_at)
 
     def _known(self, conn: sa.Connection, event_ids: set[str]) -> dict[str, int]:
         ids = sorted(event_ids)
@@ -276,11 +323,11 @@ class AlertStateStore:
             })
         upsert(conn, alerter_alert_state, state_rows, ["kind", "key"])
         book.dirty.clear()
-        if batch.processed:
+        if batch.processed or batch.seeded:
             at = self.clock().astimezone(timezone.utc)
             conn.execute(alerter_processed.insert(), [
                 {"event_id": event_id, "event_time": event_time, "processed_at": at, "version": version}
-                for event_id, event_time in batch.processed.items()
+                for event_id, event_time in {**batch.seeded, **batch.processed}.items()
             ])
         if detector.watermark is not None:
             retention = _retention(alert_engine)
