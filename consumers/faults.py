@@ -32,6 +32,12 @@ class TransientError(Exception):
 _FATAL_PRODUCER = (OutOfOrderSequenceNumberError, UnknownProducerIdError, InvalidProducerEpochError)
 
 
+def _failed_producer_id(exc: BaseException) -> bool:
+    """kafka-python reports an InitProducerId answer it does not expect (a broker just restarted:
+    Tansu answers UnknownError) as a bare KafkaError, and the producer is unusable from then on."""
+    return type(exc) is KafkaError and "InitProducerId" in str(exc)
+
+
 def _chain(exc: BaseException):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -50,6 +56,8 @@ def _transient_one(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError):  # "database is locked", "unable to open database file"
         return True
     if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError, BrokerNotAvailableError, *_FATAL_PRODUCER)):
+        return True
+    if _failed_producer_id(exc):
         return True
     if isinstance(exc, KafkaError) and getattr(exc, "retriable", False):
         return True
@@ -70,7 +78,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def needs_new_producer(exc: BaseException) -> bool:
     """True when the producer's idempotence state is lost (the broker restarted without it)."""
-    return any(isinstance(e, _FATAL_PRODUCER) for e in _chain(exc))
+    return any(isinstance(e, _FATAL_PRODUCER) or _failed_producer_id(e) for e in _chain(exc))
 
 
 def describe(exc: BaseException) -> str:
