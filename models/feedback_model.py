@@ -42,6 +42,10 @@ class Prediction:
     sentiment: str
     sentiment_score: float
     sentiment_probs: dict[str, float] = field(default_factory=dict)
+    # The topic embedding for themes: the L2-normalised mean pool of the untuned layers below the
+    # split (same pass, no extra cost). The classifier embedding above groups by sentiment and issue
+    # type; this one by subject (docs/themes.md). None from models that do not provide it.
+    theme_embedding: np.ndarray | None = field(default=None, repr=False)
 
 
 def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
@@ -180,7 +184,8 @@ class FeedbackModel:
 
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11)."""
+        """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11),
+        theme embedding (n,384: the normalised split-layer pool)."""
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
         lexical = None if self.sentiment_ngrams is None else lexical_logits(self.sentiment_ngrams, texts, self.heads)
@@ -190,7 +195,8 @@ class FeedbackModel:
         if self.ngrams is not None:
             views.append(view_probs(self.ngrams.transform(texts), self.heads, "lexical"))
         issue, primary = blend_probs(views, self.blend)
-        return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary}
+        return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary,
+                "theme": np.ascontiguousarray(l2_normalize(split_pool), dtype=np.float32)}
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         if isinstance(texts, str):
@@ -214,6 +220,7 @@ class FeedbackModel:
                     sentiment=SENTIMENTS[int(np.argmax(sp))],
                     sentiment_score=score,
                     sentiment_probs={lab: float(sp[j]) for j, lab in enumerate(SENTIMENTS)},
+                    theme_embedding=out["theme"][i],
                 )
             )
         return preds

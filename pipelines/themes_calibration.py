@@ -44,8 +44,11 @@ def load_labelled_reviews(data_dir: Path, per_topic: int, seed: int = 0, min_cha
 
 
 def embed(settings: Settings, texts: list[str]) -> np.ndarray:
+    """The vectors themes use (the model's centred topic embedding), as the enricher computes them."""
+    from consumers.enricher.classifier import theme_vector
+
     predictions = production_model(settings).predict(texts, batch_size=settings.model.batch_size)
-    return np.stack([p.embedding for p in predictions]).astype(np.float32)
+    return np.stack([theme_vector(p) for p in predictions]).astype(np.float32)
 
 
 def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None) -> dict:

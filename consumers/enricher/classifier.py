@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from consumers.themes.representation import topic_vectors
+
 
 class Prediction(Protocol):
     embedding: np.ndarray  # float32, L2-normalised
@@ -15,6 +17,18 @@ class Prediction(Protocol):
     primary_issue: str
     sentiment: str  # negative | neutral | positive
     sentiment_score: float  # [-1, 1]
+    # Optional: the topic embedding themes cluster on (float32, L2-normalised); without it the
+    # enricher falls back to ``embedding``.
+    # theme_embedding: np.ndarray | None
+
+
+def theme_vector(prediction: Prediction) -> np.ndarray:
+    """The vector live and weekly themes use: the prediction's topic embedding, centred
+    (consumers.themes.representation); a model without one gives its embedding as is."""
+    vector = getattr(prediction, "theme_embedding", None)
+    if vector is None:
+        return np.asarray(prediction.embedding, dtype=np.float32)
+    return topic_vectors(vector)
 
 
 class FeedbackClassifier(Protocol):

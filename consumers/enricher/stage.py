@@ -1,6 +1,7 @@
 """Enricher stage: normalized feedback → issue types, sentiment, embedding, live theme → enriched + store.
 
-One model pass per batch. A redelivered event (already in the store) keeps
+One model pass per batch. Live themes use the model's topic embedding (``theme_embedding``,
+the untuned split-layer pool), stored beside the classifier embedding for the weekly themes. A redelivered event (already in the store) keeps
 its stored theme and moves no centroid; the store upsert makes it one row.
 The model, the store and the live themes are injected.
 """
@@ -14,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from consumers.enricher.classifier import FeedbackClassifier, Prediction
+from consumers.enricher.classifier import FeedbackClassifier, Prediction, theme_vector
 from consumers.stage import EventStage, InMessage, OutMessage, StageResult, dead_letter, trace_id_of
 from consumers.themes.live import LiveThemes
 from consumers.themes.types import Theme
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 class EnrichedStore(Protocol):
     def stored_theme_ids(self, event_ids: Sequence[str]) -> dict[str, str | None]: ...
 
-    def write_batch(self, items: Sequence[tuple[EnrichedFeedback, np.ndarray]], changed_themes: Sequence[Theme]) -> int: ...
+    def write_batch(self, items: Sequence[tuple[EnrichedFeedback, np.ndarray, np.ndarray]], changed_themes: Sequence[Theme]) -> int:
+        """Items: (record, classifier embedding, theme embedding)."""
 
 
 def model_text(event: NormalizedFeedback) -> str:
@@ -103,6 +105,9 @@ class EnricherStage(EventStage[NormalizedFeedback]):
         if len(predictions) != len(usable):
             raise RuntimeError(f"model returned {len(predictions)} predictions for {len(usable)} texts")
         embeddings = np.stack([np.asarray(p.embedding, dtype=np.float32) for p in predictions])
+        topic = np.stack([theme_vector(p) for p in predictions])
+        if not np.isfinite(topic).all():
+            raise ValueError("model returned an unusable theme embedding")
         stored = self.store.stored_theme_ids([e.event_id for _, e in usable])
         # Only events seen for the first time move centroids; a redelivery keeps its stored theme.
         fresh, seen = [], set(stored)
@@ -110,15 +115,15 @@ class EnricherStage(EventStage[NormalizedFeedback]):
             if event.event_id not in seen:  # a duplicate within the batch counts once, too
                 fresh.append(i)
                 seen.add(event.event_id)
-        assignment = self.themes.assign(embeddings[fresh])
+        assignment = self.themes.assign(topic[fresh])
         theme_of = {usable[i][1].event_id: t for i, t in zip(fresh, assignment.theme_ids)}
         now = self.clock()
         enriched = []
-        for (message, event), prediction, embedding in zip(usable, predictions, embeddings):
+        for (message, event), prediction, embedding, vector in zip(usable, predictions, embeddings, topic):
             theme_id = theme_of.get(event.event_id, stored.get(event.event_id))
-            enriched.append((message, enriched_from(event, prediction, theme_id, self.classifier.version, now), embedding))
-        self.store.write_batch([(e, emb) for _, e, emb in enriched], assignment.changed)
+            enriched.append((message, enriched_from(event, prediction, theme_id, self.classifier.version, now), embedding, vector))
+        self.store.write_batch([(e, emb, vec) for _, e, emb, vec in enriched], assignment.changed)
         self.themes.commit(assignment)  # only after the store has it
-        for message, event, _ in enriched:
+        for message, event, _, _ in enriched:
             result.outputs.append(OutMessage(ENRICHED, event, event.key(), trace_id_of(message)))
         return result

@@ -3,7 +3,8 @@
 Writes are idempotent: enriched feedback is upserted by event id with the
 dialect's INSERT … ON CONFLICT, so a redelivered event never makes a second
 row; a week's theme snapshot is replaced as a whole when a digest is rebuilt.
-Embeddings are stored as float16 bytes (768 bytes for 384 dimensions);
+Embeddings (the classifier's and the theme embedding, migration m0002) are stored as
+float16 bytes (768 bytes for 384 dimensions);
 theme centroids as float32, because they are updated incrementally.
 """
 
@@ -42,6 +43,7 @@ enriched_feedback = sa.Table(
     sa.Column("sentiment_score", sa.Float, nullable=False),
     sa.Column("theme_id", sa.String(64)),
     sa.Column("embedding", sa.LargeBinary, nullable=False),
+    sa.Column("theme_embedding", sa.LargeBinary),  # m0002; NULL for rows stored before it
     sa.Column("model_version", sa.String(100), nullable=False),
     sa.Column("flags", sa.JSON, nullable=False),
     sa.Column("signals", sa.JSON, nullable=False),
@@ -131,21 +133,25 @@ class FeedbackStore:
 
     # --- enriched feedback ---------------------------------------------------
 
-    def upsert_enriched(self, items: Iterable[tuple[EnrichedFeedback, np.ndarray]]) -> int:
-        """Insert or replace each record by event id; returns how many were written."""
+    def upsert_enriched(self, items: Iterable[tuple]) -> int:
+        """Insert or replace each record by event id; returns how many were written.
+
+        Items: (record, embedding) or (record, embedding, theme embedding)."""
         return self.write_batch(list(items), [])
 
-    def write_batch(self, items: Sequence[tuple[EnrichedFeedback, np.ndarray]], changed_themes: Iterable[Theme]) -> int:
-        """Feedback and the themes it changed, in one transaction (a crash never leaves one without the other)."""
+    def write_batch(self, items: Sequence[tuple], changed_themes: Iterable[Theme]) -> int:
+        """Feedback and the themes it changed, in one transaction (a crash never leaves one without the other).
+
+        Items: (record, classifier embedding[, theme embedding])."""
         now = datetime.now(timezone.utc)
-        rows = {event.event_id: self._feedback_row(event, embedding, now) for event, embedding in items}  # last one wins
+        rows = {item[0].event_id: self._feedback_row(item[0], item[1], now, item[2] if len(item) > 2 else None) for item in items}  # last one wins
         with self.engine.begin() as conn:
             upsert(conn, themes, [self._theme_row(th, now) for th in changed_themes], ["theme_id"])
             upsert(conn, enriched_feedback, list(rows.values()), ["event_id"])
         return len(rows)
 
     @staticmethod
-    def _feedback_row(event: EnrichedFeedback, embedding: np.ndarray, now: datetime) -> dict:
+    def _feedback_row(event: EnrichedFeedback, embedding: np.ndarray, now: datetime, theme_embedding: np.ndarray | None = None) -> dict:
         return {
             "event_id": event.event_id,
             "channel": event.channel.value,
@@ -163,6 +169,7 @@ class FeedbackStore:
             "sentiment_score": event.sentiment.score,
             "theme_id": event.theme_id,
             "embedding": to_float16_bytes(embedding),
+            "theme_embedding": None if theme_embedding is None else to_float16_bytes(theme_embedding),
             "model_version": event.model_version,
             "flags": list(event.flags),
             "signals": event.signals,
@@ -201,13 +208,15 @@ class FeedbackStore:
             return None
         out = dict(row)
         out["embedding"] = from_float16_bytes(row["embedding"])
+        out["theme_embedding"] = None if row["theme_embedding"] is None else from_float16_bytes(row["theme_embedding"])
         out["received_at"] = _utc(row["received_at"])
         return out
 
     def week_feedback(self, week: str) -> WeekFeedback:
+        """One week's feedback; ``embeddings`` are the theme embeddings (the classifier's for rows stored before m0002)."""
         t = enriched_feedback
         query = sa.select(
-            t.c.event_id, t.c.embedding, t.c.text, t.c.channel, t.c.primary_issue, t.c.sentiment, t.c.sentiment_score, t.c.theme_id
+            t.c.event_id, sa.func.coalesce(t.c.theme_embedding, t.c.embedding).label("embedding"), t.c.text, t.c.channel, t.c.primary_issue, t.c.sentiment, t.c.sentiment_score, t.c.theme_id
         ).where(t.c.week == week).order_by(t.c.received_at, t.c.event_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()

@@ -55,7 +55,9 @@ class WeeklyTheme:
     channel_mix: dict[str, int]
     emerging: bool = False
     fading: bool = False
-    status: str = "steady"  # new | emerging | steady | fading | gone
+    status: str = "steady"  # first_week | new | emerging | steady | fading | gone
+    # A gone theme: this week's messages nearest to its centroid (its volume now; not stored).
+    current_estimate: int = 0
 
     @property
     def growth(self) -> float | None:

@@ -1,14 +1,24 @@
-"""One week's themes: cluster, label, describe, and carry ids over from last week (pure).
+"""One week's themes: cluster, merge, label, describe, carry ids over, judge change (pure).
 
-Continuity: each of this week's clusters takes the id of the most similar
-theme of last week (greedy one-to-one by centroid similarity, above the
-calibrated ``continuity_similarity``); failing that, the live theme most of
-its members were assigned to in the stream (so digest and stream share
-ids), failing that a new id derived from its members (so rebuilding a week
-gives the same ids). A theme is emerging when it is new, or grew by
-``emerging_growth`` or more, with at least ``emerging_min_volume`` messages;
-fading when it shrank to ``fading_ratio`` of last week or less, or is gone
-(a gone theme is kept with size 0 so the digest can say so).
+- **One problem, one entry**: clusters whose normalised centroids are as similar as two
+  samples of one labelled topic (``continuity_similarity``, calibrated) are merged before
+  anything is labelled.
+- **Continuity only by similarity**: a cluster keeps the id of last week's theme whose
+  centroid it matches (greedy one-to-one above ``continuity_similarity``). Otherwise it is a
+  new theme: it takes the live theme most of its members joined in the stream (so digest and
+  alerter share ids) unless that id was one of last week's themes, else an id derived from
+  its members (a rebuild gives the same ids). No id is ever copied without the similarity.
+- **Week-over-week counts by nearest centroid**: last week's volume of a theme is the
+  number of last week's messages nearest to its centroid (and similar enough), not the size
+  of whatever cluster last week's clustering happened to produce, so a theme split or merged
+  differently by clustering is not news. This week's volume of last week's themes is
+  counted the same way, for fading.
+- **Emerging / fading are volume and significance**: expected = last week's count scaled
+  by the change in total volume; emerging when the count is ≥ ``emerging_min_volume``, ≥
+  ``emerging_growth`` × expected and a one-sided Poisson test against expected gives
+  p < ``significance``; fading when last week's count was ≥ ``fading_min_volume``, this
+  week's is ≤ ``fading_ratio`` × expected and the lower-tail Poisson p < ``significance``.
+  A first week (no previous snapshot) flags nothing: status ``first_week``.
 """
 
 from __future__ import annotations
@@ -33,9 +43,13 @@ _SETTINGS = WeeklyThemeSettings()
 class WeeklyRules:
     # Defaults are the settings' own (the calibrated continuity among them), so the two cannot drift apart.
     continuity_similarity: float = _SETTINGS.continuity_similarity
+    merge_centroid_similarity: float = _SETTINGS.merge_centroid_similarity
+    member_similarity: float = _SETTINGS.member_similarity
     emerging_growth: float = _SETTINGS.emerging_growth
     emerging_min_volume: int = _SETTINGS.emerging_min_volume
     fading_ratio: float = _SETTINGS.fading_ratio
+    fading_min_volume: int = _SETTINGS.fading_min_volume
+    significance: float = _SETTINGS.significance
     keywords: int = _SETTINGS.keywords
     quotes: int = _SETTINGS.quotes
     quote_chars: int = 160
@@ -48,10 +62,15 @@ class WeekResult:
     members: dict[str, str]  # event id → theme id
     total: int
     unclustered: int
+    first_week: bool = False
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _units(m: np.ndarray) -> np.ndarray:
+    return m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
 
 
 def match_previous(centroids: Sequence[np.ndarray], previous: Sequence[WeeklyTheme], threshold: float) -> list[int | None]:
@@ -73,6 +92,60 @@ def match_previous(centroids: Sequence[np.ndarray], previous: Sequence[WeeklyThe
         used_a.add(i)
         used_b.add(j)
     return matches
+
+
+def merge_similar(embeddings: np.ndarray, clusters: list[np.ndarray], threshold: float) -> list[np.ndarray]:
+    """Merge clusters whose normalised centroids reach ``threshold`` (single pass of greedy
+    agglomeration on centroids, recomputed after each merge); returned largest first."""
+    groups = [np.asarray(c) for c in clusters]
+    while len(groups) > 1:
+        cents = _units(np.stack([embeddings[g].mean(0) for g in groups]))
+        sims = cents @ cents.T
+        np.fill_diagonal(sims, -np.inf)
+        i, j = divmod(int(np.argmax(sims)), len(groups))
+        if sims[i, j] < threshold:
+            break
+        groups[i] = np.concatenate([groups[i], groups[j]])
+        del groups[j]
+    return sorted(groups, key=lambda g: -len(g))
+
+
+def nearest_counts(embeddings: np.ndarray, centroids: Sequence[np.ndarray], min_similarity: float) -> np.ndarray:
+    """How many rows of ``embeddings`` have each centroid as their nearest, at ``min_similarity`` or more."""
+    counts = np.zeros(len(centroids), dtype=np.int64)
+    if len(embeddings) == 0 or not len(centroids):
+        return counts
+    sims = np.asarray(embeddings, dtype=np.float32) @ _units(np.stack(centroids).astype(np.float32)).T
+    best = np.argmax(sims, axis=1)
+    ok = sims[np.arange(len(best)), best] >= min_similarity
+    np.add.at(counts, best[ok], 1)
+    return counts
+
+
+def poisson_sf(k: int, lam: float) -> float:
+    """P(X ≥ k) for X ~ Poisson(lam)."""
+    from scipy.stats import poisson
+
+    return float(poisson.sf(k - 1, lam))
+
+
+def poisson_cdf(k: int, lam: float) -> float:
+    """P(X ≤ k) for X ~ Poisson(lam)."""
+    from scipy.stats import poisson
+
+    return float(poisson.cdf(k, lam))
+
+
+def is_emerging(size: int, before: int, scale: float, rules: WeeklyRules) -> bool:
+    # Expected from last week's count scaled by the week's volume; a floor of one message keeps
+    # "new" from meaning "infinitely significant".
+    expected = max(before * scale, 1.0)
+    return size >= rules.emerging_min_volume and size >= rules.emerging_growth * expected and poisson_sf(size, expected) < rules.significance
+
+
+def is_fading(size: int, before: int, scale: float, rules: WeeklyRules) -> bool:
+    expected = before * scale
+    return before >= rules.fading_min_volume and size <= rules.fading_ratio * expected and poisson_cdf(size, expected) < rules.significance
 
 
 def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid: np.ndarray, count: int, max_chars: int) -> list[str]:
@@ -102,32 +175,49 @@ def build_week(
     clusterer: Clusterer,
     keywords: KeywordExtractor,
     rules: WeeklyRules = WeeklyRules(),
+    previous_feedback: WeekFeedback | None = None,
 ) -> WeekResult:
+    """``previous``: last week's snapshot (empty: this is the first week); ``previous_feedback``:
+    last week's messages, for the week-over-week counts (without them, matched themes compare
+    with last week's theme size)."""
     labels = clusterer.cluster(feedback.embeddings) if len(feedback) else np.zeros(0, dtype=np.int64)
     clusters = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)] if len(labels) else []
+    clusters = merge_similar(feedback.embeddings, clusters, rules.merge_centroid_similarity)
     centroids = [feedback.embeddings[idx].mean(0) for idx in clusters]
+    first_week = not previous
     previous = [p for p in previous if p.size > 0]
     matches = match_previous(centroids, previous, rules.continuity_similarity)
     terms = keywords.keywords([[feedback.texts[i] for i in idx] for idx in clusters], top=rules.keywords)
 
+    have_last = previous_feedback is not None and len(previous_feedback) > 0
+    last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
+    scale = len(feedback) / last_total if last_total else 1.0
+    if have_last:
+        before_counts = nearest_counts(previous_feedback.embeddings, centroids, rules.member_similarity)
+    else:
+        before_counts = np.array([previous[m].size if m is not None else 0 for m in matches], dtype=np.int64)
+
+    previous_ids = {p.theme_id for p in previous}
     taken = {previous[m].theme_id for m in matches if m is not None}
-    previous_by_id = {p.theme_id: p for p in previous}
     themes: list[WeeklyTheme] = []
     members: dict[str, str] = {}
-    for idx, centroid, match, words in zip(clusters, centroids, matches, terms):
+    for idx, centroid, match, words, before in zip(clusters, centroids, matches, terms, before_counts):
+        before = int(before)
         if match is not None:
-            theme_id, before = previous[match].theme_id, previous[match].size
+            theme_id = previous[match].theme_id
         else:
             live = Counter(feedback.live_theme_ids[i] for i in idx if feedback.live_theme_ids[i])
-            candidates = [t for t, _ in live.most_common() if t not in taken]
+            candidates = [t for t, _ in live.most_common() if t not in taken and t not in previous_ids]
             theme_id = candidates[0] if candidates else weekly_theme_id(week, [feedback.event_ids[i] for i in idx])
-            # The stream may have kept a theme that the centroid match missed: that is continuity too.
-            before = previous_by_id[theme_id].size if theme_id in previous_by_id else 0
             taken.add(theme_id)
         size = len(idx)
-        emerging = size >= rules.emerging_min_volume and (before == 0 or size >= rules.emerging_growth * before)
-        fading = before > 0 and size <= rules.fading_ratio * before
-        status = "emerging" if emerging else "new" if before == 0 else "fading" if fading else "steady"
+        if first_week:
+            emerging = fading = False
+            status = "first_week"
+        else:
+            emerging = is_emerging(size, before, scale, rules)
+            fading = is_fading(size, before, scale, rules)
+            status = "emerging" if emerging else "fading" if fading else "new" if match is None and before == 0 else "steady"
         themes.append(
             WeeklyTheme(
                 theme_id=theme_id,
@@ -148,12 +238,19 @@ def build_week(
         members.update((feedback.event_ids[i], theme_id) for i in idx)
     themes.sort(key=lambda t: (-t.size, t.theme_id))
     continued = {t.theme_id for t in themes}
-    for p in previous:
-        if p.theme_id not in continued:
-            themes.append(
-                WeeklyTheme(
-                    theme_id=p.theme_id, week=week, size=0, previous_size=p.size, centroid=p.centroid, keywords=p.keywords,
-                    quotes=[], sentiment_mix={}, issue_mix={}, channel_mix={}, emerging=False, fading=True, status="gone",
-                )
+    gone = [p for p in previous if p.theme_id not in continued]
+    # This week's messages nearest to a theme that did not continue: its volume now.
+    now_counts = nearest_counts(feedback.embeddings, [p.centroid for p in gone], rules.member_similarity)
+    for p, now in zip(gone, now_counts):
+        before = p.size
+        fading = is_fading(int(now), before, scale, rules)
+        if not fading and now > 0:
+            continue  # still there, inside another theme, without a significant drop: no news
+        themes.append(
+            WeeklyTheme(
+                theme_id=p.theme_id, week=week, size=0, previous_size=before, centroid=p.centroid, keywords=p.keywords,
+                quotes=list(p.quotes), sentiment_mix=dict(p.sentiment_mix), issue_mix=dict(p.issue_mix), channel_mix={},
+                emerging=False, fading=fading, status="gone", current_estimate=int(now),
             )
-    return WeekResult(week, themes, members, len(feedback), int((labels < 0).sum()))
+        )
+    return WeekResult(week, themes, members, len(feedback), int((labels < 0).sum()), first_week)

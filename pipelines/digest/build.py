@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from consumers.store.feedback_store import FeedbackStore
-from consumers.themes.clustering import AgglomerativeClusterer, Clusterer, HdbscanClusterer
+from consumers.themes.clustering import AgglomerativeClusterer, Clusterer
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.weekly import WeeklyRules, WeekResult, build_week
 from consumers.themes.weeks import parse_week, previous_week, shift_week
@@ -29,17 +29,19 @@ Announcer = Callable[[DigestAnnouncement], None]
 
 
 def make_clusterer(weekly: WeeklyThemeSettings) -> Clusterer:
-    if weekly.algorithm == "hdbscan":
-        return HdbscanClusterer(weekly.hdbscan_min_cluster_size, weekly.pca_dims, weekly.seed)
     return AgglomerativeClusterer(weekly.merge_similarity, weekly.micro_clusters, weekly.min_theme_size, weekly.seed)
 
 
 def weekly_rules(weekly: WeeklyThemeSettings) -> WeeklyRules:
     return WeeklyRules(
         continuity_similarity=weekly.continuity_similarity,
+        merge_centroid_similarity=weekly.merge_centroid_similarity,
+        member_similarity=weekly.member_similarity,
         emerging_growth=weekly.emerging_growth,
         emerging_min_volume=weekly.emerging_min_volume,
         fading_ratio=weekly.fading_ratio,
+        fading_min_volume=weekly.fading_min_volume,
+        significance=weekly.significance,
         keywords=weekly.keywords,
         quotes=weekly.quotes,
     )
@@ -48,7 +50,8 @@ def weekly_rules(weekly: WeeklyThemeSettings) -> WeeklyRules:
 def cluster_week(store: FeedbackStore, week: str, clusterer: Clusterer, keywords: KeywordExtractor, rules: WeeklyRules) -> WeekResult:
     """Cluster ``week`` against last week's snapshot and store the new snapshot (replacing a previous run)."""
     parse_week(week)
-    result = build_week(week, store.week_feedback(week), store.load_week(previous_week(week)), clusterer, keywords, rules)
+    last = previous_week(week)
+    result = build_week(week, store.week_feedback(week), store.load_week(last), clusterer, keywords, rules, store.week_feedback(last))
     store.save_week(week, result.themes, result.members)
     return result
 

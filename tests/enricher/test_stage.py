@@ -58,6 +58,12 @@ def test_batch_is_classified_themed_stored_and_published(store, feedback_model):
     assert store.count_enriched() == 4
     row = store.get_enriched("n2")
     assert row["text"] == TEXTS["n2"] and row["theme_id"] == out["n2"].theme_id
+    # Themes use the model's topic embedding (centred), stored beside the classifier embedding.
+    from consumers.themes.representation import topic_vectors
+
+    assert direct["n2"].theme_embedding.shape == (384,) and abs(np.linalg.norm(direct["n2"].theme_embedding) - 1) < 1e-4
+    assert np.abs(row["theme_embedding"] - topic_vectors(direct["n2"].theme_embedding)).max() < 2e-3
+    assert np.abs(row["embedding"] - direct["n2"].embedding).max() < 2e-3
     assert row["primary_issue"] == out["n2"].primary_issue.value
     assert row["embedding"].dtype == np.float32 and row["embedding"].shape == (384,)
     assert float(row["embedding"] @ direct["n2"].embedding) > 0.999  # float16 storage keeps the direction

@@ -85,3 +85,14 @@ def test_stale_candidates_are_dropped_active_themes_kept(store):
     ])
     assert store.drop_stale_candidates(datetime(2026, 11, 1, tzinfo=timezone.utc)) == 1
     assert sorted(t.theme_id for t in store.load_themes()) == ["th-fresh-candidate", "th-old-active"]
+
+
+def test_the_theme_embedding_is_stored_and_weekly_themes_read_it(store):
+    store.upsert_enriched([(enriched("e1"), unit(1), unit(7)), (enriched("e2"), unit(2))])
+    row = store.get_enriched("e1")
+    assert np.abs(row["theme_embedding"] - unit(7)).max() < 1e-3 and np.abs(row["embedding"] - unit(1)).max() < 1e-3
+    assert store.get_enriched("e2")["theme_embedding"] is None
+    week = store.week_feedback("2026-W47")
+    got = dict(zip(week.event_ids, week.embeddings))
+    # The theme embedding where there is one; a row stored without one (before m0002) gives its embedding.
+    assert np.abs(got["e1"] - unit(7)).max() < 1e-3 and np.abs(got["e2"] - unit(2)).max() < 1e-3

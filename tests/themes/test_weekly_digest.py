@@ -73,15 +73,19 @@ def test_a_theme_keeps_its_id_and_a_new_one_is_emerging(two_weeks):
     for theme_id in power:
         assert origins[theme_id]["power_bank"] >= 0.8 * sum(origins[theme_id].values())
         assert theme_id not in old_ids and by_id[theme_id].previous_size == 0
-        # New themes are emerging from the minimum volume (5) on.
-        assert (theme_id in emerging) == (by_id[theme_id].size >= 5)
-        assert by_id[theme_id].status == ("emerging" if by_id[theme_id].size >= 5 else "new")
+        # A new theme is emerging from the minimum volume on (and then significant against last week's 0).
+        floor = Settings().enrichment.weekly.emerging_min_volume
+        assert (theme_id in emerging) == (by_id[theme_id].size >= floor)
+        assert by_id[theme_id].status == ("emerging" if by_id[theme_id].size >= floor else "new")
         assert all("充电宝" in q or "移动电源" in q for q in by_id[theme_id].quotes)
         assert sum(by_id[theme_id].sentiment_mix.values()) == by_id[theme_id].size
     biggest = max(power, key=lambda t: by_id[t].size)
     assert biggest in emerging
     assert {"充电宝", "鼓包", "移动电源"} & set(by_id[biggest].keywords)
     assert not {delivery, crash} & emerging
+    # The first week has nothing to compare with: nothing is emerging or fading, every theme says so.
+    assert not first.digest.emerging and not first.digest.fading
+    assert {t.status for t in first.digest.themes} == {"first_week"}
 
 
 def test_snapshots_are_stored_and_a_rebuild_is_idempotent(two_weeks):
