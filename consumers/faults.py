@@ -34,8 +34,10 @@ _FATAL_PRODUCER = (OutOfOrderSequenceNumberError, UnknownProducerIdError, Invali
 
 def _failed_producer_id(exc: BaseException) -> bool:
     """kafka-python reports an InitProducerId answer it does not expect (a broker just restarted:
-    Tansu answers UnknownError) as a bare KafkaError, and the producer is unusable from then on."""
-    return type(exc) is KafkaError and "InitProducerId" in str(exc)
+    Tansu answers UnknownError), or that request cut off ("Could not execute transactional request
+    … Cancelled"), as a bare KafkaError, and the producer is unusable from then on."""
+    text = str(exc)
+    return type(exc) is KafkaError and ("InitProducerId" in text or "Could not execute transactional request" in text)
 
 
 def _chain(exc: BaseException):

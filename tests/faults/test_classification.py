@@ -39,7 +39,9 @@ def _psycopg_refused() -> Exception:
     # A restarted Tansu answers the new producer's InitProducerId with UnknownError; kafka-python
     # raises a bare KafkaError and the producer is dead (the runtime used to die of it).
     lambda: KafkaError("Unexpected error in InitProducerIdResponse: [Error -1] UnknownError"),
-], ids=["sqlalchemy-over-psycopg", "psycopg", "kafka-timeout", "out-of-order", "unknown-producer", "init-producer-id"])
+    lambda: KafkaError("Could not execute transactional request for unknown reasons: Cancelled"),
+], ids=["sqlalchemy-over-psycopg", "psycopg", "kafka-timeout", "out-of-order", "unknown-producer", "init-producer-id",
+        "producer-id-cut-off"])
 def test_outages_are_transient(make) -> None:
     assert is_transient(make())
 
