@@ -103,7 +103,7 @@ class AlertEngine:
         )
         alerts: list[Alert] = []
         # Message alerts quiet for a cool-down close first, so this message may open a fresh one.
-        self.book.expire(AlertKind.message, now)
+        alerts.extend(self.book.expire(AlertKind.message, now))
         message_alert = self._message(event, assessment, sample)
         if message_alert is not None:
             alerts.append(message_alert)

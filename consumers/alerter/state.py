@@ -126,7 +126,7 @@ class Batch:
     processed: dict[str, datetime] = field(default_factory=dict)
     # Stored events counted as history by a warm start (recorded as processed, not counted in stats).
     seeded: dict[str, datetime] = field(default_factory=dict)
-    logged: list[tuple[Alert, InMessage, str]] = field(default_factory=list)
+    logged: list[tuple[Alert, InMessage | None, str | None]] = field(default_factory=list)
     _replayed: set[str] = field(default_factory=set)
 
     def already_processed(self, event_id: str) -> bool:
@@ -135,7 +135,7 @@ class Batch:
     def done(self, event_id: str, event_time: datetime) -> None:
         self.processed[event_id] = event_time.astimezone(timezone.utc)
 
-    def log(self, alert: Alert, message: InMessage, event_id: str) -> None:
+    def log(self, alert: Alert, message: InMessage | None, event_id: str | None) -> None:
         self.logged.append((alert, message, event_id))
 
     def unpublished_alerts(self, event_id: str) -> list[Alert]:
@@ -221,6 +221,29 @@ class AlertStateStore:
         at = self.clock().astimezone(timezone.utc)
         with self.engine.begin() as conn:
             conn.execute(stmt, [{"a_id": a, "a_rev": r, "at": at} for a, r in keys])
+
+    # --- operators -----------------------------------------------------------------
+
+    def operator_action(self, alert_engine: AlertEngine, alert_id: str, action: str, who: str, note: str | None = None) -> Alert:
+        """``ack`` or ``resolve`` an alert by id, under the alerter lock: the state row is written with a
+        new version (running instances load it before their next batch) and the alert event is logged
+        unpublished; the caller publishes it and calls ``mark_published``."""
+        self._synced = None  # the engine may be new: load everything
+        with self.batch(alert_engine, []) as batch:
+            book = alert_engine.book
+            state = book.find_by_id(alert_id)
+            if state is None:
+                raise ValueError(f"no alert {alert_id!r} in the store (closed alerts are kept for a cool-down after resolving)")
+            if not state.open:
+                raise ValueError(f"alert {alert_id} is already resolved")
+            if action == "ack":
+                alert = book.acknowledge(state, who, note)
+            elif action == "resolve":
+                alert = book.operator_resolve(state, who, note)
+            else:
+                raise ValueError(f"unknown action {action!r}")
+            batch.log(alert, None, None)
+        return alert
 
     # --- loading -------------------------------------------------------------------
 
@@ -341,7 +364,8 @@ class AlertStateStore:
                     "alert_id": a.alert_id, "revision": a.revision, "kind": a.kind.value, "key": a.key,
                     "priority": a.priority.value, "status": a.status.value, "title": a.title,
                     "last_seen": a.last_seen, "emitted_at": a.emitted_at,
-                    "source_topic": m.topic, "source_partition": m.partition, "source_offset": m.offset,
+                    "source_topic": m.topic if m else None, "source_partition": m.partition if m else None,
+                    "source_offset": m.offset if m else None,
                     "source_event_id": event_id, "published_at": None,
                     "event": a.model_dump_json(),
                 }
@@ -355,6 +379,16 @@ def _retention(alert_engine: AlertEngine) -> timedelta:
     detector = alert_engine.detector
     horizon = timedelta(seconds=detector.config.horizon_buckets * detector.config.bucket_s)
     return max(PROCESSED_RETENTION, horizon, 2 * alert_engine.book.policy.cooldown)
+
+
+def alert_states(engine: sa.Engine, open_only: bool = True) -> list[AlertState]:
+    """The alerts the alerter keeps (open ones, or also those resolved within a cool-down), newest first."""
+    query = sa.select(alerter_alert_state.c.state).where(alerter_alert_state.c.deleted.is_(False))
+    if open_only:
+        query = query.where(alerter_alert_state.c.is_open.is_(True))
+    with engine.connect() as conn:
+        states = [AlertState.from_json(json.loads(row)) for row in conn.execute(query).scalars()]
+    return sorted(states, key=lambda s: (s.priority.rank, -s.last_seen.timestamp()))
 
 
 def recent_alerts(engine: sa.Engine, limit: int = 50, since: datetime | None = None) -> list[Alert]:

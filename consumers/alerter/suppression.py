@@ -53,10 +53,16 @@ class AlertState:
     # Broader series whose signal this alert explains (folded in, no alert of their own).
     related: list[str] = field(default_factory=list)
     related_reasons: list[str] = field(default_factory=list)
+    # An operator acknowledged it (``alerts ack``): who, when (processing time), note.
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    ack_note: str | None = None
+    # Resolved by an operator (``alerts resolve``) rather than by the detector.
+    resolved_by: str | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
-        for name in ("first_seen", "last_seen", "last_emitted", "calm_since", "resolved_at"):
+        for name in ("first_seen", "last_seen", "last_emitted", "calm_since", "resolved_at", "acknowledged_at"):
             value = data[name]
             data[name] = value.isoformat() if value is not None else None
         data["kind"] = self.kind.value
@@ -66,7 +72,7 @@ class AlertState:
     @classmethod
     def from_json(cls, data: dict) -> AlertState:
         data = dict(data)
-        for name in ("first_seen", "last_seen", "last_emitted", "calm_since", "resolved_at"):
+        for name in ("first_seen", "last_seen", "last_emitted", "calm_since", "resolved_at", "acknowledged_at"):
             if data.get(name) is not None:
                 data[name] = datetime.fromisoformat(data[name])
         data["kind"] = AlertKind(data["kind"])
@@ -216,12 +222,31 @@ class AlertBook:
             state.reasons = [*state.reasons, why]
         return self._emit(state, AlertStatus.resolved, at)
 
-    def expire(self, kind: AlertKind, at: datetime) -> None:
-        """Close alerts of ``kind`` quiet for a cool-down without publishing (message alerts)."""
+    def expire(self, kind: AlertKind, at: datetime) -> list[Alert]:
+        """Resolve alerts of ``kind`` quiet for a cool-down (message alerts), with a resolution event."""
+        out = []
         for state in self.open_states(kind):
             if at - state.last_seen >= self.policy.cooldown:
                 # Closed as of its last match: the cool-down has already run out.
-                self.resolve(state, state.last_seen, "", publish=False)
+                out.append(self.resolve(state, state.last_seen, "冷却期内无新消息，自动关闭"))
+        return [a for a in out if a is not None]
+
+    # --- operators ---------------------------------------------------------------------
+
+    def find_by_id(self, alert_id: str) -> AlertState | None:
+        return next((s for s in self.states.values() if s.alert_id == alert_id), None)
+
+    def acknowledge(self, state: AlertState, who: str, note: str | None) -> Alert:
+        """An operator took it: published as an update carrying who, when and the note."""
+        state.acknowledged_by, state.acknowledged_at, state.ack_note = who, self.clock(), note
+        return self._emit(state, AlertStatus.update, state.last_emitted)
+
+    def operator_resolve(self, state: AlertState, who: str, note: str | None) -> Alert:
+        """An operator resolved it; if its signal still fires, the same id re-opens within the cool-down."""
+        state.resolved_by = who
+        why = f"人工解决 ({who})" + (f": {note}" if note else "")
+        at = max(state.last_seen, state.last_emitted)
+        return self.resolve(state, at, why)
 
     def prune(self, before: datetime) -> None:
         """Forget closed alerts whose cool-down ended before ``before``."""
@@ -286,6 +311,13 @@ class AlertBook:
             state.related_reasons = [*state.related_reasons, reason]
             self._touch(state)
 
+    @staticmethod
+    def _operator_lines(state: AlertState) -> list[str]:
+        if not state.acknowledged_by:
+            return []
+        at = state.acknowledged_at.isoformat(timespec="seconds") if state.acknowledged_at else ""
+        return [f"已确认: {state.acknowledged_by} {at}" + (f" · {state.ack_note}" if state.ack_note else "")]
+
     def _emit(self, state: AlertState, status: AlertStatus, at: datetime) -> Alert:
         alert = Alert(
             alert_id=state.alert_id,
@@ -296,7 +328,7 @@ class AlertBook:
             status=status,
             title=state.title,
             summary=state.summary,
-            reasons=[*state.reasons, *state.related_reasons],
+            reasons=[*self._operator_lines(state), *state.reasons, *state.related_reasons],
             count=state.count,
             baseline=state.baseline,
             observed=state.observed,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import Counter
 
+from consumers.alerter.display import span
 from topics.schemas import Alert, AlertStatus, Priority
 from topics.settings import WebhookSettings
 
@@ -51,7 +52,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def _markdown(alert: Alert) -> str:
+def _markdown(alert: Alert, tz: str | None = None) -> str:
     lines = [
         f"**[{alert.priority.value}] {alert.title}** ({STATUS_ZH[alert.status]})",
         "",
@@ -63,11 +64,11 @@ def _markdown(alert: Alert) -> str:
         lines.append(f"- 计数 {alert.count} / 基线 {alert.baseline:.1f}")
     for sample in alert.samples[:3]:
         lines.append(f"> {sample.quote}")
-    lines.append(f"\n首次 {alert.first_seen:%Y-%m-%d %H:%M} · 最近 {alert.last_seen:%Y-%m-%d %H:%M} · {alert.alert_id}")
+    lines.append(f"\n时间 {span(alert.first_seen, alert.last_seen, tz)} (首次 – 最近) · {STATUS_ZH[alert.status]} · {alert.alert_id}")
     return "\n".join(lines)
 
 
-def render(hook: WebhookSettings, alert: Alert, now: float) -> tuple[str, bytes, dict[str, str]]:
+def render(hook: WebhookSettings, alert: Alert, now: float, tz: str | None = None) -> tuple[str, bytes, dict[str, str]]:
     """(url, body, headers) for one delivery in the hook's format."""
     headers = {"Content-Type": "application/json; charset=utf-8"}
     url = hook.url
@@ -78,7 +79,7 @@ def render(hook: WebhookSettings, alert: Alert, now: float) -> tuple[str, bytes,
         if hook.secret is not None:
             headers[SIGNATURE_HEADER] = "sha256=" + sign(hook.secret.get_secret_value(), timestamp, body)
         return url, body, headers
-    text = _markdown(alert)
+    text = _markdown(alert, tz)
     title = f"[{alert.priority.value}] {alert.title}"
     if hook.format == "dingtalk":
         payload = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
@@ -131,7 +132,9 @@ class WebhookDispatcher:
         backoff_max_s: float = 30.0,
         client: httpx.Client | None = None,
         clock: Callable[[], float] = time.time,
+        tz: str | None = None,
     ):
+        self.tz = tz
         self.hooks = hooks
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -150,7 +153,7 @@ class WebhookDispatcher:
     @classmethod
     def from_settings(cls, alerts) -> WebhookDispatcher:
         dispatcher = cls(alerts.webhooks, alerts.webhook_queue_size, alerts.webhook_max_attempts,
-                         alerts.webhook_backoff_s, alerts.webhook_backoff_max_s)
+                         alerts.webhook_backoff_s, alerts.webhook_backoff_max_s, tz=alerts.timezone)
         # Give queued deliveries a few seconds at exit; what is still queued then is logged as lost.
         atexit.register(dispatcher.close, 5.0)
         return dispatcher
@@ -195,7 +198,7 @@ class WebhookDispatcher:
     def _attempt(self, job: _Job) -> _Job | None:
         hook, alert = job.hook, job.alert
         try:
-            url, body, headers = render(hook, alert, self.clock())
+            url, body, headers = render(hook, alert, self.clock(), self.tz)
             response = self._client.post(url, content=body, headers=headers, timeout=hook.timeout_s)
             if response.status_code >= 300:
                 raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")

@@ -1,4 +1,4 @@
-"""``feedback-miner alerts …``: the live tail of the alert topic."""
+"""``feedback-miner alerts …``: the live tail of the alert topic, the open alerts, acknowledge and resolve."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from rich.console import Console
 from rich.text import Text
 
 from pipelines.cli.common import cli_errors, console, require_broker, settings
-from topics.schemas import Alert, AlertStatus, Channel, IssueType, Priority
+from topics.schemas import Alert, AlertKind, AlertStatus, Channel, IssueType, Priority
 
-alerts_app = typer.Typer(help="Watch the priority alerts on feedback.alerts.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Watch, list, acknowledge and resolve the priority alerts (feedback.alerts).", no_args_is_help=True)
 
 PRIORITY_STYLE = {Priority.P1: "bold white on red", Priority.P2: "bold red", Priority.P3: "yellow", Priority.P4: "dim"}
 STATUS_STYLE = {AlertStatus.open: "bold", AlertStatus.update: "cyan", AlertStatus.resolved: "green"}
+STATUS_ZH = {AlertStatus.open: "新告警", AlertStatus.update: "更新", AlertStatus.resolved: "已恢复"}
 
 
 def matches(
@@ -33,20 +34,27 @@ def matches(
     return True
 
 
-def render_alert(alert: Alert) -> Text:
-    """One alert as a few coloured lines."""
+def render_alert(alert: Alert, tz: str | None = None) -> Text:
+    """One alert as a few coloured lines; times in the configured zone (default Asia/Shanghai)."""
+    from consumers.alerter.display import local, span
+
     text = Text()
     text.append(f" {alert.priority.value} ", style=PRIORITY_STYLE[alert.priority])
-    text.append(f" {alert.status.value:<8}", style=STATUS_STYLE[alert.status])
-    text.append(f" {alert.kind.value:<14} {alert.key}  ", style="dim")
+    text.append(f" {STATUS_ZH[alert.status]} ", style=STATUS_STYLE[alert.status])
     text.append(alert.title, style="bold")
+    acked = next((r for r in alert.reasons if r.startswith("已确认")), None)
+    if acked:
+        text.append(f"  [{acked.split(' · ')[0]}]", style="green")
     text.append(f"\n    {alert.summary}")
-    counts = f"count {alert.count}" + (f" · baseline {alert.baseline:.2f}" if alert.baseline is not None else "")
-    text.append(f"\n    {counts} · total {alert.total_count} · {alert.last_seen:%Y-%m-%d %H:%M:%S%z} · {alert.alert_id} r{alert.revision}", style="dim")
-    for reason in alert.reasons[:5]:
-        text.append(f"\n    • {reason}")
+    text.append(f"\n    {span(alert.first_seen, alert.last_seen, tz)}  (首次 – 最近, 事件时间)", style="bold dim")
+    counts = f"count {alert.count}" + (f" · baseline {alert.baseline:.1f}" if alert.baseline is not None and alert.kind != AlertKind.message else "")
+    text.append(f"\n    {counts} · total {alert.total_count} · {alert.kind.value} {alert.key} · id {alert.alert_id} r{alert.revision}"
+                f" · sent {local(alert.emitted_at, tz, seconds=True)}", style="dim")
+    for reason in alert.reasons[:6]:
+        if reason != acked:
+            text.append(f"\n    • {reason}")
     for sample in alert.samples[:3]:
-        text.append(f"\n    “{sample.quote}” ({sample.channel.value}, {sample.event_id})", style="italic")
+        text.append(f"\n    “{sample.quote}” ({sample.channel.value}, {local(sample.received_at, tz)[11:16]})", style="italic")
     return text
 
 
@@ -83,7 +91,7 @@ def tail(
             if raw:
                 print(alert.model_dump_json(), flush=True)
             else:
-                out.print(render_alert(alert))
+                out.print(render_alert(alert, s.alerts.timezone))
             shown += 1
             if max_alerts is not None and shown >= max_alerts:
                 break
@@ -91,3 +99,99 @@ def tail(
         pass
     finally:
         records.close()
+
+
+def _store():
+    from consumers.store import make_engine, migrate
+
+    engine = make_engine(settings().store.url)
+    migrate(engine)
+    return engine
+
+
+@alerts_app.command("list")
+@cli_errors
+def list_alerts(
+    open_only: Annotated[bool, typer.Option("--open/--all", help="Only open alerts (default), or also those resolved within the cool-down.")] = True,
+    raw: Annotated[bool, typer.Option(help="One JSON object per line.")] = False,
+) -> None:
+    """The alerts the alerter keeps in the store, most urgent first."""
+    import json
+
+    from consumers.alerter.display import span
+    from consumers.alerter.state import alert_states
+
+    s = settings()
+    states = alert_states(_store(), open_only)
+    if raw:
+        for st in states:
+            print(json.dumps(st.to_json(), ensure_ascii=False))
+        return
+    if not states:
+        console.print("no open alerts" if open_only else "no alerts")
+        return
+    out = Console(highlight=False)
+    out.print(f"{len(states)} {'open ' if open_only else ''}alert(s), most urgent first; times {s.alerts.timezone}", style="dim")
+    for st in states:
+        line = Text()
+        line.append(f" {st.priority.value} ", style=PRIORITY_STYLE[st.priority])
+        line.append(" open " if st.open else " resolved ", style="bold" if st.open else "green")
+        line.append(st.title, style="bold")
+        if st.acknowledged_by:
+            line.append(f"  [已确认 {st.acknowledged_by}" + (f": {st.ack_note}" if st.ack_note else "") + "]", style="green")
+        line.append(f"\n    {span(st.first_seen, st.last_seen, s.alerts.timezone)} · {st.total_count} 条 · {st.kind.value} {st.key}", style="dim")
+        line.append(f"\n    id {st.alert_id}", style="dim")
+        out.print(line)
+
+
+def _operator(alert_id: str, action: str, note: str | None, by: str | None) -> None:
+    import getpass
+
+    from consumers.alerter.engine import AlertEngine
+    from consumers.alerter.rules import TermMatcher, load_rules
+    from consumers.alerter.state import AlertStateStore
+    from topics.schemas import utcnow
+
+    s = settings()
+    require_broker(s, f"alerts {action}")
+    store = _store()
+    engine = AlertEngine.build(TermMatcher(load_rules(s.alerts.rules_path)), s.alerts, utcnow)
+    state = AlertStateStore(store)
+    who = by or getpass.getuser()
+    alert = state.operator_action(engine, alert_id, action, who, note)
+    console.print(render_alert(alert, s.alerts.timezone))
+    # Recorded in the store; now the event for everyone on feedback.alerts.
+    from consumers.kafka_io import make_producer, send
+    from topics.specs import ALERTS
+
+    producer = make_producer(s)
+    try:
+        send(producer, s.topic(ALERTS), alert, alert.partition_key()).get(timeout=30)
+        producer.flush()
+    finally:
+        producer.close()
+    state.mark_published([alert])
+    console.print(f"[green]{'acknowledged' if action == 'ack' else 'resolved'} {alert_id}; published on {ALERTS} (revision {alert.revision})[/]")
+
+
+@alerts_app.command("ack")
+@cli_errors
+def ack(
+    alert_id: Annotated[str, typer.Argument(help="The alert id (alerts list, alerts tail).")],
+    note: Annotated[Optional[str], typer.Option(help="What you are doing about it.")] = None,
+    by: Annotated[Optional[str], typer.Option(help="Who acknowledges (default: your login).")] = None,
+) -> None:
+    """Acknowledge an open alert: recorded in the store, published as an update that carries who, when and the note."""
+    _operator(alert_id, "ack", note, by)
+
+
+@alerts_app.command("resolve")
+@cli_errors
+def resolve(
+    alert_id: Annotated[str, typer.Argument(help="The alert id (alerts list, alerts tail).")],
+    note: Annotated[Optional[str], typer.Option(help="What fixed it.")] = None,
+    by: Annotated[Optional[str], typer.Option(help="Who resolves (default: your login).")] = None,
+) -> None:
+    """Resolve an open alert by hand: recorded in the store and published as a resolution event (a signal
+    that still fires re-opens the same id)."""
+    _operator(alert_id, "resolve", note, by)

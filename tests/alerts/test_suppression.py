@@ -89,7 +89,11 @@ def test_message_alerts_one_per_customer_within_cooldown(matcher: TermMatcher) -
     other = engine.process(enriched("孩子烫伤了", event_id="m4", customer_id="c-5", at=T0 + minutes(8), score=-0.9))
     assert other[0].status == AlertStatus.open and other[0].alert_id != first[0].alert_id
     later = engine.process(enriched("又起火了", event_id="m5", customer_id="c-9", at=T0 + minutes(7 + 61), score=-0.9))
-    assert later[0].status == AlertStatus.open and later[0].alert_id != first[0].alert_id
+    # The quiet alerts close with a resolution event (no longer silently), then the new one opens.
+    closed = [a for a in later if a.status == AlertStatus.resolved]
+    assert {a.alert_id for a in closed} == {first[0].alert_id, other[0].alert_id}
+    assert all("冷却期内无新消息，自动关闭" in a.reasons for a in closed)
+    assert later[-1].status == AlertStatus.open and later[-1].alert_id != first[0].alert_id
 
 
 def test_duplicates_count_but_never_create_a_second_message_alert(matcher: TermMatcher) -> None:

@@ -1,0 +1,31 @@
+"""Times as people read them: the configured zone (``alerts.timezone``, default Asia/Shanghai), with its offset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+@lru_cache(maxsize=8)
+def zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or DEFAULT_TZ)
+
+
+def local(ts: datetime | None, tz: str | None = None, seconds: bool = False) -> str:
+    """``2026-11-02 14:05 +08:00`` in the given zone."""
+    if ts is None:
+        return "-"
+    at = ts.astimezone(zone(tz))
+    offset = at.strftime("%z")
+    return at.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + f" {offset[:3]}:{offset[3:]}"
+
+
+def span(first: datetime, last: datetime, tz: str | None = None) -> str:
+    """``2026-11-02 14:05 – 14:32 +08:00`` (the date once when both are on the same local day)."""
+    a, b = first.astimezone(zone(tz)), last.astimezone(zone(tz))
+    offset = b.strftime("%z")
+    end = b.strftime("%H:%M") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M")
+    return f"{a:%Y-%m-%d %H:%M} – {end} {offset[:3]}:{offset[3:]}"
