@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -23,6 +24,17 @@ _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 # After NFKC Chinese punctuation is ASCII; a space before it is left over from markup or typing.
 _SPACE_BEFORE_PUNCT = re.compile(r" +(?=[,.!?;:。、)\]])")
+
+
+# A character reference: &amp; &lt; &zwj; &#8203; &#x4e2d; (web forms and app stores hand some over escaped).
+_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def unescape_entities(text: str) -> str:
+    """HTML character references become the characters they stand for (``&amp;`` → ``&``, ``&zwj;`` →
+    U+200D, removed next as a format character). Text is never HTML here: whoever shows it escapes it
+    again (the digest does), so ``&lt;script&gt;`` stays visible text, never markup."""
+    return html.unescape(text) if _ENTITY.search(text) else text
 
 
 def strip_controls(text: str) -> str:
@@ -99,9 +111,9 @@ class CleanText:
 
 
 def clean_text(text: str, opencc_config: str = "t2s") -> CleanText:
-    """Controls out, NFKC, Traditional → Simplified, emoji tidied, whitespace collapsed."""
+    """HTML entities unescaped, controls out, NFKC, Traditional → Simplified, emoji tidied, whitespace collapsed."""
     original = len(text)
-    text = strip_controls(text)
+    text = strip_controls(unescape_entities(text))
     text = nfkc(text)
     converted = to_simplified(text, opencc_config)
     flags = ["traditional_converted"] if converted != text else []

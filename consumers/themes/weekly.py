@@ -8,8 +8,8 @@
   new theme: it takes the live theme most of its members joined in the stream (so digest and
   alerter share ids) unless that id was one of last week's themes, else an id derived from
   its members (a rebuild gives the same ids). No id is ever copied without the similarity.
-- **Week-over-week counts by nearest centroid**: last week's volume of a theme is the
-  number of last week's messages nearest to its centroid (and similar enough), not the size
+- **Week-over-week counts by nearest centroid**: a theme's volume in either week is the
+  number of that week's messages nearest to its centroid (and similar enough), not the size
   of whatever cluster last week's clustering happened to produce, so a theme split or merged
   differently by clustering is not news. This week's volume of last week's themes is
   counted the same way, for fading.
@@ -193,16 +193,19 @@ def build_week(
     last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
     scale = len(feedback) / last_total if last_total else 1.0
     if have_last:
+        # Both weeks counted the same way: messages nearest to this week's centroids.
         before_counts = nearest_counts(previous_feedback.embeddings, centroids, rules.member_similarity)
+        now_counts = nearest_counts(feedback.embeddings, centroids, rules.member_similarity)
     else:
         before_counts = np.array([previous[m].size if m is not None else 0 for m in matches], dtype=np.int64)
+        now_counts = np.array([len(idx) for idx in clusters], dtype=np.int64)
 
     previous_ids = {p.theme_id for p in previous}
     taken = {previous[m].theme_id for m in matches if m is not None}
     themes: list[WeeklyTheme] = []
     members: dict[str, str] = {}
-    for idx, centroid, match, words, before in zip(clusters, centroids, matches, terms, before_counts):
-        before = int(before)
+    for idx, centroid, match, words, before, now in zip(clusters, centroids, matches, terms, before_counts, now_counts):
+        before, now = int(before), int(now)
         if match is not None:
             theme_id = previous[match].theme_id
         else:
@@ -215,8 +218,8 @@ def build_week(
             emerging = fading = False
             status = "first_week"
         else:
-            emerging = is_emerging(size, before, scale, rules)
-            fading = is_fading(size, before, scale, rules)
+            emerging = size >= rules.emerging_min_volume and is_emerging(now, before, scale, rules)
+            fading = is_fading(now, before, scale, rules)
             status = "emerging" if emerging else "fading" if fading else "new" if match is None and before == 0 else "steady"
         themes.append(
             WeeklyTheme(

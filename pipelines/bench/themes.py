@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from consumers.normalizer.text_normalize import unescape_entities
 from consumers.themes.clustering import AgglomerativeClusterer
 from pipelines.enrichment import production_model
 from pipelines.themes_calibration import embed, load_labelled_reviews
@@ -168,14 +169,14 @@ def _load_sources(data_dir: Path, min_chars: int = 6, max_chars: int = 200) -> d
     for name in ("online_shopping_9_cats.csv", "waimai_10k.csv", "chnsenticorp_train.csv"):
         with (Path(data_dir) / name).open(encoding="utf-8-sig", newline="") as f:
             for row in csv.DictReader(f):
-                text = " ".join((row.get("review") or "").split())
+                text = " ".join(unescape_entities(row.get("review") or "").split())
                 if min_chars <= len(text) <= max_chars:
                     cat = row.get("cat") or {"waimai_10k.csv": "外卖", "chnsenticorp_train.csv": "酒店"}[name]
                     out.setdefault(cat, []).append((text, "positive" if row["label"] == "1" else "negative", name))
     weibo = Path(data_dir) / "weibo_emotion_virus.jsonl"
     if weibo.is_file():
         for line in weibo.read_text(encoding="utf-8").splitlines():
-            text = " ".join(json.loads(line)["text"].split())
+            text = " ".join(unescape_entities(json.loads(line)["text"]).split())
             if min_chars <= len(text) <= max_chars:
                 out.setdefault("微博", []).append((text, "neutral", weibo.name))
     for cat in out:  # dedup within a category, keep order

@@ -41,14 +41,23 @@ def bench_themes(
     real: Annotated[int, typer.Option(help="Real reviews encoded as the base of the synthetic week.")] = 3000,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the labelled review files (default: the shared_data setting).")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads (the target is 2 cores).")] = 2,
-    out: Annotated[Path, typer.Option(help="JSON report.")] = Path("benchmarks/themes.json"),
+    two_weeks: Annotated[bool, typer.Option("--two-weeks", help="Two weeks of real reviews with planted growing/fading stories through the weekly theme logic.")] = False,
+    seeds: Annotated[str, typer.Option(help="--two-weeks: comma-separated seeds (each plants other real stories).")] = "1,2,3",
+    cache_dir: Annotated[Path, typer.Option(help="--two-weeks: cache of the model's outputs per text (git-ignored).")] = Path("var/theme-bench"),
+    out: Annotated[Optional[Path], typer.Option(help="JSON report (default: benchmarks/themes.json, with --two-weeks benchmarks/themes_two_weeks.json).")] = None,
 ) -> None:
-    """Time weekly clustering of N messages, and compare the clusterers' quality on labelled real reviews."""
+    """Time weekly clustering of N messages and score it on labelled real reviews; or (--two-weeks) the weekly themes end to end."""
+    s = settings()
+    if two_weeks:
+        from pipelines.bench.themes import run_two_week_benchmark
+
+        report = run_two_week_benchmark(s, data_dir or s.shared_data, [int(x) for x in seeds.split(",")], cache_dir, threads, messages)
+        write_report(out or Path("benchmarks/themes_two_weeks.json"), report)
+        return
     from pipelines.bench.themes import run_themes_benchmark
 
-    s = settings()
     report = run_themes_benchmark(s, messages, real, data_dir or s.shared_data, threads)
-    write_report(out, report)
+    write_report(out or Path("benchmarks/themes.json"), report)
 
 
 @bench_app.command("normalizer")

@@ -83,8 +83,8 @@ def print_digest_summary(console, outcome) -> None:
     console.print(f"[bold]digest {d.week}[/]: {d.total} messages, {len(d.themes)} themes, {len(d.emerging)} emerging")
     console.print(f"  HTML:     {outcome.html_path}\n  Markdown: {outcome.markdown_path}")
     for t in d.top_themes[:5]:
-        growth = "new" if not t.previous_size else f"{t.previous_size}→{t.size}"
-        flag = " [red]emerging[/]" if t.emerging else ""
+        growth = "first week" if t.status == "first_week" else "new" if not t.previous_size else f"{t.previous_size}→{t.size}"
+        flag = " [bold]emerging[/]" if t.emerging else " fading" if t.fading else ""
         console.print(f"  {t.size:>5}  {' / '.join(t.keywords[:4]) or t.theme_id}  ({growth}){flag}")
     if outcome.announced:
         console.print("  announced on feedback.digests")

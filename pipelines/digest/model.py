@@ -25,6 +25,7 @@ class Digest:
     emerging: list[WeeklyTheme]
     fading: list[WeeklyTheme]  # shrunk or gone since last week
     top_n: int = 10
+    first_week: bool = False  # no previous week to compare with: nothing is emerging or fading
     notes: list[str] = field(default_factory=list)
 
     @property

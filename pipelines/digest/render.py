@@ -22,7 +22,10 @@ h1{font-size:24px;margin-bottom:4px}h2{font-size:18px;margin-top:28px;border-bot
 .meta{color:#616e7c}.cards{display:flex;gap:12px;flex-wrap:wrap}.card{border:1px solid #e4e7eb;border-radius:6px;padding:10px 14px;min-width:150px}
 .card b{font-size:22px;display:block}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e4e7eb;vertical-align:top}
 .tag{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;background:#eef2ff}.emerging{background:#ffe3e3;color:#a61e4d}.fading,.gone{background:#f1f3f5;color:#616e7c}
-blockquote{margin:6px 0;padding:4px 10px;border-left:3px solid #3867d6;background:#f8f9fb}.up{color:#c92a2a}.down{color:#2b8a3e}
+blockquote{margin:6px 0;padding:4px 10px;border-left:3px solid #3867d6;background:#f8f9fb;font-size:14px}.bad{color:#c92a2a}.good{color:#2b8a3e}.flat{color:#616e7c}
+.first_week,.steady,.new{background:#eef2ff;color:#364fc7}.theme{border:1px solid #e4e7eb;border-radius:8px;padding:10px 14px;margin:10px 0}
+.theme h3{margin:0 0 4px;font-size:16px}.facts{color:#3e4c59;font-size:14px;margin:4px 0}.bar{display:flex;height:10px;border-radius:5px;overflow:hidden;margin:6px 0;max-width:420px;background:#f1f3f5}
+.bar span{display:block;height:100%}.neg{background:#e03131}.neu{background:#adb5bd}.pos{background:#2f9e44}
 """
 
 
@@ -33,11 +36,68 @@ def issue_label(value: str) -> str:
         return value
 
 
-def growth_text(theme: WeeklyTheme) -> str:
+def growth_text(theme: WeeklyTheme, first_week: bool = False) -> str:
+    if first_week or theme.status == "first_week":
+        return "first week"
     if theme.previous_size == 0:
         return "new"
     change = (theme.size - theme.previous_size) / theme.previous_size
     return f"{change:+.0%}"
+
+
+STATUS_TEXT = {"first_week": "first week", "new": "new", "emerging": "emerging", "steady": "steady", "fading": "fading", "gone": "gone"}
+
+
+def polarity(theme: WeeklyTheme) -> str:
+    """negative | positive | mixed: what the theme's messages mostly say (colours follow it)."""
+    mix = theme.sentiment_mix
+    total = sum(mix.values()) or 1
+    if mix.get("negative", 0) / total >= 0.5:
+        return "negative"
+    if mix.get("positive", 0) / total >= 0.5:
+        return "positive"
+    return "mixed"
+
+
+def change_class(theme: WeeklyTheme) -> str:
+    """good / bad / flat for the week-over-week change: more praise is good, more complaints bad."""
+    if theme.status == "first_week" or theme.size == theme.previous_size:
+        return "flat"
+    up = theme.size > theme.previous_size
+    kind = polarity(theme)
+    if kind == "mixed":
+        return "flat"
+    return "good" if up == (kind == "positive") else "bad"
+
+
+def _sentiment_bar(mix: dict[str, int]) -> str:
+    total = sum(mix.values())
+    if not total:
+        return ""
+    spans = "".join(
+        f"<span class=\"{css}\" style=\"width:{100 * mix.get(k, 0) / total:.1f}%\" title=\"{k} {mix.get(k, 0)}\"></span>"
+        for k, css in (("negative", "neg"), ("neutral", "neu"), ("positive", "pos"))
+    )
+    return f"<div class=\"bar\">{spans}</div>"
+
+
+def _split_text(mix: dict[str, int]) -> str:
+    total = sum(mix.values()) or 1
+    return " · ".join(f"{label} {mix.get(k, 0) / total:.0%}" for k, label in (("negative", "负面"), ("neutral", "中性"), ("positive", "正面")))
+
+
+def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
+    e = escape
+    top_issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    change = "first week" if first_week or t.status == "first_week" else f"{growth_text(t)} ({t.previous_size} → {t.size})"
+    return "".join([
+        f"<div class=\"theme\"><h3>{e(_theme_title(t))} <span class=\"tag {e(t.status)}\">{e(STATUS_TEXT.get(t.status, t.status))}</span></h3>",
+        f"<p class=\"facts\"><b>{t.size}</b> messages · <span class=\"{change_class(t)}\">{e(change)}</span> · {e(_split_text(t.sentiment_mix))}</p>",
+        _sentiment_bar(t.sentiment_mix),
+        f"<p class=\"facts\">Issue types: {e(top_issues)}</p>" if top_issues else "",
+        *(f"<blockquote>{e(q)}</blockquote>" for q in t.quotes),
+        f"<small class=\"meta\">{e(t.theme_id)}</small></div>",
+    ])
 
 
 def _mix(counts: dict[str, int], keys=None) -> str:
@@ -70,28 +130,22 @@ def render_html(d: Digest) -> str:
         f"<h2>Volume by issue type</h2>{issue_chart}",
         f"<h2>Sentiment trend</h2>{trend_chart}",
         f"<h2>Top themes</h2>{theme_chart}",
-        "<table><tr><th>theme</th><th>messages</th><th>vs last week</th><th>sentiment</th><th>issue types</th><th>channels</th></tr>",
     ]
-    for t in d.top_themes:
-        parts.append(
-            f"<tr><td><b>{e(_theme_title(t))}</b><br><span class=\"tag {e(t.status)}\">{e(t.status)}</span> <small>{e(t.theme_id)}</small></td>"
-            f"<td>{t.size}</td><td class=\"{'up' if t.size > t.previous_size else 'down'}\">{e(growth_text(t))} ({t.previous_size}→{t.size})</td>"
-            f"<td>{e(_mix(t.sentiment_mix, SENTIMENTS))}</td><td>{e(_mix({issue_label(k): v for k, v in t.issue_mix.items()}))}</td>"
-            f"<td>{e(_mix(t.channel_mix))}</td></tr>"
-        )
-    parts.append("</table><h2>Emerging themes</h2>")
+    parts.extend(f"<p class=\"meta\"><b>{e(n)}</b></p>" for n in d.notes)
+    parts.append("<h2>Emerging themes</h2>")
     if not d.emerging:
-        parts.append("<p>No emerging theme this week.</p>")
-    for t in d.emerging:
-        parts.append(f"<h3>{e(_theme_title(t))} <span class=\"tag emerging\">{e(growth_text(t))}</span></h3>")
-        parts.append(f"<p>{t.size} messages (last week {t.previous_size}); {e(_mix(t.sentiment_mix, SENTIMENTS))}</p>")
-        parts.extend(f"<blockquote>{e(q)}</blockquote>" for q in t.quotes)
+        parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No emerging theme this week.</p>")
+    parts.extend(theme_card(t, d.first_week) for t in d.emerging)
     parts.append("<h2>Fading themes</h2>")
     if d.fading:
-        parts.append("<ul>" + "".join(f"<li>{e(_theme_title(t))}: {t.previous_size} → {t.size}</li>" for t in d.fading) + "</ul>")
+        parts.append("<ul>" + "".join(
+            f"<li><b>{e(_theme_title(t))}</b>: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size} messages"
+            f" <span class=\"{'good' if polarity(t) == 'negative' else 'bad' if polarity(t) == 'positive' else 'flat'}\">({e(_split_text(t.sentiment_mix))} last week)</span>"
+            + (f"<blockquote>{e(t.quotes[0])}</blockquote>" if t.quotes else "") + "</li>" for t in d.fading) + "</ul>")
     else:
-        parts.append("<p>No fading theme this week.</p>")
-    parts.extend(f"<p class=\"meta\">{e(n)}</p>" for n in d.notes)
+        parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No fading theme this week.</p>")
+    parts.append("<h2>All top themes</h2>")
+    parts.extend(theme_card(t, d.first_week) for t in d.top_themes)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -122,13 +176,20 @@ def render_markdown(d: Digest) -> str:
     lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in d.sentiment_trend]
     lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]
     for t in d.top_themes:
-        lines.append(f"| {_md(_theme_title(t))} ({t.status}) | {t.size} | {growth_text(t)} ({t.previous_size}→{t.size}) | {_md(_mix(t.sentiment_mix, SENTIMENTS))} |")
+        lines.append(f"| {_md(_theme_title(t))} ({STATUS_TEXT.get(t.status, t.status)}) | {t.size} | {growth_text(t, d.first_week)} ({t.previous_size}→{t.size}) | {_md(_split_text(t.sentiment_mix))} |")
+    lines += [f"- {_md(n)}" for n in d.notes]
     lines += ["", "## Emerging themes", ""]
     if not d.emerging:
-        lines.append("No emerging theme this week.")
+        lines.append("First week: nothing to compare with yet." if d.first_week else "No emerging theme this week.")
     for t in d.emerging:
-        lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages)", ""]
+        lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages; {_md(_split_text(t.sentiment_mix))})", ""]
         lines += [f"> {_md(q)}" for q in t.quotes] + [""]
     lines += ["", "## Fading themes", ""]
-    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.size}" for t in d.fading] or ["No fading theme this week."]
+    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}" for t in d.fading] or ["No fading theme this week."]
+    lines += ["", "## Theme cards", ""]
+    for t in d.top_themes:
+        issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+        lines += [f"### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})", "",
+                  f"- Sentiment: {_md(_split_text(t.sentiment_mix))}", f"- Issue types: {_md(issues)}", ""]
+        lines += [f"> {_md(q)}" for q in t.quotes] + [""]
     return "\n".join(lines) + "\n"

@@ -65,3 +65,24 @@ def test_calibration_separates_topics_and_refuses_too_little_data():
         calibrate(x, ["a"] * 180)
     with pytest.raises(ValueError, match="needs more than"):
         calibrate(x[50:80], labels[50:80])
+
+
+def test_labels_are_phrases_about_the_subject_not_opinions_or_codes(extractor):
+    pay = ["支付页面一直转圈，不错不错", "支付页面打不开，很一般", "支付页面白屏了，A1586 excuseme", "今天支付页面报错"]
+    other = ["衣服掉色严重，喜欢", "洗了一次就掉色", "衣服掉色，一般般", "掉色太厉害"]
+    words = extractor.keywords([pay, other], top=3)
+    assert words[0][0] == "支付页面" and "掉色" in words[1][0]
+    for labels in words:  # opinion words only fill in after the subject; codes never
+        assert not {"不错", "一般", "喜欢", "一般般"} & set(labels[:2]) and not {"A1586", "excuseme"} & set(labels)
+    # A word inside a label's phrase is not repeated.
+    assert not {"支付", "页面"} & set(words[0])
+
+
+def test_html_entities_are_unescaped_by_the_normalizer_and_never_become_keywords(extractor):
+    from consumers.normalizer.text_normalize import clean_text
+
+    assert clean_text("好评&amp;推荐&zwj;&#8203;，质量&quot;很好&quot;").text == '好评&推荐,质量"很好"'
+    assert clean_text("价格&lt;script&gt;").text == "价格<script>"  # text, escaped again wherever it is shown
+    assert clean_text("A&B 没问题").text == "A&B 没问题"
+    texts = [clean_text(t).text for t in ("包装&quot;破损&quot;&amp;漏液", "包装破损&zwj;了", "包装&nbsp;破损")]
+    assert not {"quot", "amp", "zwj", "nbsp"} & {w.lower() for w in extractor.keywords([texts], top=6)[0]}
