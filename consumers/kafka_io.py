@@ -23,6 +23,7 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "max_in_flight_requests_per_connection": 1,
         # A send to an unreachable broker fails within the request timeout instead of kafka-python's 60 s.
         "max_block_ms": settings.kafka.request_timeout_ms,
+        "max_request_size": settings.kafka.max_request_size,
         **overrides,
     }
     return KafkaProducer(**options)

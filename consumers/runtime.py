@@ -264,7 +264,7 @@ class StreamRuntime:
         batch = self._pending
         started = self._batch_started or time.monotonic()
         try:
-            result = process_batch(self.stage, batch)
+            result = process_batch(self.stage, batch, self.settings.kafka.max_request_size)
             self._produce(result.records)
             self._commit(batch)
         except Exception as exc:

@@ -143,10 +143,17 @@ class EventStage(Stage, Generic[E]):
         ...
 
 
-def serialise(result: StageResult, messages: list[InMessage]) -> StageResult:
-    """Encode every output and dead letter into ``result.records``; raises if one cannot be encoded."""
+class OutputTooLarge(ValueError):
+    """An output event the producer would refuse (over ``kafka.max_request_size``)."""
+
+
+def serialise(result: StageResult, messages: list[InMessage], max_record_bytes: int | None = None) -> StageResult:
+    """Encode every output and dead letter into ``result.records``; raises if one cannot be encoded or is too large."""
     traces = {(m.topic, m.partition, m.offset): trace_id_of(m) for m in messages}
     records = [Record(out.topic, encode_key(out.key), encode(out.event), make_headers(out.event, out.trace_id)) for out in result.outputs]
+    for record in records:
+        if max_record_bytes is not None and len(record.value) > max_record_bytes:
+            raise OutputTooLarge(f"output event of {len(record.value)} bytes on {record.topic}, the producer's limit is {max_record_bytes}")
     for dl in result.dead_letters:
         trace = traces.get((dl.source_topic, dl.partition, dl.offset))
         records.append(Record(DEADLETTER, encode_key(dl.key()), encode(dl), make_headers(dl, trace)))
@@ -156,10 +163,12 @@ def serialise(result: StageResult, messages: list[InMessage]) -> StageResult:
 
 def _failure_reason(exc: BaseException) -> DeadLetterReason:
     # Decoding caps depth up front; a stage that still recurses too deep names the cause all the same.
-    return DeadLetterReason.too_deep if isinstance(exc, RecursionError) else DeadLetterReason.processing_error
+    if isinstance(exc, RecursionError):
+        return DeadLetterReason.too_deep
+    return DeadLetterReason.too_large if isinstance(exc, OutputTooLarge) else DeadLetterReason.processing_error
 
 
-def process_batch(stage: Stage, messages: list[InMessage]) -> StageResult:
+def process_batch(stage: Stage, messages: list[InMessage], max_record_bytes: int | None = None) -> StageResult:
     """Run ``stage`` on a batch and serialise what it made.
 
     On failure retry each message alone, dead-lettering the ones that still
@@ -168,7 +177,7 @@ def process_batch(stage: Stage, messages: list[InMessage]) -> StageResult:
     if not messages:
         return StageResult()
     try:
-        return serialise(stage.process(messages), messages)
+        return serialise(stage.process(messages), messages, max_record_bytes)
     except Exception as exc:  # noqa: BLE001 - any failure of stage logic is handled per message below
         if is_transient(exc):
             raise
@@ -176,7 +185,7 @@ def process_batch(stage: Stage, messages: list[InMessage]) -> StageResult:
     result = StageResult()
     for message in messages:
         try:
-            result.extend(serialise(stage.process([message]), [message]))
+            result.extend(serialise(stage.process([message]), [message], max_record_bytes))
         except Exception as exc:  # noqa: BLE001
             if is_transient(exc):
                 raise

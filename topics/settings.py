@@ -51,6 +51,8 @@ class KafkaSettings(_Section):
     # A slow batch (model inference) must never get the consumer evicted.
     max_poll_interval_ms: int = 600_000
     request_timeout_ms: int = 30_000
+    # The largest record a producer sends; a stage dead-letters an output over it as too_large.
+    max_request_size: int = Field(1_048_576, ge=1024)
     # Commands check the broker before loading the model or the store, and give up after this long.
     connect_timeout_s: float = Field(10.0, gt=0)
     default_partitions: int = 3
