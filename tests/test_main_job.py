@@ -34,3 +34,20 @@ def test_the_run_command_prints_the_results_and_a_second_run_only_its_own(tmp_pa
     assert f"feedback.alerts: {enriched} events were already processed by an earlier run" in again
     assert "no new alerts" in again
     assert not re.search(r"feedback\.alerts \(\d+ alerts", again)
+
+
+def test_a_replayed_file_is_published_in_event_time_order():
+    from pipelines.main_job import in_event_time_order
+    from pipelines.publishing import Rejected, parse_lines
+
+    lines = [
+        b'{"event_id": "late", "channel": "app", "source": "t", "received_at": "2026-11-16T10:00:00+08:00", "customer": {"id": "c1"}, "payload": {"text": "a"}}',
+        b'not json',
+        b'{"event_id": "early", "channel": "app", "source": "t", "received_at": "2026-11-16T01:30:00+00:00", "customer": {"id": "c2"}, "payload": {"text": "b"}}',
+        b'{"event_id": "tie", "channel": "app", "source": "t", "received_at": "2026-11-16T02:00:00+00:00", "customer": {"id": "c3"}, "payload": {"text": "c"}}',
+        b'{"event_id": "tie2", "channel": "app", "source": "t", "received_at": "2026-11-16T10:00:00+08:00", "customer": {"id": "c4"}, "payload": {"text": "d"}}',
+    ]
+    ordered = in_event_time_order(parse_lines(lines))
+    assert isinstance(ordered[0][1], Rejected) and ordered[0][0] == 2
+    # 01:30Z, then 02:00Z and 10:00+08:00 (= 02:00Z) in their line order.
+    assert [item.event_id for _, item in ordered[1:]] == ["early", "late", "tie", "tie2"]
