@@ -192,24 +192,27 @@ def test_stop_while_paused_leaves_without_committing():
     assert consumer.commits == [] and consumer.closed
 
 
-class EmitsUnencodable(Stage):
-    """Outputs an event whose text holds a lone surrogate for the poisoned message."""
+class RewritesOne(Stage):
+    """Passes events through, but gives event e-1 the text ``text`` (unencodable, or far too large)."""
 
-    name, input_topic = "unencodable", RAW
+    name, input_topic = "rewriting", RAW
+
+    def __init__(self, text: str):
+        self.text = text
 
     def process(self, messages):
         outputs = []
         for m in messages:
             event = decode(NormalizedFeedback, m.value)
             if event.event_id == "e-1":
-                event = event.model_copy(update={"text": "坏\ud800"})
+                event = event.model_copy(update={"text": self.text})
             outputs.append(OutMessage(NORMALIZED, event))
         return StageResult(outputs=outputs)
 
 
 def test_an_output_that_cannot_be_serialised_dead_letters_its_message_only():
     messages = [InMessage(RAW, 0, i, None, normalized_bytes(f"e-{i}", "好")) for i in range(3)]
-    result = process_batch(EmitsUnencodable(), messages)
+    result = process_batch(RewritesOne("坏\ud800"), messages)
     assert [o.event.event_id for o in result.outputs] == ["e-0", "e-2"]
     assert [(d.offset, d.reason.value) for d in result.dead_letters] == [(1, "processing_error")]
     assert "surrogate" in result.dead_letters[0].error
@@ -266,24 +269,9 @@ def test_json_logs_are_one_object_per_line():
     assert json.loads(line) == {**json.loads(line), "level": "INFO", "logger": "consumers.runtime", "msg": "batch: 3 in"}
 
 
-class Inflates(Stage):
-    """Outputs an event far larger than its input for the poisoned message."""
-
-    name, input_topic = "inflating", RAW
-
-    def process(self, messages):
-        outputs = []
-        for m in messages:
-            event = decode(NormalizedFeedback, m.value)
-            if event.event_id == "e-1":
-                event = event.model_copy(update={"text": "长" * 5000})
-            outputs.append(OutMessage(NORMALIZED, event))
-        return StageResult(outputs=outputs)
-
-
 def test_an_output_over_the_producer_limit_dead_letters_its_message_as_too_large():
     messages = [InMessage(RAW, 0, i, None, normalized_bytes(f"e-{i}", "好")) for i in range(3)]
-    result = process_batch(Inflates(), messages, max_record_bytes=4096)
+    result = process_batch(RewritesOne("长" * 5000), messages, max_record_bytes=4096)
     assert [o.event.event_id for o in result.outputs] == ["e-0", "e-2"]
     assert [(d.offset, d.reason.value) for d in result.dead_letters] == [(1, "too_large")]
     assert "producer's limit is 4096" in result.dead_letters[0].error

@@ -195,15 +195,13 @@ def alert_stream(hours: float = 8.0, seed: int = 22, prefix: str = "a") -> list[
 # --- the broker ---------------------------------------------------------------------
 
 
-def publish(settings: Settings, topic: str, events: Iterable[Event], partition: int | None = None) -> int:
-    """Produce events (key: the customer id) and wait for every acknowledgement; returns how many.
-
-    ``partition`` pins every event to one partition, which keeps their order as published."""
+def _send_all(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes, list, int | None]]) -> int:
+    """Produce (key, value, headers, partition) records and wait for every acknowledgement; returns how many."""
     producer = make_producer(settings, linger_ms=20)
     try:
         futures = [
-            producer.send(settings.topic(topic), key=encode_key(e.key()), value=encode(e), headers=make_headers(e), partition=partition)
-            for e in events
+            producer.send(settings.topic(topic), key=key, value=value, headers=headers, partition=partition)
+            for key, value, headers, partition in records
         ]
         producer.flush(timeout=60)
         for future in futures:
@@ -211,22 +209,17 @@ def publish(settings: Settings, topic: str, events: Iterable[Event], partition: 
         return len(futures)
     finally:
         producer.close(timeout=10)
+
+
+def publish(settings: Settings, topic: str, events: Iterable[Event], partition: int | None = None) -> int:
+    """Produce events (key: the customer id); ``partition`` pins them to one partition, keeping their order."""
+    return _send_all(settings, topic, ((encode_key(e.key()), encode(e), make_headers(e), partition) for e in events))
 
 
 def publish_raw(settings: Settings, topic: str, events: Iterable[dict]) -> int:
-    producer = make_producer(settings, linger_ms=20)
-    try:
-        futures = [
-            producer.send(settings.topic(topic), key=e["customer"]["id"].encode(),
-                          value=json.dumps(e, ensure_ascii=False).encode("utf-8"))
-            for e in events
-        ]
-        producer.flush(timeout=60)
-        for future in futures:
-            future.get(timeout=60)
-        return len(futures)
-    finally:
-        producer.close(timeout=10)
+    return _send_all(settings, topic, (
+        (e["customer"]["id"].encode(), json.dumps(e, ensure_ascii=False).encode("utf-8"), [], None) for e in events
+    ))
 
 
 def read_events(settings: Settings, topic: str, model: type[Event]) -> list:

@@ -118,7 +118,7 @@ def test_normalizer_and_alerter_ride_out_a_broker_restart(own_broker: EmbeddedBr
         # Batch 2 (new events) and batch 1 again (same event ids), as a replay after the restart would send.
         publish_raw(settings, RAW, raw_2 + raw_1)
         publish(settings, ENRICHED, enriched_2 + enriched_1, partition=0)
-        waited = wait_for(
+        wait_for(
             lambda: normalizer.runtime.stats.processed >= 2 * len(raw_1) + len(raw_2)
             and alerter.runtime.stats.processed >= 2 * len(enriched_1) + len(enriched_2),
             90, "batch 2 and the replay processed after the restart", stages,
