@@ -364,6 +364,7 @@ def run_two_week_benchmark(settings: Settings, data_dir: Path, seeds: list[int],
 
     texts = sorted({t for seed in seeds for w in two_week_corpus(data_dir, seed)[:2] for t in w.texts})
     base = topic_vectors(cached_theme_inputs(settings, texts, cache_dir)[0])
+    cost = enricher_cost(settings, random.Random(0).sample(texts, min(512, len(texts))))
     rng = np.random.default_rng(settings.enrichment.weekly.seed)
     week = base[rng.integers(0, len(base), messages)]
     week = week + rng.normal(0.0, 0.1 / np.sqrt(base.shape[1]), week.shape).astype(np.float32)
@@ -380,8 +381,51 @@ def run_two_week_benchmark(settings: Settings, data_dir: Path, seeds: list[int],
         "settings": settings.enrichment.weekly.model_dump(mode="json"),
         "data": {"source": str(data_dir), "week_mix": WEEK_MIX, "seeds": seeds},
         "summary": summary,
+        "enricher_cost": cost,
         "seeds": per_seed,
         "scale": {"messages": messages, "seconds": seconds, "themes": int(labels.max() + 1) if len(labels) else 0,
                   "target": {"max_seconds": 60, "met": seconds <= 60}},
         "goal": {"purity": 0.70, "stories": "each exactly one entry flagged right", "false_emerging_per_week": 2},
     }
+
+
+class _WithoutThemeEmbedding:
+    """The production model as the enricher saw it before theme embeddings (for the cost comparison)."""
+
+    def __init__(self, model):
+        self.model, self.version = model, model.version
+
+    def predict(self, texts, batch_size: int = 64):
+        from dataclasses import replace
+
+        return [replace(p, theme_embedding=None) for p in self.model.predict(texts, batch_size=batch_size)]
+
+
+def enricher_cost(settings: Settings, texts: list[str], rounds: int = 2) -> dict:
+    """Enricher throughput (model pass, live themes, SQLite store) with the theme embedding vs without."""
+    import tempfile
+
+    from consumers.enricher.stage import EnricherStage
+    from consumers.stage import InMessage
+    from consumers.store.feedback_store import FeedbackStore
+    from consumers.themes.live import LiveThemes
+    from topics.schemas import Channel, Customer, NormalizedFeedback
+
+    live = settings.enrichment.live
+    model = production_model(settings)
+    events = [NormalizedFeedback(event_id=f"cost-{i}", channel=Channel.app, source="bench", received_at=datetime(2026, 11, 16, tzinfo=timezone.utc),
+                                 customer=Customer(id="c"), text=t) for i, t in enumerate(texts)]
+    rates: dict[str, list[float]] = {"with_theme_embedding": [], "without": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for name, classifier in (("without", _WithoutThemeEmbedding(model)), ("with_theme_embedding", model)):
+                store = FeedbackStore.from_url(f"sqlite:///{tmp}/{name}-{r}.db")
+                stage = EnricherStage(classifier, store, LiveThemes([], live.threshold_curve, live.promote_at), batch_size=settings.model.batch_size)
+                t = time.perf_counter()
+                for start in range(0, len(events), 64):
+                    stage.handle([(InMessage(topic="feedback.normalized", partition=0, offset=i, key=None, value=b""), e)
+                                  for i, e in enumerate(events[start:start + 64])])
+                rates[name].append(len(events) / (time.perf_counter() - t))
+                store.close()
+    best = {k: round(max(v), 1) for k, v in rates.items()}
+    return {"messages": len(texts), "messages_per_s": best, "cost_ratio": round(best["without"] / best["with_theme_embedding"], 3), "budget": 1.5}

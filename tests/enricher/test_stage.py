@@ -123,3 +123,39 @@ def test_a_broken_store_is_not_the_messages_fault(tmp_path, fake_model):
     assert is_transient(failure.value) and "enriched_feedback" in str(failure.value)
     assert len(stage.themes) == 0  # the failed batch did not move the live themes
     store.close()
+
+
+class _TopicClassifier(KeywordClassifier):
+    """Classifier embeddings say "complaint" for both texts; the theme embeddings tell the topics apart."""
+
+    def predict(self, texts, batch_size: int = 64):
+        from dataclasses import dataclass
+
+        from consumers.themes.representation import theme_center
+
+        @dataclass
+        class WithTheme:
+            embedding: np.ndarray
+            issue_probs: dict
+            issue_labels: list
+            primary_issue: str
+            sentiment: str
+            sentiment_score: float
+            theme_embedding: np.ndarray
+
+        out = []
+        for p, text in zip(super().predict(texts, batch_size), texts):
+            same = np.zeros(384, np.float32)
+            same[0] = 1.0
+            topic = theme_center() + (np.eye(384, dtype=np.float32)[5] if "外卖" in text else np.eye(384, dtype=np.float32)[6])
+            out.append(WithTheme(same, p.issue_probs, p.issue_labels, p.primary_issue, p.sentiment, p.sentiment_score, topic / np.linalg.norm(topic)))
+        return out
+
+
+def test_live_themes_follow_the_theme_embedding_not_the_classifier_embedding(store):
+    stage = enricher(store, _TopicClassifier())
+    result = process_batch(stage, [message(event("t1", TEXTS["n1"]), 0), message(event("t2", TEXTS["n4"]), 1), message(event("t3", TEXTS["n2"]), 2)])
+    theme = {o.event.event_id: o.event.theme_id for o in result.outputs}
+    assert theme["t1"] == theme["t2"] != theme["t3"]  # same classifier embedding, different topics
+    row = store.get_enriched("t3")
+    assert row["theme_embedding"] is not None and float(row["theme_embedding"] @ row["embedding"]) < 0.5
