@@ -52,7 +52,7 @@ class WeeklyRules:
     significance: float = _SETTINGS.significance
     keywords: int = _SETTINGS.keywords
     quotes: int = _SETTINGS.quotes
-    quote_chars: int = 160
+    quote_chars: int = 120
 
 
 @dataclass
@@ -184,12 +184,13 @@ def build_week(
     clusters = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)] if len(labels) else []
     clusters = merge_similar(feedback.embeddings, clusters, rules.merge_centroid_similarity)
     centroids = [feedback.embeddings[idx].mean(0) for idx in clusters]
-    first_week = not previous
+    have_last = previous_feedback is not None and len(previous_feedback) > 0
+    # Nothing to compare with: no snapshot of last week and none of its messages.
+    first_week = not previous and not have_last
     previous = [p for p in previous if p.size > 0]
     matches = match_previous(centroids, previous, rules.continuity_similarity)
     terms = keywords.keywords([[feedback.texts[i] for i in idx] for idx in clusters], top=rules.keywords)
 
-    have_last = previous_feedback is not None and len(previous_feedback) > 0
     last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
     scale = len(feedback) / last_total if last_total else 1.0
     if have_last:

@@ -127,3 +127,13 @@ def test_continuity_only_by_similarity_and_a_first_week_flags_nothing():
     # The 3-message theme of last week is gone: listed, but not fading news.
     gone = [t for t in second.themes if t.size == 0]
     assert len(gone) == 1 and gone[0].status == "gone" and not gone[0].fading
+
+
+def test_last_weeks_messages_without_a_snapshot_still_give_a_comparison():
+    e = np.eye(4, dtype=np.float32)
+    rules = WeeklyRules(merge_centroid_similarity=0.99, member_similarity=0.5, emerging_min_volume=10)
+    last = _feedback(np.stack([e[0]] * 20), "a")
+    week = build_week("2026-W47", _feedback(np.stack([e[0]] * 20 + [e[1]] * 15), "b"), [], _Fixed([0] * 20 + [1] * 15), KeywordExtractor(), rules, last)
+    assert not week.first_week
+    status = {t.size: t.status for t in week.themes}
+    assert status == {20: "steady", 15: "emerging"}
