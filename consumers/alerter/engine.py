@@ -104,13 +104,14 @@ class AlertEngine:
         alerts: list[Alert] = []
         # Message alerts quiet for a cool-down close first, so this message may open a fresh one.
         alerts.extend(self.book.expire(AlertKind.message, now))
-        message_alert = self._message(event, assessment, sample)
+        message_alert = self._message(event, assessment, sample, volume)
         if message_alert is not None:
             alerts.append(message_alert)
         alerts.extend(self._series(volume, sentiment, now, sample, event))
         return alerts
 
-    def _message(self, event: EnrichedFeedback, assessment: Assessment, sample: AlertSample) -> Alert | None:
+    def _message(self, event: EnrichedFeedback, assessment: Assessment, sample: AlertSample,
+                 volume: list[str] | None = None) -> Alert | None:
         at = event.received_at.astimezone(timezone.utc)
         if event.duplicate_of:
             # A duplicate counts for volume and adds to its original's alert, never a second alert.
@@ -123,6 +124,15 @@ class AlertEngine:
             ))
         if assessment.priority.rank > self.config.message_min_priority.rank:
             return None
+        if assessment.priority != Priority.P1 and volume:
+            # A VIP's or a far-reaching post's complaint about an incident that already has its
+            # alert is part of it: one page for the incident, not one per customer. Rule cases
+            # (P1) always page on their own.
+            incident = self._open_incident(volume)
+            if incident is not None:
+                self.book.add_note(incident, f"{assessment.reasons[0] if assessment.reasons else '重要客户'} "
+                                             f"({event.customer.id}, 并入本事件)")
+                return None
         lead = next((c for c in assessment.categories), "negative")
         tier = f"{event.customer.tier} 客户" if event.customer.tier else "客户"
         if assessment.priority == Priority.P1 and assessment.reasons:
@@ -193,6 +203,13 @@ class AlertEngine:
             elif is_open:
                 self.book.agitated(signal.kind, signal.series)
         return alerts
+
+    def _open_incident(self, volume: list[str]):
+        """The open spike alert whose series (its key or one folded into it) this message counts in."""
+        for state in self.book.open_states(AlertKind.spike):
+            if state.key in volume or any(series in volume for series in state.related):
+                return state
+        return None
 
     def _incident_start(self, state, now: datetime) -> datetime | None:
         """Judge an open spike or drop against the baseline before it began, for at most one baseline

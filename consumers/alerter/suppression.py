@@ -299,6 +299,13 @@ class AlertBook:
                 state.samples = samples
         self._touch(state)
 
+    def add_note(self, state: AlertState, note: str) -> None:
+        """A message folded into an incident (a VIP's complaint): listed with the related signals, latest kept."""
+        notes = [r for r in state.related_reasons[len(state.related):] if r != note]
+        state.related_reasons = [*state.related_reasons[: len(state.related)], *[*notes, note][-3:]]
+        state.unpublished += 1
+        self._touch(state)
+
     def add_related(self, state: AlertState, series: str, reason: str) -> None:
         if series in state.related:
             # The folded signal's latest statistics replace its earlier ones.
@@ -307,8 +314,10 @@ class AlertBook:
                 state.related_reasons[index] = reason
                 self._touch(state)
         elif len(state.related) < 10:
+            # Signals first, in the order they were folded in; message notes (add_note) after them.
+            state.related_reasons = [*state.related_reasons[: len(state.related)], reason,
+                                     *state.related_reasons[len(state.related):]]
             state.related.append(series)
-            state.related_reasons = [*state.related_reasons, reason]
             self._touch(state)
 
     @staticmethod

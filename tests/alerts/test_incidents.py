@@ -111,3 +111,24 @@ def test_cold_start_incident_in_first_30_minutes_several_seeds(matcher: TermMatc
         assert report.detected and report.series_alert_ids == 1
         delays.append(report.delay_s)
     assert max(delays) <= 5 * 60
+
+
+def test_vip_complaints_about_an_open_incident_fold_into_it(matcher: TermMatcher) -> None:
+    # A login outage where 15 % of the customers are VIPs: one page for the incident, not one per VIP.
+    spec = StreamSpec(T0, timedelta(hours=8), seed=61, vip_share=0.15, spike=SpikeSpec(
+        IssueType.technical, timedelta(hours=6), timedelta(minutes=20), 450.0, channel=Channel.social, score=-0.8,
+        theme_id="t-login"))
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    emitted = run_engine(engine, generate(spec))
+    onset = T0 + spec.spike.onset
+    incident = next(e.alert for e in emitted if e.alert.kind == AlertKind.spike and e.alert.status == AlertStatus.open)
+    opened_at = next(e.event.received_at for e in emitted if e.alert.alert_id == incident.alert_id)
+    spike_vips = [e for e in emitted if e.alert.kind == AlertKind.message and e.alert.status == AlertStatus.open
+                  and e.event.event_id.startswith("spike-") and e.event.received_at > opened_at]
+    assert spike_vips == []
+    later = [e.alert for e in emitted if e.alert.alert_id == incident.alert_id][-2]
+    assert any("并入本事件" in r for r in later.reasons)
+    # A rule case during the incident still pages on its own.
+    rule = engine.process(enriched("吃了外卖食物中毒住院了", event_id="r1", customer_id="c-r", score=-0.9,
+                                   at=onset + minutes(10), issue=IssueType.technical, channel=Channel.social))
+    assert any(a.kind == AlertKind.message and a.priority == Priority.P1 for a in rule)
