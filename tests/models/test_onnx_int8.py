@@ -31,6 +31,33 @@ def test_onnx_int8_encoder_stays_close_to_fp32(model_dir, encoder_fp32):
         q.encode(texts[:2], layers=[3])
 
 
+def test_a_texts_scores_do_not_depend_on_its_batch_neighbours(model_dir):
+    """Activation scales are calibrated constants, not computed per batch (issue 16: dynamic int8
+    put a text's sentiment up to 0.32 apart alone and in a batch)."""
+    from models.encoder import Encoder
+
+    q = Encoder(model_dir, max_length=512, quantize="onnx_int8", pool_layers=[6])
+    neighbours = ["垃圾！！！再也不买了😡😡😡" * 5, "The app keeps crashing after the update, can't log in at all",
+                  "您好，我购买的洗衣机安装后第二天就漏水，联系售后三次都没有人处理，地板都泡坏了。" * 6, "好"] * 8
+    alone_emb = np.concatenate([q.encode([t], layers=[6, 12])[1] for t in TEXTS])
+    for batch in (TEXTS + neighbours, neighbours[:5] + TEXTS[::-1] + neighbours[5:]):
+        _, pools = q.encode(batch, batch_size=16, layers=[6, 12])
+        index = [batch.index(t) for t in TEXTS]
+        assert np.abs(pools[index] - alone_emb).max() <= 0.01
+
+
+def test_a_texts_class_scores_do_not_depend_on_its_batch_neighbours():
+    """The shipped model end to end: sentiment and issue probabilities alone vs in mixed batches, ≤ 0.01."""
+    from models.feedback_model import FeedbackModel
+
+    model = FeedbackModel.load(quantize="onnx_int8")
+    alone = [model.forward([t]) for t in TEXTS]
+    mixed = model.forward(["差评", *TEXTS, "The app keeps crashing" * 10, "物流很快，好评！" * 12], batch_size=4)
+    for key in ("sentiment", "issue", "primary"):
+        single = np.concatenate([a[key] for a in alone])
+        assert np.abs(mixed[key][1 : 1 + len(TEXTS)] - single).max() <= 0.01, key
+
+
 def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
     from models.atomic_build import sha256_file
     from models.encoder import ensure_model_folder, model_version
@@ -40,6 +67,7 @@ def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
     path = ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version())  # the build of the test above
     manifest = json.loads((path.parent / "manifest.json").read_text())
     assert manifest["fusions"]["Attention"] == 12 and manifest["size"] == path.stat().st_size
+    assert manifest["activation_scales"] == "calibrated" and manifest["calibrated_tensors"] > 0
     stamp = path.stat().st_mtime_ns
     assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
     assert path.stat().st_mtime_ns == stamp  # reused, not rebuilt
