@@ -14,7 +14,7 @@ from topics.schemas import ISSUE_TYPE_ZH, IssueType
 from topics.specs import ALERTS, DEADLETTER, ENRICHED, NORMALIZED
 
 
-def _print_alerts(console: Console, events: list[dict], already_processed: int = 0) -> None:
+def _print_alerts(console: Console, events: list[dict], already_processed: int = 0, tz: str | None = None) -> None:
     """The alerts this run published: the latest revision of each alert id, highest priority first.
 
     ``already_processed``: enriched events an earlier run had processed; they are not counted
@@ -31,11 +31,17 @@ def _print_alerts(console: Console, events: list[dict], already_processed: int =
     for event in events:
         if event["revision"] >= latest.get(event["alert_id"], {}).get("revision", -1):
             latest[event["alert_id"]] = event
-    table = Table("priority", "kind", "key", "status", "count", "title", "why", title=f"{ALERTS} ({len(latest)} alerts, {len(events)} events)")
+    from datetime import datetime
+
+    from consumers.alerter.display import DEFAULT_TZ, span
+
+    table = Table("priority", "kind", "key", "status", "count", "title", f"first – last seen ({tz or DEFAULT_TZ})", "why",
+                  title=f"{ALERTS} ({len(latest)} alerts, {len(events)} events)")
     for alert in sorted(latest.values(), key=lambda a: (a["priority"], a["first_seen"])):
+        when = span(datetime.fromisoformat(alert["first_seen"]), datetime.fromisoformat(alert["last_seen"]), tz)
         table.add_row(
             f"[{PRIORITY_STYLE.get(alert['priority'], '')}]{alert['priority']}[/]", alert["kind"], clip(alert["key"], 30),
-            alert["status"], str(alert["count"]), clip(alert["title"], 30), clip("; ".join(alert["reasons"][:2]), 50),
+            alert["status"], str(alert["count"]), clip(alert["title"], 30), when, clip("; ".join(alert["reasons"][:2]), 50),
         )
     console.print(table)
 

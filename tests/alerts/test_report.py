@@ -29,6 +29,8 @@ def test_alerts_table_shows_the_latest_revision_of_each_alert_by_priority() -> N
     rows = [line for line in text.splitlines() if "issue_type:" in line]
     assert len(rows) == 2 and "technical" in rows[0] and "P1" in rows[0]
     assert "resolved" in rows[1] and "open" not in rows[1]
+    # Times in the local zone (Asia/Shanghai by default): T0 00:00 UTC is 08:00 +08:00.
+    assert "2026-11-02 08:00 – 08:00 +08:00" in rows[0]
 
 
 def test_a_run_that_met_only_events_of_an_earlier_run_says_so() -> None:
