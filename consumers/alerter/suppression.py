@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from consumers.alerter.display import local
 from topics.schemas import Alert, AlertKind, AlertSample, AlertStatus, Channel, IssueType, Priority
 from topics.settings import AlertSettings
 
@@ -113,6 +114,8 @@ class SuppressionPolicy:
     update_interval: timedelta
     resolve_quiet: timedelta
     max_samples: int
+    # Times written into texts for people (the acknowledgement line).
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
     def from_settings(cls, alerts: AlertSettings) -> SuppressionPolicy:
@@ -121,6 +124,7 @@ class SuppressionPolicy:
             update_interval=timedelta(minutes=alerts.update_interval_min),
             resolve_quiet=timedelta(minutes=alerts.resolve_quiet_min),
             max_samples=alerts.max_samples,
+            timezone=alerts.timezone,
         )
 
 
@@ -320,11 +324,10 @@ class AlertBook:
             state.related.append(series)
             self._touch(state)
 
-    @staticmethod
-    def _operator_lines(state: AlertState) -> list[str]:
+    def _operator_lines(self, state: AlertState) -> list[str]:
         if not state.acknowledged_by:
             return []
-        at = state.acknowledged_at.isoformat(timespec="seconds") if state.acknowledged_at else ""
+        at = local(state.acknowledged_at, self.policy.timezone) if state.acknowledged_at else ""
         return [f"已确认: {state.acknowledged_by} {at}" + (f" · {state.ack_note}" if state.ack_note else "")]
 
     def _emit(self, state: AlertState, status: AlertStatus, at: datetime) -> Alert:

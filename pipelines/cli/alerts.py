@@ -44,7 +44,7 @@ def render_alert(alert: Alert, tz: str | None = None) -> Text:
     text.append(alert.title, style="bold")
     acked = next((r for r in alert.reasons if r.startswith("已确认")), None)
     if acked:
-        text.append(f"  [{acked.split(' · ')[0]}]", style="green")
+        text.append(f"  [{acked}]", style="green")
     text.append(f"\n    {alert.summary}")
     text.append(f"\n    {span(alert.first_seen, alert.last_seen, tz)}  (首次 – 最近, 事件时间)", style="bold dim")
     counts = f"count {alert.count}" + (f" · baseline {alert.baseline:.1f}" if alert.baseline is not None and alert.kind != AlertKind.message else "")
@@ -146,6 +146,9 @@ def list_alerts(
 
 def _operator(alert_id: str, action: str, note: str | None, by: str | None) -> None:
     import getpass
+    import logging
+
+    logging.getLogger("consumers.alerter.state").setLevel(logging.WARNING)
 
     from consumers.alerter.engine import AlertEngine
     from consumers.alerter.rules import TermMatcher, load_rules
