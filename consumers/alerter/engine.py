@@ -205,9 +205,12 @@ class AlertEngine:
         return alerts
 
     def _open_incident(self, volume: list[str]):
-        """The open spike alert whose series (its key or one folded into it) this message counts in."""
+        """The open spike alert whose theme or issue-type series (its key or one folded into it) this
+        message counts in; a channel alone says too little (a VIP's parcel complaint on the channel of
+        a login outage is not part of it)."""
+        specific = {series for series in volume if dimension(series) in ("theme", "issue_type")}
         for state in self.book.open_states(AlertKind.spike):
-            if state.key in volume or any(series in volume for series in state.related):
+            if specific & {state.key, *state.related}:
                 return state
         return None
 

@@ -132,3 +132,16 @@ def test_vip_complaints_about_an_open_incident_fold_into_it(matcher: TermMatcher
     rule = engine.process(enriched("吃了外卖食物中毒住院了", event_id="r1", customer_id="c-r", score=-0.9,
                                    at=onset + minutes(10), issue=IssueType.technical, channel=Channel.social))
     assert any(a.kind == AlertKind.message and a.priority == Priority.P1 for a in rule)
+
+
+def test_an_unrelated_vip_complaint_on_the_incidents_channel_still_pages(matcher: TermMatcher) -> None:
+    spec = StreamSpec(T0, timedelta(hours=7), seed=62, spike=SpikeSpec(
+        IssueType.technical, timedelta(hours=6), timedelta(minutes=20), 450.0, channel=Channel.social, score=-0.8,
+        theme_id="t-login"))
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    run_engine(engine, [e for e in generate(spec) if e.received_at < T0 + timedelta(hours=6, minutes=10)])
+    assert engine.book.open_states(AlertKind.spike)
+    out = engine.process(enriched("快递丢了，客服也不管，太失望了", event_id="v1", customer_id="c-vip", tier="vip",
+                                  score=-0.9, issue=IssueType.logistics, channel=Channel.social,
+                                  at=T0 + timedelta(hours=6, minutes=10)))
+    assert [(a.kind, a.priority) for a in out if a.kind == AlertKind.message] == [(AlertKind.message, Priority.P2)]
