@@ -219,8 +219,10 @@ def build_week(
             emerging = fading = False
             status = "first_week"
         else:
-            emerging = size >= rules.emerging_min_volume and is_emerging(now, before, scale, rules)
-            fading = is_fading(now, before, scale, rules)
+            # Both of this week's measures (cluster size, nearest-centroid count) must agree: the
+            # smaller one is tested for growth, the larger one for a drop.
+            emerging = is_emerging(min(size, now), before, scale, rules)
+            fading = is_fading(max(size, now), before, scale, rules)
             status = "emerging" if emerging else "fading" if fading else "new" if match is None and before == 0 else "steady"
         themes.append(
             WeeklyTheme(
