@@ -61,6 +61,18 @@ def quasi_poisson_tail(k: int, mu: float, phi: float = 1.0) -> float:
     return poisson_tail(int(math.ceil(k / phi)), mu / phi)
 
 
+def negative_binomial_tail(k: int, r: float, p: float) -> float:
+    """P(X ≥ k) for X ~ NegBin(r, p) (failures before the r-th success, success probability p):
+    the predictive count of a window when the rate itself is only known from ``r`` baseline events."""
+    if k <= 0:
+        return 1.0
+    if r <= 0 or p >= 1.0:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    cdf = sum(math.exp(math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1) + r * log_p + x * log_q) for x in range(k))
+    return min(1.0, max(0.0, 1.0 - cdf))
+
+
 def dimension(series: str) -> str:
     return series.split(":", 1)[0]
 
@@ -361,10 +373,17 @@ class Detector:
                     expected, phi = judged.baseline, 1.0
                 elif warm:
                     expected, phi = self._expectation(stored, base_end, w, base_n)
+                    base_count = self.counts.total(stored, base_end - base_n + 1, base_end).count
                 else:
                     limit = None if since is None else self.bucket_of(since) - 1
                     expected, phi = self._cold_expectation(series, stored, start, end, w, limit), 1.0
                 p = quasi_poisson_tail(count, expected, phi)
+                if warm and not young and p < cfg.p_value:
+                    # The baseline's rate is itself an estimate: a short baseline (the first hours, a
+                    # theme's first hours) or a sparse series knows it loosely. The predictive count of
+                    # the window given the baseline's events (negative binomial) must be small too: a few
+                    # quiet baseline minutes by chance must not turn ordinary traffic into a "spike".
+                    p = max(p, negative_binomial_tail(count, base_count + 0.5, base_n / (base_n + w)))
                 firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < cfg.p_value
                 calm = not firing and (p >= cfg.resolve_p_value or count < cfg.min_count)
                 vip = self.counts.total(self.VIP_PREFIX + series, end - w + 1, end).count

@@ -114,3 +114,27 @@ def test_sharp_sentiment_drop_on_a_channel_is_one_alert_then_resolved(matcher: T
     assert opened.event.received_at - onset <= timedelta(minutes=30)
     assert opened.alert.observed < opened.alert.baseline - 0.35
     assert drops[-1].alert.status == AlertStatus.resolved
+
+
+def test_negative_binomial_tail_matches_scipy() -> None:
+    from scipy.stats import nbinom
+
+    from consumers.alerter.spikes import negative_binomial_tail
+
+    for k, r, p in [(8, 3.5, 0.75), (12, 60.5, 0.96), (20, 200.5, 0.96), (1, 1.0, 0.5), (0, 2.0, 0.5)]:
+        expected = 1.0 if k <= 0 else float(nbinom.sf(k - 1, r, p))
+        assert negative_binomial_tail(k, r, p) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_a_short_baseline_does_not_turn_busy_traffic_into_spikes(matcher: TermMatcher) -> None:
+    # Streams 3x and 10x the usual volume, judged from the first hour on 45 minutes of baseline:
+    # a few quiet baseline minutes by chance once read as 4-9x spikes.
+    from pipelines.bench.alert_streams import DEFAULT_RATES
+
+    alerted = []
+    for scale, seeds in ((3.0, (2, 7, 16)), (10.0, (0, 3))):
+        for seed in seeds:
+            rates = {k: v * scale for k, v in DEFAULT_RATES.items()}
+            report = steady_report(StreamSpec(T0, timedelta(hours=2), seed=seed, rates_per_hour=rates), AlertSettings(), matcher)
+            alerted += report.alerted_keys
+    assert alerted == []
