@@ -51,10 +51,18 @@ def embed(settings: Settings, texts: list[str]) -> np.ndarray:
     return np.stack([theme_vector(p) for p in predictions]).astype(np.float32)
 
 
-def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None) -> dict:
+def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None, live_precision: float | None = 0.9) -> dict:
+    """Weekly similarities at ``precision`` (None: best separation); the live curve at ``live_precision``
+    (the default 0.9: at best separation a single message joins themes of other topics, docs/themes.md)."""
     texts, labels = load_labelled_reviews(data_dir, per_topic)
-    result = calibrate(embed(settings, texts), labels, target_precision=precision)
+    vectors = embed(settings, texts)
+    result = calibrate(vectors, labels, target_precision=precision)
+    if live_precision != precision:
+        live = calibrate(vectors, labels, target_precision=live_precision)
+        result.distributions["live_curve_best_separation" if precision is None else f"live_curve_precision_{precision}"] = result.live_curve  # type: ignore[assignment]
+        result.live_curve = live.live_curve
     out = asdict(result)
+    out["live_precision"] = live_precision
     out["data"] = {"reviews": len(texts), "topics": len(set(labels)), "per_topic": per_topic, "source": str(data_dir)}
     out["settings_env"] = {
         "FEEDBACK_MINER_ENRICHMENT__LIVE__THRESHOLD_CURVE": json.dumps(result.live_curve),

@@ -137,7 +137,7 @@ class LiveThemeSettings(_Section):
     # which let a crash report join a late-delivery theme. Calibrated on real reviews for the shipped model
     # (`feedback-miner themes calibrate`, docs/themes.md); re-run it when the model changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.576), (2, 0.538), (3, 0.547), (5, 0.529), (10, 0.437), (20, 0.395), (50, 0.415)]
+        default_factory=lambda: [(1, 0.581), (2, 0.525), (3, 0.474), (5, 0.511), (10, 0.449), (20, 0.401), (50, 0.432)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -152,11 +152,11 @@ class WeeklyThemeSettings(_Section):
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops below this mean pairwise cosine: the median coherence of a labelled topic (calibrated).
-    # Calibrated median 0.135 chained topics in the two-week benchmark (purity 0.42); 0.3 measured better there (docs/themes.md).
+    # Calibrated median 0.142 chained topics in the two-week benchmark (purity 0.42); 0.3 measured better there (docs/themes.md).
     merge_similarity: float = Field(0.3, ge=-1.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.36, ge=-1.0, le=1.0)
+    continuity_similarity: float = Field(0.371, ge=-1.0, le=1.0)
     # One problem, one entry: clusters whose normalised centroids are at least this similar are merged.
     merge_centroid_similarity: float = Field(0.7, ge=-1.0, le=1.0)
     # Week-over-week counts: a message counts for the theme whose centroid is nearest, at this similarity or more.

@@ -42,14 +42,15 @@ def digest(
 def calibrate(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the labelled review files (default: the shared_data setting).")] = None,
     per_topic: Annotated[int, typer.Option(help="Reviews sampled per topic (domain × polarity).")] = 150,
-    precision: Annotated[Optional[float], typer.Option(help="Target precision of 'same theme' decisions (default: best separation, Youden's J).")] = None,
+    precision: Annotated[Optional[float], typer.Option(help="Target precision of the weekly 'same theme' decisions (default: best separation, Youden's J).")] = None,
+    live_precision: Annotated[float, typer.Option(help="Target precision of the live-theme curve (a message joins a theme).")] = 0.9,
     out: Annotated[Optional[Path], typer.Option(help="Write the result as JSON here.")] = None,
 ) -> None:
     """Calibrate the live-theme threshold curve and the weekly merge/continuity similarities on real reviews."""
     from pipelines.themes_calibration import run_calibration
 
     s = settings()
-    result = run_calibration(s, data_dir or s.shared_data, per_topic, precision)
+    result = run_calibration(s, data_dir or s.shared_data, per_topic, precision, live_precision)
     text = json.dumps(result, ensure_ascii=False, indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")
