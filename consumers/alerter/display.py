@@ -1,4 +1,5 @@
-"""Times as people read them: the configured zone (``alerts.timezone``, default Asia/Shanghai), with its offset."""
+"""Alerts as people read them: times in the configured zone (``alerts.timezone``, default Asia/Shanghai)
+with its offset, and the status words."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from topics.schemas import AlertStatus
+
 DEFAULT_TZ = "Asia/Shanghai"
+STATUS_ZH = {AlertStatus.open: "新告警", AlertStatus.update: "更新", AlertStatus.resolved: "已恢复"}
 
 
 @lru_cache(maxsize=8)

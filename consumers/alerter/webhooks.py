@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import Counter
 
-from consumers.alerter.display import span
-from topics.schemas import Alert, AlertStatus, Priority
+from consumers.alerter.display import STATUS_ZH, span
+from topics.schemas import Alert, Priority
 from topics.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ DELIVERIES = Counter(
 
 SIGNATURE_HEADER = "X-Feedback-Miner-Signature"
 TIMESTAMP_HEADER = "X-Feedback-Miner-Timestamp"
-STATUS_ZH = {AlertStatus.open: "新告警", AlertStatus.update: "更新", AlertStatus.resolved: "已恢复"}
 COLOUR = {"P1": "#d00000", "P2": "#e85d04", "P3": "#f4a261", "P4": "#6c757d"}
 
 

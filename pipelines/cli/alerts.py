@@ -15,7 +15,6 @@ alerts_app = typer.Typer(help="Watch, list, acknowledge and resolve the priority
 
 PRIORITY_STYLE = {Priority.P1: "bold white on red", Priority.P2: "bold red", Priority.P3: "yellow", Priority.P4: "dim"}
 STATUS_STYLE = {AlertStatus.open: "bold", AlertStatus.update: "cyan", AlertStatus.resolved: "green"}
-STATUS_ZH = {AlertStatus.open: "新告警", AlertStatus.update: "更新", AlertStatus.resolved: "已恢复"}
 
 
 def matches(
@@ -36,7 +35,7 @@ def matches(
 
 def render_alert(alert: Alert, tz: str | None = None) -> Text:
     """One alert as a few coloured lines; times in the configured zone (default Asia/Shanghai)."""
-    from consumers.alerter.display import local, span
+    from consumers.alerter.display import STATUS_ZH, local, span
 
     text = Text()
     text.append(f" {alert.priority.value} ", style=PRIORITY_STYLE[alert.priority])
