@@ -245,7 +245,12 @@ def cached_theme_inputs(settings: Settings, texts: list[str], cache_dir: Path) -
     ``cache_dir`` (one file per model version: the model runs once per text, ever)."""
     model = production_model(settings)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"theme-inputs-{hashlib.sha1(model.version.encode()).hexdigest()[:12]}.npz"
+    # Keyed by what the model computes, not only its name: a rebuilt inference graph (e.g. other
+    # int8 activation scales) under the same version must not reuse stale vectors.
+    probe = model.predict(["支付页面打不开，钱扣了订单却没成功。", "酒店早餐品种太少"], batch_size=settings.model.batch_size)
+    fingerprint = np.round(np.concatenate([p.theme_embedding for p in probe]), 3).astype(np.float32).tobytes()
+    key = hashlib.sha1(model.version.encode() + fingerprint).hexdigest()[:12]
+    path = cache_dir / f"theme-inputs-{key}.npz"
     known: dict[str, tuple[np.ndarray, str]] = {}
     if path.is_file():
         d = np.load(path, allow_pickle=False)
