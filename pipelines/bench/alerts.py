@@ -64,15 +64,17 @@ def _summarise(runs: list[dict], **extra) -> dict:
     }
 
 
+def _spike_runs(settings: AlertSettings, matcher: TermMatcher, seeds: int, spec_for) -> list[dict]:
+    """One spike report per seed, on the stream ``spec_for(seed)`` builds."""
+    return [spike_report(spec_for(seed), settings, matcher)[0].as_dict() for seed in range(seeds)]
+
+
 def _cold_start(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
     out = []
     for rate in COLD_START_RATES:
-        runs = []
-        for seed in range(seeds):
-            spec = StreamSpec(START, timedelta(hours=3), seed=300 + seed,
-                              spike=SpikeSpec(IssueType.technical, timedelta(minutes=10), timedelta(minutes=20), rate))
-            report, _ = spike_report(spec, settings, matcher)
-            runs.append(report.as_dict())
+        runs = _spike_runs(settings, matcher, seeds, lambda seed: StreamSpec(
+            START, timedelta(hours=3), seed=300 + seed,
+            spike=SpikeSpec(IssueType.technical, timedelta(minutes=10), timedelta(minutes=20), rate)))
         out.append(_summarise(runs, spike_rate_per_hour=rate, base_rate_per_hour=5.0, onset_min=10))
     return out
 
@@ -80,14 +82,10 @@ def _cold_start(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> li
 def _multi_signal(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
     out = []
     for rate in MULTI_SIGNAL_RATES:
-        runs = []
-        for seed in range(seeds):
-            spec = StreamSpec(START, timedelta(hours=10), seed=700 + seed, spike=SpikeSpec(
-                IssueType.technical, timedelta(hours=6), timedelta(minutes=20), rate, channel=Channel.social,
-                channel_share=0.8, other_issue=IssueType.account_privacy, other_issue_share=0.3, score=-0.7,
-                theme_id="t-login", text="登录一直失败，验证码收不到，账号进不去"))
-            report, _ = spike_report(spec, settings, matcher)
-            runs.append(report.as_dict())
+        runs = _spike_runs(settings, matcher, seeds, lambda seed: StreamSpec(START, timedelta(hours=10), seed=700 + seed, spike=SpikeSpec(
+            IssueType.technical, timedelta(hours=6), timedelta(minutes=20), rate, channel=Channel.social,
+            channel_share=0.8, other_issue=IssueType.account_privacy, other_issue_share=0.3, score=-0.7,
+            theme_id="t-login", text="登录一直失败，验证码收不到，账号进不去")))
         out.append(_summarise(runs, spike_rate_per_hour=rate, base_rate_per_hour=5.0))
     return out
 
@@ -95,12 +93,9 @@ def _multi_signal(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> 
 def _spikes(settings: AlertSettings, matcher: TermMatcher, seeds: int) -> list[dict]:
     scenarios = []
     for rate in SPIKE_RATES:
-        runs = []
-        for seed in range(seeds):
-            spec = StreamSpec(START, timedelta(hours=10), seed=100 + seed,
-                              spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6), timedelta(minutes=45), rate))
-            report, _ = spike_report(spec, settings, matcher)
-            runs.append(report.as_dict())
+        runs = _spike_runs(settings, matcher, seeds, lambda seed: StreamSpec(
+            START, timedelta(hours=10), seed=100 + seed,
+            spike=SpikeSpec(IssueType.product_quality, timedelta(hours=6), timedelta(minutes=45), rate)))
         detected = [r for r in runs if r["detected"]]
         scenarios.append({
             "spike_rate_per_hour": rate,
