@@ -83,6 +83,7 @@ def bench_normalizer(
 
 
 @bench_app.command("model")
+@cli_errors
 def bench_model_command(
     data: list[Path] = typer.Option(None, "--data", help="sentiment JSONL file(s) for the accuracy change"),
     out: Path = typer.Option(Path("benchmarks/model.json"), "--out"),
