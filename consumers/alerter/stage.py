@@ -25,6 +25,7 @@ from consumers.alerter.engine import AlertEngine
 from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.state import AlertStateStore
 from consumers.stage import EventStage, InMessage, OutMessage, StageResult, trace_id_of
+from consumers.store.feedback_store import themes
 from topics.schemas import Alert, EnrichedFeedback, utcnow
 from topics.settings import AlertSettings
 from topics.specs import ALERTS, ENRICHED
@@ -52,9 +53,6 @@ class AlerterStats:
     published: int = 0
 
 
-_themes = sa.Table("themes", sa.MetaData(), sa.Column("theme_id", sa.String(64), primary_key=True), sa.Column("label", sa.String(300)))
-
-
 class ThemeLabelLookup:
     """Theme id -> its label from the store's themes table (the enricher writes it), cached; None
     when the theme or the table is not there (the title then shows the id)."""
@@ -74,7 +72,7 @@ class ThemeLabelLookup:
             return None
         try:
             with self.store.connect() as conn:
-                label = conn.execute(sa.select(_themes.c.label).where(_themes.c.theme_id == theme_id)).scalar_one_or_none()
+                label = conn.execute(sa.select(themes.c.label).where(themes.c.theme_id == theme_id)).scalar_one_or_none()
         except sa.exc.SQLAlchemyError:
             label = None
         if label:

@@ -36,6 +36,7 @@ from consumers.alerter.spikes import Bucket
 from consumers.alerter.suppression import AlertState
 from consumers.stage import InMessage
 from consumers.store.db import upsert
+from consumers.store.feedback_store import enriched_feedback
 from topics.schemas import Alert, utcnow
 
 log = logging.getLogger(__name__)
@@ -91,18 +92,6 @@ alert_events = sa.Table(
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("source_event_id", sa.String(128)),
     sa.Column("published_at", sa.DateTime(timezone=True)),
-)
-
-# The enricher's table (consumers/store/feedback_store.py), read-only: the columns a warm start counts.
-enriched_history = sa.Table(
-    "enriched_feedback", sa.MetaData(),
-    sa.Column("event_id", sa.String(128), primary_key=True),
-    sa.Column("channel", sa.String(16)),
-    sa.Column("customer_tier", sa.String(50)),
-    sa.Column("received_at", sa.DateTime(timezone=True)),
-    sa.Column("primary_issue", sa.String(32)),
-    sa.Column("sentiment_score", sa.Float),
-    sa.Column("theme_id", sa.String(64)),
 )
 
 LOCK = "lock"
@@ -249,14 +238,16 @@ class AlertStateStore:
 
     def _warm_start(self, conn: sa.Connection, alert_engine: AlertEngine, batch: Batch, first: datetime,
                     baseline_min: int, gap_min: int) -> None:
-        if not sa.inspect(conn).has_table(enriched_history.name):
+        if not sa.inspect(conn).has_table(enriched_feedback.name):
             return
         first = first.astimezone(timezone.utc)
         start, end = first - timedelta(minutes=baseline_min), first - timedelta(minutes=gap_min)
+        t = enriched_feedback  # the enricher's table, read-only: the columns a warm start counts
         rows = conn.execute(
-            sa.select(enriched_history)
-            .where(enriched_history.c.received_at >= start, enriched_history.c.received_at < end)
-            .order_by(enriched_history.c.received_at)
+            sa.select(t.c.event_id, t.c.channel, t.c.customer_tier, t.c.received_at, t.c.primary_issue,
+                      t.c.sentiment_score, t.c.theme_id)
+            .where(t.c.received_at >= start, t.c.received_at < end)
+            .order_by(t.c.received_at)
         ).all()
         if not rows:
             return
