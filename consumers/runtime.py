@@ -209,8 +209,6 @@ class StreamRuntime:
         committed = getattr(self._consumer, "committed", None)
         if committed is None:  # a test double positions itself on assignment
             return
-        from kafka.errors import IllegalStateError, KafkaError
-
         try:
             for tp in self._consumer.assignment():
                 offset = committed(tp)
@@ -221,7 +219,7 @@ class StreamRuntime:
                         self._consumer.seek_to_beginning(tp)
                 else:
                     self._consumer.seek(tp, offset)
-        except (KafkaError, IllegalStateError, ValueError) as exc:
+        except (KafkaError, ValueError) as exc:  # IllegalStateError is a KafkaError
             # The broker is unreachable, or the assignment changed meanwhile: try again shortly.
             log.warning("stage %s: could not read committed offsets (%s); retrying", self.stage.name, describe(exc))
             self.reposition_needed = True
