@@ -475,6 +475,8 @@ class AlertKind(StrEnum):
     message = "message"
     spike = "spike"
     sentiment_drop = "sentiment_drop"
+    # The pipeline itself: lag, dead-letter growth, a stalled stage, model or store errors.
+    health = "health"
 
 
 class AlertStatus(StrEnum):
@@ -528,6 +530,10 @@ class Alert(Event):
     theme_id: str | None = None
     first_seen: AwareDatetime
     last_seen: AwareDatetime
+    # Set once a person acknowledged the alert (``alerts ack``); carried by every later event about it.
+    acknowledged_by: str | None = None
+    acknowledged_at: AwareDatetime | None = None
+    ack_note: str | None = None
     emitted_at: AwareDatetime = Field(default_factory=utcnow)
 
     def partition_key(self) -> str:
