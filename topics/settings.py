@@ -310,6 +310,38 @@ class AlertSettings(_Section):
     webhook_backoff_max_s: float = Field(30.0, gt=0)
 
 
+class CorrectionsSettings(_Section):
+    """Human corrections (``label``, ``review``) and how training uses them (docs/deploy.md, README)."""
+
+    # Share of corrected events kept out of training to evaluate candidates, chosen by a hash of the
+    # event id (the same event is always on the same side).
+    heldout_share: float = Field(0.25, ge=0.0, lt=1.0)
+    # Each correction counts this many times among the training rows: a few human labels among
+    # thousands of rows must be able to move the heads.
+    train_weight: int = Field(5, ge=1)
+    # Rows `review` exports by default.
+    review_limit: int = Field(200, ge=1)
+
+
+class PromotionSettings(_Section):
+    """Where promoted models live and when a retrained candidate is promoted."""
+
+    # Versioned artifact folders and a `current` pointer; with nothing promoted, the shipped
+    # models/artifacts serve (they are never overwritten).
+    registry_dir: Path = Field(default_factory=lambda: _default_home() / "model-registry")
+    # A candidate is promoted unless a figure (macro-F1 per held-out set, accuracy on the held-out
+    # corrections) is lower than the current model's by more than this.
+    max_regression: float = Field(0.01, ge=0.0, le=1.0)
+    # The held-out sets both models are scored on: (task, JSONL file); relative paths are from the
+    # repository root. The held-out corrections are added to these.
+    eval_sets: list[tuple[Literal["sentiment", "issue_type"], Path]] = Field(default_factory=lambda: [
+        ("issue_type", Path("data/issue_type/real_heldout.jsonl")),
+        ("issue_type", Path("data/issue_type/written_heldout.jsonl")),
+    ])
+    # Score only the first N rows of each set (None: all); a quick check for tests and smoke runs.
+    eval_max_rows: int | None = Field(None, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
@@ -325,6 +357,8 @@ class Settings(BaseSettings):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    corrections: CorrectionsSettings = Field(default_factory=CorrectionsSettings)
+    promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     # Where the CLI writes run artefacts (digests, benchmark output) by default.
     data_dir: Path = Field(default_factory=_default_home)
     # The labelled review sets (training, theme calibration; FEEDBACK_MINER_SHARED_DATA): by default
