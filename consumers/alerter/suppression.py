@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from consumers.alerter.display import local
+from consumers.alerter.display import ack_text
 from topics.schemas import Alert, AlertKind, AlertSample, AlertStatus, Channel, IssueType, Priority
 from topics.settings import AlertSettings
 
@@ -325,10 +325,8 @@ class AlertBook:
             self._touch(state)
 
     def _operator_lines(self, state: AlertState) -> list[str]:
-        if not state.acknowledged_by:
-            return []
-        at = local(state.acknowledged_at, self.policy.timezone) if state.acknowledged_at else ""
-        return [f"已确认: {state.acknowledged_by} {at}" + (f" · {state.ack_note}" if state.ack_note else "")]
+        line = ack_text(state.acknowledged_by, state.acknowledged_at, state.ack_note, self.policy.timezone)
+        return [line] if line else []
 
     def _emit(self, state: AlertState, status: AlertStatus, at: datetime) -> Alert:
         alert = Alert(
@@ -353,6 +351,9 @@ class AlertBook:
             theme_id=state.theme_id,
             first_seen=state.first_seen,
             last_seen=state.last_seen,
+            acknowledged_by=state.acknowledged_by,
+            acknowledged_at=state.acknowledged_at,
+            ack_note=state.ack_note,
             emitted_at=self.clock(),
         )
         state.revision += 1

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 from prometheus_client import Counter
 
-from consumers.alerter.display import STATUS_ZH, span
+from consumers.alerter.display import STATUS_ZH, span, state_text
 from topics.schemas import Alert, Priority
 from topics.settings import WebhookSettings
 
@@ -57,13 +57,15 @@ def _markdown(alert: Alert, tz: str | None = None) -> str:
         "",
         alert.summary,
         "",
-        *(f"- {reason}" for reason in alert.reasons[:6]),
+        # The acknowledgement has its own line (状态) below.
+        *(f"- {reason}" for reason in [r for r in alert.reasons if not r.startswith("已确认")][:6]),
     ]
     if alert.baseline is not None and alert.kind.value == "spike":
         lines.append(f"- 计数 {alert.count} / 基线 {alert.baseline:.1f}")
     for sample in alert.samples[:3]:
         lines.append(f"> {sample.quote}")
-    lines.append(f"\n时间 {span(alert.first_seen, alert.last_seen, tz)} (首次 – 最近) · {STATUS_ZH[alert.status]} · {alert.alert_id}")
+    lines.append(f"\n状态: {state_text(alert, tz)}")
+    lines.append(f"时间 {span(alert.first_seen, alert.last_seen, tz)} (首次 – 最近) · {alert.alert_id}")
     return "\n".join(lines)
 
 

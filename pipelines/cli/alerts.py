@@ -35,22 +35,25 @@ def matches(
 
 def render_alert(alert: Alert, tz: str | None = None) -> Text:
     """One alert as a few coloured lines; times in the configured zone (default Asia/Shanghai)."""
-    from consumers.alerter.display import STATUS_ZH, local, span
+    from consumers.alerter.display import STATUS_ZH, ack_text, local, span
 
     text = Text()
     text.append(f" {alert.priority.value} ", style=PRIORITY_STYLE[alert.priority])
     text.append(f" {STATUS_ZH[alert.status]} ", style=STATUS_STYLE[alert.status])
     text.append(alert.title, style="bold")
-    acked = next((r for r in alert.reasons if r.startswith("已确认")), None)
-    if acked:
-        text.append(f"  [{acked}]", style="green")
+    acked = ack_text(alert.acknowledged_by, alert.acknowledged_at, alert.ack_note, tz)
+    # Events written before the acknowledgement fields existed carry it only as a reason line.
+    acked_reason = next((r for r in alert.reasons if r.startswith("已确认")), None)
+    acked = acked or acked_reason
+    text.append(f"  [{acked}]" if acked else ("  [未确认]" if alert.status != AlertStatus.resolved else ""),
+                style="green" if acked else "yellow")
     text.append(f"\n    {alert.summary}")
     text.append(f"\n    {span(alert.first_seen, alert.last_seen, tz)}  (首次 – 最近, 事件时间)", style="bold dim")
     counts = f"count {alert.count}" + (f" · baseline {alert.baseline:.1f}" if alert.baseline is not None and alert.kind != AlertKind.message else "")
     text.append(f"\n    {counts} · total {alert.total_count} · {alert.kind.value} {alert.key} · id {alert.alert_id} r{alert.revision}"
                 f" · sent {local(alert.emitted_at, tz, seconds=True)}", style="dim")
     for reason in alert.reasons[:6]:
-        if reason != acked:
+        if reason != acked_reason:
             text.append(f"\n    • {reason}")
     for sample in alert.samples[:3]:
         text.append(f"\n    “{sample.quote}” ({sample.channel.value}, {local(sample.received_at, tz)[11:16]})", style="italic")
@@ -117,7 +120,7 @@ def list_alerts(
     """The alerts the alerter keeps in the store, most urgent first."""
     import json
 
-    from consumers.alerter.display import span
+    from consumers.alerter.display import ack_text, span
     from consumers.alerter.state import alert_states
 
     s = settings()
@@ -136,8 +139,11 @@ def list_alerts(
         line.append(f" {st.priority.value} ", style=PRIORITY_STYLE[st.priority])
         line.append(" open " if st.open else " resolved ", style="bold" if st.open else "green")
         line.append(st.title, style="bold")
-        if st.acknowledged_by:
-            line.append(f"  [已确认 {st.acknowledged_by}" + (f": {st.ack_note}" if st.ack_note else "") + "]", style="green")
+        acked = ack_text(st.acknowledged_by, st.acknowledged_at, st.ack_note, s.alerts.timezone)
+        if acked:
+            line.append(f"  [{acked}]", style="green")
+        elif st.open:
+            line.append("  [未确认]", style="yellow")
         line.append(f"\n    {span(st.first_seen, st.last_seen, s.alerts.timezone)} · {st.total_count} 条 · {st.kind.value} {st.key}", style="dim")
         line.append(f"\n    id {st.alert_id}", style="dim")
         out.print(line)

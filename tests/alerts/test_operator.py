@@ -33,6 +33,7 @@ def test_ack_then_resolve_through_the_store(store: sa.Engine, matcher: TermMatch
     acked = ops.operator_action(_engine(matcher), opened.alert_id, "ack", "alice", "查看中")
     assert acked.status == AlertStatus.update and acked.revision == 1
     assert acked.reasons[0].startswith("已确认: alice") and "查看中" in acked.reasons[0]
+    assert (acked.acknowledged_by, acked.acknowledged_at, acked.ack_note) == ("alice", NOW, "查看中")
     listed = alert_states(store)[0]
     assert listed.acknowledged_by == "alice" and listed.ack_note == "查看中"
 
@@ -41,10 +42,13 @@ def test_ack_then_resolve_through_the_store(store: sa.Engine, matcher: TermMatch
                                                     at=T0 + minutes(6))], first_offset=1))
     update = later.outputs[0].event
     assert update.alert_id == opened.alert_id and update.revision == 2 and update.reasons[0].startswith("已确认: alice")
+    assert (update.acknowledged_by, update.acknowledged_at, update.ack_note) == ("alice", NOW, "查看中")
+    assert opened.acknowledged_by is None
 
     resolved = ops.operator_action(_engine(matcher), opened.alert_id, "resolve", "bob", "已联系客户")
     assert resolved.status == AlertStatus.resolved and resolved.revision == 3
     assert any(r.startswith("人工解决 (bob): 已联系客户") for r in resolved.reasons)
+    assert resolved.acknowledged_by == "alice"  # every later event carries the acknowledgement
     assert alert_states(store) == [] and len(alert_states(store, open_only=False)) == 1
     with pytest.raises(ValueError, match="already resolved"):
         ops.operator_action(_engine(matcher), opened.alert_id, "resolve", "bob")
@@ -79,6 +83,8 @@ def test_alerts_list_ack_resolve_commands(kafka_settings, matcher: TermMatcher) 
     assert listed.exit_code == 0 and alert_id in listed.stdout and "+08:00" in listed.stdout
     acked = runner.invoke(app, ["alerts", "ack", alert_id, "--note", "on it", "--by", "carol"], env=env)
     assert acked.exit_code == 0, acked.output
+    shown = runner.invoke(app, ["alerts", "list"], env=env)
+    assert "已确认: carol" in shown.stdout and "on it" in shown.stdout
     raw = runner.invoke(app, ["alerts", "list", "--raw"], env=env)
     assert json.loads(raw.stdout.splitlines()[0])["acknowledged_by"] == "carol"
     done = runner.invoke(app, ["alerts", "resolve", alert_id, "--note", "fixed"], env=env)
@@ -87,4 +93,7 @@ def test_alerts_list_ack_resolve_commands(kafka_settings, matcher: TermMatcher) 
     assert again.exit_code == 2 and "already resolved" in again.output
     published = [decode(Alert, r.value) for r in read_topic(kafka_settings, ALERTS)]
     assert [(a.alert_id, a.status.value) for a in published] == [(alert_id, "update"), (alert_id, "resolved")]
+    assert [(a.acknowledged_by, a.ack_note) for a in published] == [("carol", "on it"), ("carol", "on it")]
+    tail = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--max", "2", "--timeout", "10"], env=env)
+    assert tail.exit_code == 0 and tail.stdout.count("已确认: carol") == 2 and "+08:00" in tail.stdout, tail.output
     store.dispose()

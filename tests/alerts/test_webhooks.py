@@ -9,6 +9,7 @@ import json
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -125,6 +126,27 @@ def test_dingtalk_wecom_and_slack_formats(server) -> None:
     slack = json.loads(by_path["/slack"]["body"])
     assert slack["text"].startswith("[P1]") and "*[P1]" in slack["attachments"][0]["blocks"][0]["text"]["text"]
     assert dispatcher.stats.sent == 3
+
+
+def test_robot_texts_carry_the_state_and_the_acknowledgement_in_local_time(server) -> None:
+    base, recorder = server
+    hooks = [WebhookSettings(url=f"{base}/dingtalk", format="dingtalk"), WebhookSettings(url=f"{base}/wecom", format="wecom")]
+    dispatcher = _dispatcher(hooks)
+    fresh = _alert()
+    acked = _alert(revision=1).model_copy(update={
+        "status": AlertStatus.update, "acknowledged_by": "alice", "acknowledged_at": T0, "ack_note": "查看中"})
+    dispatcher(fresh)
+    assert dispatcher.drain(10)
+    dispatcher(acked)
+    assert dispatcher.drain(10)
+    dispatcher.close()
+    texts = [json.loads(r["body"])["markdown"] for r in recorder.requests]
+    texts = [t.get("text") or t.get("content") for t in texts]
+    assert all("状态: 新告警 · 未确认" in t for t in texts[:2]), texts
+    local_t0 = T0.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    for text in texts[2:]:
+        assert f"状态: 更新 · 已确认: alice {local_t0} +08:00 · 查看中" in text, text
+        assert "+08:00" in text.split("时间 ")[1]
 
 
 def test_retries_with_backoff_then_succeeds(server) -> None:
