@@ -342,6 +342,47 @@ class PromotionSettings(_Section):
     eval_max_rows: int | None = Field(None, ge=1)
 
 
+class HealthSettings(_Section):
+    """The ``pipeline_health`` flow: when the pipeline itself raises a ``health`` alert (docs: README, Health)."""
+
+    # Consumer lag (input events not yet committed) of one stage above this opens an alert.
+    max_lag: int = Field(1000, ge=0)
+    # A stage with lag that grew and no commit for this long is stalled.
+    stalled_after_min: float = Field(5.0, gt=0)
+    # Dead letters added since the previous run at or above this open an alert (below it, it clears).
+    deadletter_growth: int = Field(10, ge=1)
+    # Load the model and predict one text at most this often (a check loads it in the flow's process).
+    check_model: bool = True
+    model_check_interval_min: float = Field(30.0, ge=0)
+    # The stages whose consumer groups are watched.
+    stages: list[str] = Field(default_factory=lambda: ["normalizer", "enricher", "alerter"])
+
+
+class UpSettings(_Section):
+    """``feedback-miner up``: the supervised local service."""
+
+    # A crashed child restarts after initial × factor^(crashes in a row − 1) seconds, capped at max.
+    restart_backoff_initial_s: float = Field(1.0, gt=0)
+    restart_backoff_factor: float = Field(2.0, ge=1.0)
+    restart_backoff_max_s: float = Field(60.0, gt=0)
+    # A child that ran this long before it exited starts the backoff again from the initial delay.
+    restart_stable_s: float = Field(60.0, ge=0)
+    # On shutdown a child gets this long to finish its batch after SIGTERM before it is killed.
+    stop_grace_s: float = Field(30.0, gt=0)
+    # The live view (and the plain status line) refreshes this often.
+    refresh_s: float = Field(1.0, gt=0)
+    # Plain mode prints a status line this often.
+    status_every_s: float = Field(30.0, gt=0)
+    # Serve the scheduled Prefect flows (a local Prefect server is started unless PREFECT_API_URL is set).
+    flows: bool = True
+    # The HTTP ingest runs when an ingest token is configured (channels.ingest.tokens).
+    ingest: bool = True
+    # Cron schedules of the served flows, in ``timezone``.
+    digest_cron: str = "0 9 * * 1"
+    health_cron: str = "* * * * *"
+    timezone: str = "Asia/Shanghai"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         frozen=True,
@@ -357,6 +398,8 @@ class Settings(BaseSettings):
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
     enrichment: EnrichmentSettings = Field(default_factory=EnrichmentSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    up: UpSettings = Field(default_factory=UpSettings)
     corrections: CorrectionsSettings = Field(default_factory=CorrectionsSettings)
     promotion: PromotionSettings = Field(default_factory=PromotionSettings)
     # Where the CLI writes run artefacts (digests, benchmark output) by default.
