@@ -566,4 +566,40 @@ class DigestAnnouncement(Event):
         return self.week
 
 
-ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter, Alert, DigestAnnouncement)
+class Correction(Event):
+    """A person's correction of a prediction on ``feedback.corrections`` (``feedback-miner label``). Key: the event id.
+
+    The labels are what the message should have been given; ``predicted_*`` what the model said, when
+    the event was in the store. A later correction of the same event supersedes an earlier one.
+    """
+
+    SCHEMA: ClassVar[str] = "feedback.corrections"
+
+    correction_id: str = Field(default_factory=new_event_id)
+    event_id: str = Field(min_length=1, max_length=128)
+    # The (redacted) text the labels belong to: training reads it from here.
+    text: str = Field(min_length=1)
+    primary_issue: IssueType
+    # Every label that applies, primary first.
+    issue_types: list[IssueType] = Field(min_length=1)
+    sentiment: SentimentLabel
+    corrected_by: str = Field(min_length=1, max_length=200)
+    corrected_at: AwareDatetime = Field(default_factory=utcnow)
+    note: str | None = None
+    predicted_primary_issue: IssueType | None = None
+    predicted_issue_types: list[IssueType] | None = None
+    predicted_sentiment: SentimentLabel | None = None
+    model_version: str | None = None
+
+    @model_validator(mode="after")
+    def _primary_first(self) -> Correction:
+        labels = list(dict.fromkeys([self.primary_issue, *self.issue_types]))
+        if labels != list(self.issue_types):
+            self.issue_types = labels
+        return self
+
+    def key(self) -> str:
+        return self.event_id
+
+
+ALL_EVENT_MODELS: tuple[type[Event], ...] = (RawFeedback, NormalizedFeedback, EnrichedFeedback, DeadLetter, Alert, DigestAnnouncement, Correction)

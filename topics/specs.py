@@ -10,6 +10,7 @@ ENRICHED = "feedback.enriched"
 ALERTS = "feedback.alerts"
 DEADLETTER = "feedback.deadletter"
 DIGESTS = "feedback.digests"
+CORRECTIONS = "feedback.corrections"
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -42,4 +43,6 @@ def topic_specs(partitions: int = 3, replication_factor: int = 1, prefix: str = 
         TopicSpec(prefix + ALERTS, 1, rf, 30 * DAY_MS, description="priority alerts for ops (one partition: total order)"),
         TopicSpec(prefix + DEADLETTER, 1, rf, 30 * DAY_MS, description="what a stage could not handle, with original bytes"),
         TopicSpec(prefix + DIGESTS, 1, rf, 365 * DAY_MS, description="weekly digest announcements"),
+        # The store holds every correction for training; the topic tells other systems (key: event id).
+        TopicSpec(prefix + CORRECTIONS, 1, rf, 365 * DAY_MS, description="human corrections of predictions (feedback-miner label)"),
     ]
