@@ -1,0 +1,1 @@
+"""Operating the pipeline: the supervised `up`, the health flow, corrections and retraining."""
