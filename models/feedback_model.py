@@ -153,11 +153,15 @@ class FeedbackModel:
         num_threads: int | None = None,
         verify: bool = True,
         max_batch_tokens: int | None = None,
+        registry_dir: Path | None = None,
     ) -> FeedbackModel:
+        """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts."""
         import torch
         from safetensors.numpy import load_file
 
-        art = Path(artifacts_dir) if artifacts_dir else ARTIFACTS_DIR
+        from models.promotion import current_artifacts
+
+        art = Path(artifacts_dir) if artifacts_dir else current_artifacts(registry_dir)
         config = json.loads((art / CONFIG_FILE).read_text())
         top = load_file(str(art / ENCODER_FILE)) if (art / ENCODER_FILE).is_file() else {}
         state = {k: torch.from_numpy(v) for k, v in unpack_tuned_layers(top).items()}

@@ -103,6 +103,10 @@ class TrainConfig:
     skip_finetune: bool = False  # keep the shipped encoder layers and sentiment head; refit the rest
     quick: bool = False  # a tiny run for smoke tests
     progress: bool = True
+    # Rows added to training (the corrections people made: pipelines/flows/training.py): issue-type
+    # rows as in data/issue_type, sentiment rows as {text, label}; a text they hold replaces its old rows.
+    extra_issue_rows: Path | None = None
+    extra_sentiment_rows: Path | None = None
 
 
 def _domain_group(domain: str) -> str:
@@ -208,7 +212,29 @@ def select_rows(cfg: TrainConfig) -> Rows:
     if not issue_train:
         raise FileNotFoundError(f"no issue-type training rows in {folder}")
     heldout = {name: sets[name][:40] if cfg.quick else sets[name] for name in ISSUE_HELDOUT if sets.get(name)}
+    issue_train, train = with_extra_rows(cfg, issue_train, train)
     return Rows(train, dev, held, issue_train, heldout)
+
+
+def with_extra_rows(cfg: TrainConfig, issue_train: list[Example], sentiment_train: list[Example]
+                    ) -> tuple[list[Example], list[Example]]:
+    """The hook for extra training rows (``extra_issue_rows``, ``extra_sentiment_rows``)."""
+    from models.evaluation import read_eval_file
+
+    def replace(rows: list[Example], extra: list[Example]) -> list[Example]:
+        keys = {dedup_key(r.text) for r in extra}
+        return [r for r in rows if dedup_key(r.text) not in keys] + extra
+
+    if cfg.extra_issue_rows:
+        extra = load_issue_type_file(Path(cfg.extra_issue_rows))
+        issue_train = replace(issue_train, extra)
+        log.info("issue-type rows: %d extra from %s", len(extra), cfg.extra_issue_rows)
+    if cfg.extra_sentiment_rows:
+        extra = [Example(r.text, r.label, "extra", origin="extra", domain="extra")
+                 for r in read_eval_file(Path(cfg.extra_sentiment_rows), "sentiment")]
+        sentiment_train = replace(sentiment_train, extra)
+        log.info("sentiment rows: %d extra from %s", len(extra), cfg.extra_sentiment_rows)
+    return issue_train, sentiment_train
 
 
 # --- 2. tune ---------------------------------------------------------------------------------

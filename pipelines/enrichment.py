@@ -13,17 +13,19 @@ from topics.settings import Settings
 
 
 @lru_cache(maxsize=2)
-def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None):
+def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None,
+                registry_dir: Path | None = None):
     from models.feedback_model import FeedbackModel
 
     return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads,
-                              max_batch_tokens=max_batch_tokens)
+                              max_batch_tokens=max_batch_tokens, registry_dir=registry_dir)
 
 
 def production_model(settings: Settings):
-    """The model the enricher uses; loaded once per process and shared."""
+    """The model the enricher uses (the promoted version, else the shipped one); loaded once per process and shared."""
     m = settings.model
-    return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens)
+    return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
+                       Path(settings.promotion.registry_dir))
 
 
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:
