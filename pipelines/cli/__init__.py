@@ -11,6 +11,7 @@ import typer
 from pipelines.cli.alerts import alerts_app
 from pipelines.cli.bench import bench_app
 from pipelines.cli.common import state
+from pipelines.cli.corrections import corrections_app
 from pipelines.cli.model import model_app
 from pipelines.cli.serve import serve_app
 from pipelines.cli.stream import stream_app
@@ -26,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 # Groups without a name add their commands at the top level.
-for commands in (stream_app, digest_app, model_app):
+for commands in (stream_app, digest_app, model_app, corrections_app):
     app.add_typer(commands)
 app.add_typer(topics_app, name="topics")
 app.add_typer(themes_app, name="themes")
