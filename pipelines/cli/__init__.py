@@ -17,6 +17,7 @@ from pipelines.cli.serve import serve_app
 from pipelines.cli.stream import stream_app
 from pipelines.cli.themes import digest_app, themes_app
 from pipelines.cli.topics import topics_app
+from pipelines.cli.up import up_app
 from topics.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(
@@ -27,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 # Groups without a name add their commands at the top level.
-for commands in (stream_app, digest_app, model_app, corrections_app):
+for commands in (stream_app, digest_app, model_app, corrections_app, up_app):
     app.add_typer(commands)
 app.add_typer(topics_app, name="topics")
 app.add_typer(themes_app, name="themes")
