@@ -1,0 +1,110 @@
+"""A stage process killed mid-batch, or asked to stop mid-stream, loses and duplicates nothing it must not.
+
+The normalizer runs as ``feedback-miner consume normalizer`` (its own OS process, a real broker, a
+SQLite file store). SIGKILL leaves its batch uncommitted: the next life reads it again
+(at-least-once: what it had produced before the kill is on the output topic twice). SIGTERM lets
+it finish the batch, commit, leave the group and exit 0: the next life duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.processes import (
+    Publisher,
+    StageProcess,
+    all_committed,
+    committed_offsets,
+    count_normalizer,
+    malformed_raw,
+    process_settings,
+    wait_until,
+)
+from tests.faults.streams import raw_events
+from topics.settings import Settings
+from topics.specs import DEADLETTER, NORMALIZED
+
+pytestmark = pytest.mark.broker
+
+log = logging.getLogger(__name__)
+
+KILLS = 3
+
+
+def _mixed_input(n: int, bad: int, prefix: str) -> list[dict]:
+    """``n`` real reviews with ``bad`` malformed events spread among them."""
+    events = raw_events(n, prefix)
+    for i, event in enumerate(malformed_raw(bad, prefix)):
+        events.insert((i + 1) * n // (bad + 1), event)
+    return events
+
+
+def _mid_batch(stage: StageProcess) -> bool:
+    """The current life has committed a batch and holds another one, uncommitted."""
+    metrics = stage.metrics()
+    return bool(metrics and metrics["processed"] > 0 and metrics["pending"] > 0)
+
+
+def test_a_stage_killed_mid_batch_three_times_loses_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = process_settings(kafka_settings, batch_size=100, batch_timeout_ms=1000)
+    publisher = Publisher(settings)
+    events = _mixed_input(3000, 12, "kill")
+    publisher.publish(events)
+    stage = StageProcess("normalizer", settings, tmp_path / "normalizer.log").start()
+    rng = random.Random(18)
+    started = time.monotonic()
+    uncommitted_at_kill = []
+    try:
+        for _ in range(KILLS):
+            wait_until(lambda: _mid_batch(stage), 90, "a batch in flight", [stage])
+            time.sleep(rng.uniform(0, 0.08))  # sometimes after the batch's outputs were produced, before its commit
+            uncommitted_at_kill.append(int((stage.metrics() or {}).get("pending", -1)))
+            stage.kill()
+            stage.start()
+        wait_until(lambda: all_committed(settings, "normalizer", publisher), 120, "every event committed", [stage])
+        assert stage.stop() == 0, stage.tail()
+    finally:
+        stage.stop()
+        publisher.close()
+    count = count_normalizer(settings, publisher)
+    log.info("SIGKILL x%d (uncommitted messages at each kill: %s): %s; %.1f s, load %s",
+             KILLS, uncommitted_at_kill, count, time.monotonic() - started, os.getloadavg())
+    count.check()
+    assert count.events_in == len(events) and count.dead_lettered == 12
+    assert stage.starts == KILLS + 1
+
+
+def test_sigterm_mid_stream_finishes_the_batch_commits_and_exits_0(kafka_settings: Settings, tmp_path: Path) -> None:
+    # Large batches with a long timeout: the SIGTERM surely lands while one is open.
+    settings = process_settings(kafka_settings, batch_size=400, batch_timeout_ms=3000)
+    publisher = Publisher(settings)
+    events = _mixed_input(1500, 6, "term")
+    publisher.publish(events[:700])
+    stage = StageProcess("normalizer", settings, tmp_path / "normalizer.log").start()
+    try:
+        wait_until(lambda: _mid_batch(stage), 90, "a batch in flight", [stage])
+        publisher.publish(events[700:])
+        stage.send(signal.SIGTERM)
+        assert stage.wait_exit(30) == 0, stage.tail()
+        # The first life's console line: everything it processed is committed, nothing more.
+        processed = int(stage.log().rsplit("normalizer: ", 1)[1].split(" processed")[0])
+        assert 0 < processed < len(events)
+        assert sum(committed_offsets(settings, "normalizer").values()) == processed
+        stage.start()
+        wait_until(lambda: all_committed(settings, "normalizer", publisher), 120, "every event committed", [stage])
+        assert stage.stop() == 0, stage.tail()
+    finally:
+        stage.stop()
+        publisher.close()
+    count = count_normalizer(settings, publisher)
+    log.info("SIGTERM: %s (first life processed %d)", count, processed)
+    count.check()
+    assert count.events_in == len(events) and count.dead_lettered == 6
+    assert count.topic_duplicates == {NORMALIZED: 0, DEADLETTER: 0}
