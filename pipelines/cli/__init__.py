@@ -12,7 +12,7 @@ from pipelines.cli.alerts import alerts_app
 from pipelines.cli.bench import bench_app
 from pipelines.cli.common import state
 from pipelines.cli.corrections import corrections_app
-from pipelines.cli.model import model_app
+from pipelines.cli.model import model_app, model_group
 from pipelines.cli.serve import serve_app
 from pipelines.cli.stream import stream_app
 from pipelines.cli.themes import digest_app, themes_app
@@ -35,6 +35,7 @@ app.add_typer(themes_app, name="themes")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(serve_app, name="serve")
 app.add_typer(bench_app, name="bench")
+app.add_typer(model_group, name="model")
 
 
 @app.callback()

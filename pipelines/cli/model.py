@@ -12,7 +12,9 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli.common import settings
+from rich.markup import escape
+
+from pipelines.cli.common import cli_errors, console, settings
 
 model_app = typer.Typer()
 
@@ -36,7 +38,7 @@ def eval_command(
     task: str = typer.Option(..., "--task", help="sentiment | issue_type"),
     data: Path = typer.Option(..., "--data", help="JSONL file: {text, label[, labels]} per line"),
     model_dir: Path | None = typer.Option(None, "--model-dir", help="encoder folder cache (default: settings)"),
-    artifacts: Path | None = typer.Option(None, "--artifacts", help="trained artifacts (default: models/artifacts)"),
+    artifacts: Path | None = typer.Option(None, "--artifacts", help="trained artifacts (default: the promoted version, else models/artifacts)"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     max_length: int | None = typer.Option(None, "--max-length"),
     quantize: bool | None = typer.Option(None, "--quantize/--no-quantize", help="int8 path (default: settings)"),
@@ -62,6 +64,7 @@ def eval_command(
         max_length=max_length or ms.max_length,
         num_threads=ms.num_threads,
         max_batch_tokens=ms.max_batch_tokens,
+        registry_dir=settings().promotion.registry_dir,  # without --artifacts: the model served now
     )
     with _stderr_progress(len(rows), "eval") as prog:
         tid = prog.add_task(f"eval {task}", total=len(rows))
@@ -111,3 +114,43 @@ def train_command(
     )
     metrics = train(cfg)
     typer.echo(json.dumps(metrics.get("summary", {}), ensure_ascii=False))
+
+
+# --- promoted models: `feedback-miner model status|rollback` ----------------------------------
+
+model_group = typer.Typer(help="The served model: promoted versions, rollback (and train / eval, as above).",
+                          no_args_is_help=True)
+model_group.command("eval")(eval_command)
+model_group.command("train")(train_command)
+
+
+@model_group.command("status")
+@cli_errors
+def status_command(last: int = typer.Option(5, "--last", min=0, help="How many log entries to show.")) -> None:
+    """The version served now and the last promotion decisions (promotions.json)."""
+    from models.promotion import SHIPPED, current_artifacts, current_version, read_log
+
+    registry = settings().promotion.registry_dir
+    version = current_version(registry) or SHIPPED
+    console.print(f"serving [bold]{escape(version)}[/] ({escape(str(current_artifacts(registry)))})")
+    for entry in read_log(registry)[-last:] if last else []:
+        if entry["action"] == "rollback":
+            console.print(f"  {entry['at']} rollback {entry['from']} → {entry['to']} by {escape(entry['by'])}")
+        else:
+            console.print(f"  {entry['at']} {entry['action']} {escape(entry.get('version', entry['candidate']))} "
+                          f"(over {entry['previous']}) by {escape(entry['by'])}: {escape(entry['decision']['reason'])}")
+
+
+@model_group.command("rollback")
+@cli_errors
+def rollback_command(by: str | None = typer.Option(None, help="Who rolls back (default: $USER).")) -> None:
+    """Serve the model that was served before the last promotion (stages pick it up when they restart)."""
+    import getpass
+    import os
+
+    from models.promotion import rollback
+
+    registry = settings().promotion.registry_dir
+    record = rollback(registry, by or os.environ.get("USER") or getpass.getuser())
+    console.print(f"[green]rolled back[/] {escape(record['from'])} → {escape(record['to'])}; restart the enricher "
+                  f"to serve it")
