@@ -47,7 +47,7 @@ class PipelineProbe(threading.Thread):
         super().__init__(name="pipeline-probe", daemon=True)
         self.settings, self.interval_s = settings, interval_s
         self.snapshot = PipelineSnapshot()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._committed: dict[str, tuple[float, int]] = {}
 
     def run(self) -> None:
@@ -55,7 +55,7 @@ class PipelineProbe(threading.Thread):
 
         engine = make_engine(self.settings.store.url)
         admin = None
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 admin = admin or self._admin()
                 self.snapshot = self._read(admin, engine)
@@ -65,7 +65,7 @@ class PipelineProbe(threading.Thread):
                 if admin is not None:
                     admin.close()
                     admin = None
-            self._stop.wait(self.interval_s)
+            self._stopping.wait(self.interval_s)
         if admin is not None:
             admin.close()
         engine.dispose()
@@ -93,7 +93,7 @@ class PipelineProbe(threading.Thread):
         return PipelineSnapshot(now, {k: v.lag for k, v in lags.items()}, rates, deadletter_count(admin, self.settings), alerts)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 def _uptime(seconds: float | None) -> str:

@@ -17,17 +17,19 @@ log = logging.getLogger(__name__)
 
 
 def scheduled_deployments(settings: Settings) -> list:
+    from prefect.schedules import Cron
+
     from pipelines.flows.digest import weekly_digest_flow
     from pipelines.flows.health import pipeline_health_flow
 
     up = settings.up
     return [
         weekly_digest_flow.to_deployment(
-            name="weekly-theme-digest", cron=up.digest_cron, timezone=up.timezone,
+            name="weekly-theme-digest", schedules=[Cron(up.digest_cron, timezone=up.timezone)],
             description="Cluster last week's feedback into themes, write the digest, announce it."),
         # One health run at a time: a slow run (a model check) must not overlap the next minute's.
         pipeline_health_flow.to_deployment(
-            name="pipeline-health", cron=up.health_cron, timezone=up.timezone, concurrency_limit=1,
+            name="pipeline-health", schedules=[Cron(up.health_cron, timezone=up.timezone)], concurrency_limit=1,
             description="Consumer lag, dead-letter growth, stalled stages, store and model errors → health alerts."),
     ]
 

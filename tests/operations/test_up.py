@@ -1,0 +1,180 @@
+"""``feedback-miner up`` as an operator runs it: a subprocess with its own broker, store, ingest and Prefect.
+
+Feedback sent to the HTTP ingest comes out enriched; a stage killed with SIGKILL
+is restarted (restart count 1) and processes the next event; the scheduled flows
+are registered with the Prefect server (digest Monday 09:00 Asia/Shanghai,
+health every minute); SIGINT ends everything with exit 0 and leaves no process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from consumers.kafka_io import read_topic
+from topics.embedded import free_port
+from topics.schemas import EnrichedFeedback
+from topics.serde import decode
+from topics.settings import Settings
+from topics.specs import ENRICHED
+
+pytestmark = [pytest.mark.broker, pytest.mark.model]
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-up"
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every process below ``root`` (pid → command line), read from /proc."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = commands.get(pid, "")
+                frontier.append(pid)
+    return found
+
+
+def _alive(pid: int, command: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return now == command and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait(what: str, condition, timeout_s: float, process: subprocess.Popen, log: Path):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"up exited with {process.returncode} while waiting for {what}:\n{log.read_text()[-3000:]}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def _state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _event(event_id: str, text: str) -> dict:
+    return {"event_id": event_id, "channel": "app", "source": "up-test", "received_at": "2026-12-07T09:00:00+08:00",
+            "customer": {"id": f"c-{event_id}"}, "payload": {"text": text, "rating": 1}}
+
+
+def _enriched_ids(settings: Settings) -> set[str]:
+    return {decode(EnrichedFeedback, r.value, list(r.headers or [])).event_id for r in read_topic(settings, ENRICHED, quiet_s=0.3)}
+
+
+def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
+    broker_port, ingest_port, prefect_port = free_port(), free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FEEDBACK_MINER_", "PREFECT_"))},
+        "FEEDBACK_MINER_DATA_DIR": str(tmp_path),
+        "FEEDBACK_MINER_STORE__URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "FEEDBACK_MINER_CHANNELS__INGEST__TOKENS": json.dumps([TOKEN]),
+        "FEEDBACK_MINER_CHANNELS__INGEST__PORT": str(ingest_port),
+        "FEEDBACK_MINER_UP__RESTART_BACKOFF_INITIAL_S": "0.5",
+        "FEEDBACK_MINER_UP__REFRESH_S": "0.5",
+        "FEEDBACK_MINER_RUNTIME__BATCH_TIMEOUT_MS": "200",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    model_dir = Settings().model.dir  # the shared model cache (built once), not a fresh conversion
+    env["FEEDBACK_MINER_MODEL__DIR"] = str(model_dir)
+    log = tmp_path / "up.out"
+    state_path = tmp_path / "up" / "state.json"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "up", "--no-live", "--broker-port", str(broker_port), "--prefect-port", str(prefect_port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    settings = Settings(kafka={"bootstrap_servers": f"127.0.0.1:{broker_port}"})
+    seen: dict[int, str] = {}
+    try:
+        _wait("the ingest endpoint", lambda: _post_ok(ingest_port, _event("up-1", "快递三天了还没到，客服电话一直打不通")), 90, up, log)
+        _wait("the first event enriched", lambda: "up-1" in _enriched_ids(settings), 180, up, log)
+
+        first = _state(state_path)["children"]["normalizer"]
+        assert first["running"] and first["restarts"] == 0
+        seen.update(_descendants(up.pid))
+        os.kill(first["pid"], signal.SIGKILL)
+        restarted = _wait("the normalizer restarted", lambda: (lambda c: c if c.get("running") and c["pid"] != first["pid"] else None)(
+            _state(state_path).get("children", {}).get("normalizer", {})), 30, up, log)
+        assert restarted["restarts"] == 1
+        assert "normalizer exited with code -9" in log.read_text()
+
+        assert _post_ok(ingest_port, _event("up-2", "退款申请提交一周了，钱还没有退回到银行卡"))
+        _wait("the second event enriched by the restarted normalizer", lambda: "up-2" in _enriched_ids(settings), 120, up, log)
+
+        deployments = _wait("the scheduled deployments", lambda: _deployments(prefect_port), 120, up, log)
+        assert deployments == {
+            "weekly-theme-digest": ("0 9 * * 1", "Asia/Shanghai"),
+            "pipeline-health": ("* * * * *", "Asia/Shanghai"),
+        }
+        state = _state(state_path)
+        assert {n for n, c in state["children"].items() if c["running"]} == {
+            "broker", "normalizer", "enricher", "alerter", "ingest", "prefect-server", "flows"}
+        assert all(c["restarts"] == 0 for n, c in state["children"].items() if n != "normalizer")
+
+        seen.update(_descendants(up.pid))
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=90) == 0, log.read_text()[-3000:]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    time.sleep(0.5)
+    left = {pid: cmd for pid, cmd in seen.items() if _alive(pid, cmd)}
+    assert left == {}, f"processes left behind: {left}"
+    output = log.read_text()
+    assert "stopping broker" in output and output.rstrip().endswith("stopped")
+    # The broker stopped last, after every stage had stopped.
+    assert output.index("stopping broker") > max(output.index(f"stopping {s}") for s in ("normalizer", "enricher", "alerter"))
+
+
+def _post_ok(port: int, event: dict) -> bool:
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/feedback", json=event, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    except httpx.HTTPError:
+        return False
+    assert response.status_code in (202, 503), response.text
+    return response.status_code == 202
+
+
+def _deployments(port: int) -> dict | None:
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/api/deployments/filter", json={}, timeout=5)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    found = {d["name"]: (d["schedules"][0]["schedule"]["cron"], d["schedules"][0]["schedule"]["timezone"])
+             for d in response.json() if d.get("schedules")}
+    return found if len(found) >= 2 else None
