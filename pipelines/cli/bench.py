@@ -110,3 +110,24 @@ def bench_model_command(
         max_batch_tokens=ms.max_batch_tokens,
     )
     write_report(out, report)
+
+
+@bench_app.command("pipeline")
+@cli_errors
+def bench_pipeline(
+    events: Annotated[int, typer.Option(help="Events of the throughput phase (the three channels in turn, real texts).")] = 20_000,
+    load_share: Annotated[float, typer.Option(help="Offered load of the latency phase, as a share of the measured maximum.")] = 0.5,
+    latency_seconds: Annotated[float, typer.Option(help="Length of the paced latency phase.")] = 60.0,
+    model_texts: Annotated[Optional[int], typer.Option(help="Time the model alone on this many of the texts (default: all).")] = None,
+    profile_enricher: Annotated[Optional[Path], typer.Option(help="Run the enricher under py-spy and write its raw (collapsed) stacks here.")] = None,
+    seed: Annotated[int, typer.Option(help="Shuffles the texts.")] = 18,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("benchmarks/pipeline.json"),
+) -> None:
+    """End to end: N events through the broker and every stage (one process each) against the model's own limit; latency at half load."""
+    from pipelines.bench.pipeline import PipelineBenchOptions, run_pipeline_benchmark
+
+    if events < 1 or not 0 < load_share <= 1:
+        raise ValueError("--events must be positive and --load-share in (0, 1]")
+    options = PipelineBenchOptions(events=events, load_share=load_share, latency_seconds=latency_seconds,
+                                   model_texts=model_texts, profile_enricher=profile_enricher, seed=seed)
+    write_report(out, run_pipeline_benchmark(settings(), options, log=lambda m: console.print(m)))
