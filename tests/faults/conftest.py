@@ -9,6 +9,8 @@ import pytest
 
 from tests.faults.pgserver import PrivatePostgres
 from tests.themes.conftest import load_real_model
+from topics.embedded import EmbeddedBroker
+from topics.settings import Settings
 
 
 @pytest.fixture
@@ -27,3 +29,22 @@ def private_pg(tmp_path: Path) -> PrivatePostgres:
 @pytest.fixture(scope="session")
 def feedback_model():
     return load_real_model()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> EmbeddedBroker:
+    """A broker of this test alone, to restart or freeze (the session broker is shared)."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_broker_settings(own_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
+    """Settings on ``own_broker`` with a SQLite file store of the test (topics not yet provisioned)."""
+    return Settings(
+        kafka={"bootstrap_servers": own_broker.bootstrap_servers, "topic_prefix": "f.", "group_prefix": "f"},
+        store={"url": f"sqlite:///{tmp_path / 'store.db'}"},
+        data_dir=tmp_path,
+    )
