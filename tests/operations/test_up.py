@@ -1,7 +1,8 @@
 """``feedback-miner up`` as an operator runs it: a subprocess with its own broker, store, ingest and Prefect.
 
 Feedback sent to the HTTP ingest comes out enriched; a stage killed with SIGKILL
-is restarted (restart count 1) and processes the next event; the scheduled flows
+is restarted (restart count 1) and processes the next event; a killed embedded
+broker is restarted with its topics provisioned again; the scheduled flows
 are registered with the Prefect server (digest Monday 09:00 Asia/Shanghai,
 health every minute); SIGINT ends everything with exit 0 and leaves no process.
 """
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from consumers.kafka_io import read_topic
+from topics.admin import admin_client, specs_for
 from topics.embedded import free_port
 from topics.schemas import EnrichedFeedback
 from topics.serde import decode
@@ -102,6 +104,7 @@ def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
         "FEEDBACK_MINER_CHANNELS__INGEST__PORT": str(ingest_port),
         "FEEDBACK_MINER_UP__RESTART_BACKOFF_INITIAL_S": "0.5",
         "FEEDBACK_MINER_UP__REFRESH_S": "0.5",
+        "FEEDBACK_MINER_UP__STOP_GRACE_S": "20",
         "FEEDBACK_MINER_RUNTIME__BATCH_TIMEOUT_MS": "200",
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -143,6 +146,14 @@ def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
             "broker", "normalizer", "enricher", "alerter", "ingest", "prefect-server", "flows"}
         assert all(c["restarts"] == 0 for n, c in state["children"].items() if n != "normalizer")
 
+        # The embedded broker dies: up starts a new one on the same port and provisions the topics again.
+        broker = state["children"]["broker"]
+        seen.update(_descendants(up.pid))
+        os.kill(broker["pid"], signal.SIGKILL)
+        _wait("the broker restarted", lambda: (lambda c: c if c.get("running") and c["pid"] != broker["pid"] else None)(
+            _state(state_path).get("children", {}).get("broker", {})), 30, up, log)
+        _wait("the topics provisioned again", lambda: _topics(settings) >= {s.name for s in specs_for(settings)}, 30, up, log)
+
         seen.update(_descendants(up.pid))
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=90) == 0, log.read_text()[-3000:]
@@ -157,6 +168,17 @@ def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
     assert "stopping broker" in output and output.rstrip().endswith("stopped")
     # The broker stopped last, after every stage had stopped.
     assert output.index("stopping broker") > max(output.index(f"stopping {s}") for s in ("normalizer", "enricher", "alerter"))
+
+
+def _topics(settings: Settings) -> set[str]:
+    try:
+        admin = admin_client(settings)
+    except Exception:  # noqa: BLE001 - not listening yet
+        return set()
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
 
 
 def _post_ok(port: int, event: dict) -> bool:
