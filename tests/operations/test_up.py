@@ -200,3 +200,20 @@ def _deployments(port: int) -> dict | None:
     found = {d["name"]: (d["schedules"][0]["schedule"]["cron"], d["schedules"][0]["schedule"]["timezone"])
              for d in response.json() if d.get("schedules")}
     return found if len(found) >= 2 else None
+
+
+def test_up_serves_the_schedules_that_the_deployment_file_declares():
+    import yaml
+
+    from pipelines.flows.serve import scheduled_deployments
+
+    declared = {
+        d["name"]: (d["schedules"][0]["cron"], d["schedules"][0]["timezone"], d["entrypoint"].rsplit(":", 1)[1])
+        for d in yaml.safe_load((ROOT / "deploy/prefect.yaml").read_text(encoding="utf-8"))["deployments"] if d.get("schedules")
+    }
+    served = {d.name: (d.schedules[0].schedule.cron, d.schedules[0].schedule.timezone, d.entrypoint.rsplit(":", 1)[1])
+              for d in scheduled_deployments(Settings())}
+    assert served == declared == {
+        "weekly-theme-digest": ("0 9 * * 1", "Asia/Shanghai", "weekly_digest_flow"),
+        "pipeline-health": ("* * * * *", "Asia/Shanghai", "pipeline_health_flow"),
+    }
