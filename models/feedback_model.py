@@ -154,8 +154,12 @@ class FeedbackModel:
         verify: bool = True,
         max_batch_tokens: int | None = None,
         registry_dir: Path | None = None,
+        encoder: Encoder | None = None,
     ) -> FeedbackModel:
-        """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts."""
+        """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts.
+
+        ``encoder``: one already built for these artifacts' tuned layers (``models.promotion.load_model``
+        shares it between versions that differ only in their heads)."""
         import torch
         from safetensors.numpy import load_file
 
@@ -165,7 +169,7 @@ class FeedbackModel:
         config = json.loads((art / CONFIG_FILE).read_text())
         top = load_file(str(art / ENCODER_FILE)) if (art / ENCODER_FILE).is_file() else {}
         state = {k: torch.from_numpy(v) for k, v in unpack_tuned_layers(top).items()}
-        encoder = Encoder(
+        encoder = encoder or Encoder(
             model_dir,
             max_length=max_length,
             quantize=quantize,
