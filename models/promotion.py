@@ -91,6 +91,33 @@ def _set_pointer(registry_dir: Path, version: str | None) -> None:
         _write_atomic(pointer, version + "\n")
 
 
+# --- loading versions ----------------------------------------------------------------------
+
+_encoders: dict[tuple, object] = {}
+
+
+def load_model(model_dir: Path | None, artifacts_dir: Path | None = None, registry_dir: Path | None = None,
+               quantize: bool | str = False, max_length: int = 256):
+    """``FeedbackModel.load`` that reuses the encoder of the previous call when the tuned layers,
+    prefix and settings are the same: versions refitted on the same encoder differ only in their
+    heads, and comparing two of them then builds the encoder once."""
+    import hashlib
+
+    from models.encoder import quantize_path
+    from models.feedback_model import ENCODER_FILE, FeedbackModel, artifact_prefix
+
+    art = Path(artifacts_dir) if artifacts_dir else current_artifacts(registry_dir)
+    config = json.loads((art / CONFIG_FILE).read_text())
+    top = art / ENCODER_FILE
+    key = (str(model_dir), quantize_path(quantize), max_length, artifact_prefix(config), config.get("split_layer"),
+           config.get("num_layers"), hashlib.sha256(top.read_bytes()).hexdigest() if top.is_file() else None)
+    model = FeedbackModel.load(model_dir, artifacts_dir, quantize=quantize, max_length=max_length,
+                               registry_dir=registry_dir, encoder=_encoders.get(key))
+    _encoders.clear()  # one encoder kept: they are large
+    _encoders[key] = model.encoder
+    return model
+
+
 # --- the decision ----------------------------------------------------------------------------
 
 

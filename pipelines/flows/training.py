@@ -94,9 +94,9 @@ def score_task(artifacts: str, sets: list[dict], model_dir: str | None, quantize
                max_rows: int | None) -> dict[str, float]:
     """One model's figures on the held-out sets (higher is better)."""
     from models.evaluation import evaluate, read_eval_file
-    from models.feedback_model import FeedbackModel
+    from models.promotion import load_model
 
-    model = FeedbackModel.load(Path(model_dir) if model_dir else None, Path(artifacts), quantize=quantize)
+    model = load_model(Path(model_dir) if model_dir else None, Path(artifacts), quantize=quantize)
     figures = {}
     for s in sets:
         rows = read_eval_file(Path(s["path"]), s["task"])
