@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -40,12 +41,26 @@ def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | 
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
         "max_poll_records": settings.runtime.batch_size,
+        # Topics are created as specified (topics.admin), never by a reader: Tansu would auto-create
+        # a missing one with its own partition count when a restarted broker lost it.
+        "allow_auto_create_topics": False,
         **overrides,
     }
     consumer = KafkaConsumer(**options)
     if topics:
         consumer.subscribe(topics)
     return consumer
+
+
+def subscribe_without_creating(consumer: KafkaConsumer, topic: str, listener=None) -> None:
+    """Subscribe to ``topic`` by an exact pattern: the consumer then asks the broker for all topics'
+    metadata and never names the topic, so a broker that auto-creates what clients name (Tansu
+    ignores ``allow_auto_create_topics``) cannot create it with its own partition count after a
+    restart lost it. The stage runtime provisions it as specified instead. Test doubles take the name."""
+    if isinstance(consumer, KafkaConsumer):
+        consumer.subscribe(pattern=f"^{re.escape(topic)}$", listener=listener)
+    else:
+        consumer.subscribe([topic], listener=listener)
 
 
 def send_event(producer: KafkaProducer, settings: Settings, message: OutMessage):

@@ -8,7 +8,8 @@ A transient fault (the store or the broker unavailable) pauses the stage: it
 keeps its uncommitted batch, stops fetching, keeps its group membership alive
 and retries the batch with exponential backoff until the dependency is back.
 A producer the broker has forgotten (an embedded broker restarted) is
-recreated, and missing topics are provisioned again.
+recreated, and missing topics are provisioned again: after a failed send, and
+whenever the input topic is missing from the broker's metadata (an idle stage).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
 from consumers.faults import describe, is_transient, needs_new_producer
-from consumers.kafka_io import make_consumer, make_producer
+from consumers.kafka_io import make_consumer, make_producer, subscribe_without_creating
 from consumers.stage import InMessage, Record, Stage, StageResult, process_batch
 from topics.admin import ensure_topics
 from topics.settings import Settings
@@ -103,6 +104,9 @@ class StreamRuntime:
         # While paused by a transient fault: when to retry, and the current backoff.
         self._retry_at: float | None = None
         self._backoff_s = settings.runtime.retry_backoff_ms / 1000
+        # When the input topic is missing from the broker's metadata: the next provisioning try, and its backoff.
+        self._provision_at = 0.0
+        self._provision_backoff_s = self._backoff_s
 
     @property
     def paused(self) -> bool:
@@ -126,7 +130,7 @@ class StreamRuntime:
         """Run until stopped, until ``max_messages`` were processed, or ``idle_exit_s`` after the last input."""
         metrics.serve(self.settings.runtime.metrics_port)
         self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
-        self._consumer.subscribe([self.settings.topic(self.stage.input_topic)], listener=_DropOnRevoke(self))
+        subscribe_without_creating(self._consumer, self.settings.topic(self.stage.input_topic), _DropOnRevoke(self))
         self._producer = self._producer or self._new_producer()
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
@@ -141,6 +145,7 @@ class StreamRuntime:
                 if self.reposition_needed:
                     self._reposition()
                     continue
+                self._provision_missing_input()
                 if max_messages is not None and self.stats.processed + len(self._pending) >= max_messages:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
@@ -175,6 +180,39 @@ class StreamRuntime:
         self._poll(timeout_ms=int(min(0.5, max(0.0, self._retry_at - time.monotonic())) * 1000) or 1)
         if self.paused and time.monotonic() >= self._retry_at:
             self.flush_pending()
+
+    def _input_topic_missing(self) -> bool:
+        """The broker answered metadata without our input topic: never created, or lost by a restart.
+
+        Read from the consumer's cached metadata (no request). The consumer never creates topics
+        itself (``subscribe_without_creating``): Tansu would create one with its own partition count.
+        """
+        cluster = getattr(getattr(self._consumer, "_client", None), "cluster", None)
+        if cluster is None or not cluster.brokers():
+            return False  # a test double, or no metadata answer yet
+        return cluster.partitions_for_topic(self.settings.topic(self.stage.input_topic)) is None
+
+    def _provision_missing_input(self) -> None:
+        """Provision every topic as specified when the input topic is gone, even while idle.
+
+        An idle stage produces nothing, so no failed send tells it that a restarted embedded
+        broker (memory storage) lost the topics; its consumer would wait on a topic nobody creates.
+        """
+        if not self._input_topic_missing():
+            self._provision_backoff_s = self.settings.runtime.retry_backoff_ms / 1000
+            return
+        now = time.monotonic()
+        if now < self._provision_at:
+            return
+        log.warning("stage %s: input topic %s missing on the broker (restarted?); provisioning the topics",
+                    self.stage.name, self.settings.topic(self.stage.input_topic))
+        try:
+            self._provision_topics()
+            self._consumer._client.cluster.request_update()  # see the new topic now, not at the next periodic refresh
+        except Exception as err:  # noqa: BLE001 - the broker may still be starting; try again after the backoff
+            log.warning("stage %s: provisioning topics failed: %s", self.stage.name, describe(err))
+        self._provision_at = now + self._provision_backoff_s
+        self._provision_backoff_s = min(self._provision_backoff_s * 2, self.settings.runtime.retry_backoff_max_ms / 1000)
 
     def _poll(self, **options):
         records = self._consumer.poll(**options)
