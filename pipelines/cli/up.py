@@ -187,10 +187,12 @@ def _specs(s: Settings, bootstrap: str, broker_port: int | None, prefect_port: i
     if prefect_port is not None:
         # Stopped after the flow runner, which pauses its schedules through it on the way out.
         specs.append(ChildSpec(PREFECT_SERVER, [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                                "--port", str(prefect_port), "--analytics-off"],
+                                                "--port", str(prefect_port), "--analytics-off", "--no-scheduler"],
                                tier=5, env={"PREFECT_HOME": str(s.data_dir / "prefect")}))
     if s.up.flows:
-        specs.append(ChildSpec(FLOWS, [sys.executable, "-m", "pipelines.flows.serve"], after=after))
+        # Our own server runs without its scheduler (pipelines/flows/serve.py says why): the runner schedules.
+        argv = [sys.executable, "-m", "pipelines.flows.serve"] + (["--schedule-runs"] if prefect_port is not None else [])
+        specs.append(ChildSpec(FLOWS, argv, after=after))
     return specs
 
 
