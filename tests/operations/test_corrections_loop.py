@@ -78,6 +78,31 @@ def small_data(tmp_path_factory) -> tuple[Path, Path]:
     return folder, heldout
 
 
+@pytest.fixture(scope="module")
+def small_sentiment(tmp_path_factory) -> Path:
+    """The shared sentiment sets cut to their first 100 rows per label (the n-gram sentiment head is
+    refitted on a draw of them; reading the whole sets would be most of a quick run)."""
+    from topics.settings import Settings
+
+    source, folder = Settings().shared_data, tmp_path_factory.mktemp("shared_data")
+    for name in ("waimai_10k.csv", "online_shopping_9_cats.csv", "chnsenticorp_train.csv"):
+        with (source / name).open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            kept, seen = [], defaultdict(int)
+            for row in reader:
+                if seen[row["label"]] < 100:
+                    seen[row["label"]] += 1
+                    kept.append(row)
+        with (folder / name).open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=reader.fieldnames)
+            writer.writeheader()
+            writer.writerows(kept)
+    with (source / "weibo_emotion_virus.jsonl").open(encoding="utf-8") as f:
+        (folder / "weibo_emotion_virus.jsonl").write_text("".join(line for _, line in zip(range(300), f)),
+                                                          encoding="utf-8")
+    return folder
+
+
 def _event_ids() -> list[str]:
     """One id per text: the message's is trained on, and three paraphrases are held out."""
     trained, held, n = [], [], 0
@@ -112,7 +137,8 @@ def _served(model_dir: Path, registry: Path):
     return load_model(model_dir, registry_dir=registry, quantize=False)
 
 
-def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data, tmp_path, monkeypatch):
+def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data, small_sentiment, tmp_path,
+                                         monkeypatch):
     from consumers.store.corrections import CorrectionStore
     from models.promotion import LOG, current_version, read_log, version_dir
     from pipelines.cli import app
@@ -135,7 +161,7 @@ def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data,
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings()
-    train = dict(quick=True, skip_finetune=True, issue_data=str(folder), shared_data=str(settings.shared_data),
+    train = dict(quick=True, skip_finetune=True, issue_data=str(folder), shared_data=str(small_sentiment),
                  model_dir=str(model_dir), cache_dir=str(tmp_path / "cache"), quantize=False)
 
     # The model served today: a small, quick one, promoted without comparison as the starting point.
