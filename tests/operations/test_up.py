@@ -233,3 +233,28 @@ def _scheduled_runs(port: int) -> list | None:
     runs = [datetime.fromisoformat(r["expected_start_time"]) for r in response.json()
             if (r.get("idempotency_key") or "").startswith("scheduled ")]
     return runs or None
+
+
+def test_the_live_view_shows_each_process_its_lag_throughput_and_the_counts(tmp_path: Path):
+    from rich.console import Console
+
+    from pipelines.cli.up import PipelineSnapshot, _plain_status, render
+    from pipelines.service import ChildSpec, LocalService
+    from pipelines.supervisor import Backoff
+
+    clock = [100.0]
+    service = LocalService([ChildSpec("broker", ["true"]), ChildSpec("enricher", ["true"])], Backoff(initial_s=4.0),
+                           env={}, log_dir=tmp_path, stop_grace_s=1.0, clock=lambda: clock[0])
+    service.supervisor.started("broker", 41, 40.0)
+    service.supervisor.started("enricher", 42, 90.0)
+    service.supervisor.exited("enricher", -9, 99.0)  # crashed: restart in 4 s
+    snapshot = PipelineSnapshot(at=1.0, lags={"enricher": 1234}, rates={"enricher": 56.5}, deadletters=7, open_alerts=2)
+    info = {"bootstrap_servers": "127.0.0.1:9", "log_dir": str(tmp_path), "ingest": "http://127.0.0.1:8080/v1/feedback", "prefect": None}
+    screen = Console(record=True, width=120)
+    screen.print(render(service, snapshot, info))
+    text = screen.export_text()
+    assert "broker" in text and "41" in text and "0:01:00" in text and "running" in text
+    assert "restart in 3 s" in text and "1,234" in text and "56.5" in text
+    assert "dead letters 7" in text and "open alerts 2" in text and "ingest http://127.0.0.1:8080/v1/feedback" in text
+    assert _plain_status(service, snapshot) == (
+        "broker (pid 41, up 0:01:00, restarts 0); enricher (down, up -, restarts 0, lag 1234, 56.5/s); dead letters 7; open alerts 2")
