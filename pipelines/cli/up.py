@@ -180,7 +180,9 @@ def _specs(s: Settings, bootstrap: str, broker_port: int | None, prefect_port: i
         # Tier 9: stopped last, after every stage committed its last batch.
         specs.append(ChildSpec(BROKER, embedded_broker_argv(broker_port), tier=9, on_started=broker_started))
         after = BROKER
-    for stage in s.health.stages:
+    from pipelines.stages import STAGES
+
+    for stage in STAGES:  # every registered stage, in pipeline order
         specs.append(ChildSpec(stage, [sys.executable, "-m", "pipelines", "consume", stage], after=after))
     if ingest_on:
         specs.append(ChildSpec(INGEST, [sys.executable, "-m", "pipelines", "serve", "ingest"], after=after))
