@@ -316,3 +316,30 @@ def _loop_plain(service, probe: PipelineProbe, info: dict, state_path: Path, up_
                 console.print(_plain_status(service, probe.snapshot), soft_wrap=True)
             next_status = now + up_settings.status_every_s
         time.sleep(0.1)
+
+
+@up_app.command("health")
+def health() -> None:
+    """One pipeline health check now (what the pipeline-health flow runs every minute): lag, dead letters, stalls,
+    store and model; publishes health alerts like the flow. Exit 0 when nothing fires, 1 otherwise."""
+
+    @cli_errors
+    def check() -> int:
+        from pipelines.cli.common import require_broker
+        from pipelines.flows.health import run_health_check
+
+        s = settings()
+        require_broker(s, "health")
+        report = run_health_check(s)
+        lags = ", ".join(f"{name} {lag:,}" for name, lag in report.lags.items())
+        console.print(f"lag: {lags}; dead letters {report.deadletters}; store {'[red]' + report.store_error + '[/]' if report.store_error else 'ok'}"
+                      + ("; model checked" if report.model_checked else ""), soft_wrap=True, highlight=False)
+        for alert in report.published:
+            console.print(f"[bold]{alert.status.value}[/] {alert.priority.value} {alert.key}: {alert.title} (id {alert.alert_id} r{alert.revision})",
+                          soft_wrap=True, highlight=False)
+        console.print(f"[red]firing: {', '.join(report.firing)}[/]" if report.firing else "[green]healthy[/]")
+        return 1 if report.firing else 0
+
+    code = check()
+    if code:
+        raise typer.Exit(code)

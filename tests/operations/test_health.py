@@ -146,3 +146,28 @@ def test_judging_is_pure_and_forgets_a_new_broker():
     assert [(a.key, a.status) for a in resolved] == [("stage:enricher:lag", AlertStatus.resolved)]
     assert memory.open_alerts == {}
     assert HealthMemory.from_json(memory.to_json()) == memory
+
+
+def test_the_health_command_reports_and_exits_1_while_something_fires(kafka_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    env = {
+        "FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers,
+        "FEEDBACK_MINER_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix,
+        "FEEDBACK_MINER_KAFKA__GROUP_PREFIX": kafka_settings.kafka.group_prefix,
+        "FEEDBACK_MINER_STORE__URL": kafka_settings.store.url,
+        "FEEDBACK_MINER_DATA_DIR": str(kafka_settings.data_dir),
+        "FEEDBACK_MINER_HEALTH__CHECK_MODEL": "false",
+        "FEEDBACK_MINER_HEALTH__MAX_LAG": "2",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    healthy = runner.invoke(app, ["health"])
+    assert healthy.exit_code == 0 and "healthy" in healthy.output, healthy.output
+    _produce(kafka_settings, NORMALIZED, 3)
+    lagging = runner.invoke(app, ["health"])
+    assert lagging.exit_code == 1, lagging.output
+    assert "enricher 3" in lagging.output and "open P3 stage:enricher:lag" in lagging.output
