@@ -7,16 +7,32 @@ import time
 from collections.abc import Iterator
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from consumers.stage import OutMessage
+from topics.admin import BrokerUnreachable
 from topics.schemas import Event
 from topics.serde import encode, encode_key, make_headers
 from topics.settings import Settings
 
 
+def _bootstrapped(client: type, settings: Settings, options: dict):
+    """Construct a producer or consumer (kafka-python connects at once): an unreachable broker
+    fails within ``kafka.connect_timeout_s`` with the same one line as every command's broker check."""
+    try:
+        return client(**options)
+    except KafkaTimeoutError as exc:
+        if "bootstrap" not in str(exc):
+            raise
+        raise BrokerUnreachable(
+            f"Kafka unreachable at {settings.kafka.bootstrap_servers} (no answer within {settings.kafka.connect_timeout_s:g} s)"
+        ) from None
+
+
 def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
     options = {
         **settings.kafka.client_options(),
+        "bootstrap_timeout_ms": int(settings.kafka.connect_timeout_s * 1000),
         # Durability before speed: an event is "sent" only when all in-sync replicas have it.
         "acks": "all",
         "retries": 5,
@@ -27,13 +43,14 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "max_request_size": settings.kafka.max_request_size,
         **overrides,
     }
-    return KafkaProducer(**options)
+    return _bootstrapped(KafkaProducer, settings, options)
 
 
 def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | None = None, **overrides: object) -> KafkaConsumer:
     kafka = settings.kafka
     options = {
         **kafka.client_options(),
+        "bootstrap_timeout_ms": int(kafka.connect_timeout_s * 1000),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -46,7 +63,7 @@ def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | 
         "allow_auto_create_topics": False,
         **overrides,
     }
-    consumer = KafkaConsumer(**options)
+    consumer = _bootstrapped(KafkaConsumer, settings, options)
     if topics:
         consumer.subscribe(topics)
     return consumer
