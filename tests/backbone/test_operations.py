@@ -43,5 +43,6 @@ def test_provision_flow_runs_under_prefect(kafka_settings, monkeypatch):
     monkeypatch.setenv("FEEDBACK_MINER_KAFKA__TOPIC_PREFIX", kafka_settings.kafka.topic_prefix)
     statuses = provision_topics_flow()
     assert {s["name"] for s in statuses} == {kafka_settings.topic(t) for t in (
-        "feedback.raw", "feedback.normalized", "feedback.enriched", "feedback.alerts", "feedback.deadletter", "feedback.digests")}
+        "feedback.raw", "feedback.normalized", "feedback.enriched", "feedback.alerts", "feedback.deadletter", "feedback.digests",
+        "feedback.corrections")}
     assert {s["action"] for s in statuses} == {"exists"}
