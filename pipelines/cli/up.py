@@ -260,7 +260,10 @@ def _run_up(live_view: bool | None, broker_port: int | None, prefect_port: int |
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     probe = PipelineProbe(live_settings, s.up.refresh_s)
     use_live = console.is_terminal if live_view is None else live_view
-    console.print(f"broker on [bold]{bootstrap}[/]; in another shell:\n  export {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS={bootstrap}")
+    if embedded_port is not None:
+        console.print(f"embedded broker on [bold]{bootstrap}[/]; in another shell:\n  export {ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS={bootstrap}")
+    else:
+        console.print(f"Kafka at [bold]{bootstrap}[/]")
     try:
         service.tick()  # the broker first: the probe needs it
         probe.start()
