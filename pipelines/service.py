@@ -138,6 +138,8 @@ class LocalService:
             if code is None:
                 continue
             del self.processes[name]
+            # What the crashed child started (a flow run, a server worker) must not outlive it.
+            self._kill_group(process, signal.SIGKILL)
             self._report_exit(self.supervisor.exited(name, code, now))
         for name in self.supervisor.due(now):
             spec = self.specs[name]
