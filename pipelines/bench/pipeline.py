@@ -11,7 +11,8 @@ Phases, in one run:
    from each event's publish time to its enriched record, publish → alert from the publish time of
    the event an alert event carries last (the one that raised or updated it) to the alert record.
 
-Each stage's CPU seconds (from /proc) in phase 2 give how far one instance goes on this machine.
+The CPU seconds (from /proc) of each stage process, the embedded broker and the benchmark itself in
+phase 2 give how far one instance of each goes on this machine.
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -426,6 +435,19 @@ def machine() -> dict:
             "onnxruntime": onnxruntime.__version__, "platform": platform.platform()}
 
 
+def _embedded_broker_pid(bootstrap_servers: str) -> int | None:
+    """The pid of the embedded Tansu listening on this address (None for another broker)."""
+    needle = f"tcp://{bootstrap_servers}".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes() and b"tansu" in (proc / "cmdline").read_bytes():
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -485,7 +507,13 @@ class _Run:
             time.sleep(0.1)
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(stage.pid) for name, stage in self.stages.items()}
+        """CPU seconds so far of each stage, the embedded broker and this process (publisher and readers)."""
+        used = {name: cpu_seconds(stage.pid) for name, stage in self.stages.items()}
+        broker = _embedded_broker_pid(self.settings.kafka.bootstrap_servers)
+        if broker is not None:
+            used["broker"] = cpu_seconds(broker)
+        used["benchmark"] = time.process_time()
+        return used
 
     def log_offsets(self) -> dict[str, int]:
         return {name: stage.log_path.stat().st_size for name, stage in self.stages.items()}
@@ -562,9 +590,11 @@ def _benchmark(run: _Run, texts: dict[str, list[str]], make_producer, load_start
         }
         log(f"throughput: raw → enriched {throughput['raw_to_enriched_per_s']}/s, raw → alerts {throughput['raw_to_alerts_per_s']}/s")
         stages = {}
-        for name, stage in run.stages.items():
+        for name in cpu1:
             cpu = cpu1[name] - cpu0[name]
-            batches = stage_batches(stage.log_path, logs0[name], logs1[name])
+            batches = {}
+            if name in run.stages:
+                batches = {**stage_batches(run.stages[name].log_path, logs0[name], logs1[name]), "peak_rss_mb": peak_rss_mb(run.stages[name].pid)}
             stages[name] = {**batches, "cpu_seconds": round(cpu, 2),
                             "cpu_ms_per_event": round(1000 * cpu / len(ids), 3),
                             # Events per second of one core's CPU time: how far one instance goes with a core to itself.
@@ -645,7 +675,7 @@ def _benchmark(run: _Run, texts: dict[str, list[str]], make_producer, load_start
         "throughput": throughput,
         "latency": latency,
         "model": model,
-        "stages": stages,
+        "processes": stages,
         "alerts": {"published": alerts_total, "kinds": alert_kinds},
         "profile": str(options.profile_enricher) if options.profile_enricher else None,
         "settings": {

@@ -8,7 +8,11 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from pipelines.bench.pipeline import STAGE_NAMES, PipelineBenchOptions, run_pipeline_benchmark
+from pipelines.bench.pipeline import (
+    STAGE_NAMES,
+    PipelineBenchOptions,
+    run_pipeline_benchmark,
+)
 from pipelines.cli.bench import write_report
 from topics.settings import Settings
 
@@ -26,7 +30,7 @@ def test_bench_pipeline_small_run(broker, tmp_path):
     write_report(out, run_pipeline_benchmark(settings, options, log=lambda _: None))
     report = json.loads(out.read_text(encoding="utf-8"))
 
-    assert {"summary", "throughput", "latency", "model", "stages", "settings", "machine", "load", "date"} <= set(report)
+    assert {"summary", "throughput", "latency", "model", "processes", "settings", "machine", "load", "date"} <= set(report)
     throughput = report["throughput"]
     # Every published event came out of the enricher; none was dead-lettered.
     assert (throughput["events"], throughput["enriched"], throughput["dead_lettered"]) == (EVENTS, EVENTS, 0)
@@ -50,12 +54,13 @@ def test_bench_pipeline_small_run(broker, tmp_path):
     assert isinstance(summary["goal_ratio_at_least_0_9"], bool) and isinstance(summary["goal_alert_p95_at_most_1s"], bool)
     assert len(report["load"]["start"]) == len(report["load"]["end"]) == 3
 
-    assert set(report["stages"]) == set(STAGE_NAMES)
-    for name, stage in report["stages"].items():
-        assert stage["events"] == EVENTS, name  # each stage's own batch log counts the throughput phase
-        assert stage["cpu_seconds"] > 0, name
+    processes = report["processes"]
+    assert {*STAGE_NAMES, "broker", "benchmark"} <= set(processes)
+    for name in STAGE_NAMES:
+        assert processes[name]["events"] == EVENTS, name  # each stage's own batch log counts the throughput phase
+        assert processes[name]["cpu_seconds"] > 0, name
     # The enricher, which runs the model, costs more CPU per event than the other stages.
-    assert report["stages"]["enricher"]["cpu_ms_per_event"] > report["stages"]["normalizer"]["cpu_ms_per_event"]
+    assert processes["enricher"]["cpu_ms_per_event"] > processes["normalizer"]["cpu_ms_per_event"]
 
     # The store holds one row per event of every phase (warm-up, throughput, latency).
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'run' / 'store.db'}")
