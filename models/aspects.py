@@ -21,11 +21,16 @@ import numpy as np
 
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
-# Contrast and concession words start a new clause and stay with it ("但是质量很差").
-_CONTRAST = "但是|可是|不过|就是|可惜|然而|只是|倒是|但|却"
+# Contrast words that open a clause start a new one and stay with it ("物流很快但是质量很差").
+# 倒是 / 却 / 就是 follow their subject ("骑手倒是挺客气"), so they do not cut.
+_CONTRAST = "但是|可是|不过|可惜|然而|只是|但"
 _CLAUSE_BREAK = re.compile(rf"[，,。.!！?？;；~～\n\r]+|(?<!不)(?=(?:{_CONTRAST}))")
 MIN_CLAUSE_CHARS = 2
 FIXED = {"praise": "positive", "suggestion": "neutral"}
+# The lexical heads learnt praise of a product as ``praise`` (the taxonomy's label for a message
+# without complaint), so a clause like 东西很好 speaks of product quality partly through that
+# column — at half weight, so that praise of staff (服务很好) stays with service_attitude.
+PRAISE_AS_PRODUCT = 0.5
 
 
 def split_clauses(text: str) -> list[str]:
@@ -51,7 +56,7 @@ def aspect_sentiments(
     overall: np.ndarray,
     clause_issue_probs: Callable[[list[str]], np.ndarray] | None,
     clause_sentiment_probs: Callable[[list[str]], np.ndarray] | None,
-    min_relevance: float = 0.3,
+    min_relevance: float = 0.1,
 ) -> list[dict[str, str]]:
     """One {issue type: sentiment} per text, for the labels predicted for it.
 
@@ -81,8 +86,10 @@ def aspect_sentiments(
         if b - a > 1 and open_labels:
             # Each clause speaks of the predicted aspect its words point to most (if clearly enough);
             # an aspect's sentiment is that of its clauses together.
-            cols = [ISSUE_TYPES.index(lab) for lab in open_labels]
-            rel = issue[a:b][:, cols]
+            rel = issue[a:b][:, [ISSUE_TYPES.index(lab) for lab in open_labels]]
+            if "product_quality" in open_labels:
+                k = open_labels.index("product_quality")
+                rel[:, k] = np.maximum(rel[:, k], PRAISE_AS_PRODUCT * issue[a:b, ISSUE_TYPES.index("praise")])
             owner = rel.argmax(1)
             for k, lab in enumerate(open_labels):
                 mine = (owner == k) & (rel[:, k] >= min_relevance)

@@ -1,8 +1,10 @@
 """Evaluation on JSONL files: parsing with strict validation, and the metrics.
 
 File format, one JSON object per line: ``{"text": "...", "label": "..."}``; issue-type
-lines may also carry ``"labels": [...]`` (every label that applies). Blank lines are
-ignored; anything else that is not a valid row makes the whole file invalid.
+lines may also carry ``"labels": [...]`` (every label that applies). Aspect-sentiment lines
+(task ``aspect_sentiment``) carry ``"labels"`` and ``"aspects": {label: sentiment}`` for every
+label; their ``label`` (default: the first of ``labels``) is the primary issue type. Blank lines are ignored; anything else that
+is not a valid row makes the whole file invalid.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
 
-TASKS = ("sentiment", "issue_type")
+TASKS = ("sentiment", "issue_type", "aspect_sentiment")
+ECE_BINS = 10
 
 
 class EvalDataError(ValueError):
@@ -36,12 +39,13 @@ class EvalRow:
     text: str
     label: str
     labels: tuple[str, ...] | None
+    aspects: dict[str, str] | None = None
 
 
 def label_set(task: str) -> tuple[str, ...]:
     if task == "sentiment":
         return SENTIMENTS
-    if task == "issue_type":
+    if task in ("issue_type", "aspect_sentiment"):
         return ISSUE_TYPES
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
@@ -72,6 +76,8 @@ def read_eval_file(path: Path, task: str) -> list[EvalRow]:
             errors[n] = "not a JSON object"
             continue
         text, label = obj.get("text"), obj.get("label")
+        if task == "aspect_sentiment" and label is None and isinstance(obj.get("labels"), list) and obj["labels"]:
+            label = obj["labels"][0]  # aspect files may name the primary only as the first label
         if not isinstance(text, str) or not text.strip():
             errors[n] = "missing or empty 'text'"
             continue
@@ -80,15 +86,26 @@ def read_eval_file(path: Path, task: str) -> list[EvalRow]:
             continue
         labels = None
         if "labels" in obj and obj["labels"] is not None:
-            if task != "issue_type":
-                errors[n] = "'labels' is only valid for issue_type"
+            if task == "sentiment":
+                errors[n] = "'labels' is only valid for issue_type and aspect_sentiment"
                 continue
             lab = obj["labels"]
             if not isinstance(lab, list) or not lab or not all(isinstance(x, str) and x in allowed for x in lab):
                 errors[n] = f"'labels' must be a non-empty list of {list(allowed)}"
                 continue
             labels = tuple(dict.fromkeys([label, *lab]))
-        rows.append(EvalRow(n, text, label, labels))
+        aspects = None
+        if task == "aspect_sentiment":
+            asp = obj.get("aspects")
+            if labels is None or not isinstance(asp, dict) or set(asp) != set(labels) or any(
+                    v not in SENTIMENTS for v in asp.values()):
+                errors[n] = f"'labels' and 'aspects' (one of {list(SENTIMENTS)} per label) are required"
+                continue
+            aspects = dict(asp)
+        elif "aspects" in obj:
+            errors[n] = "'aspects' is only valid for aspect_sentiment"
+            continue
+        rows.append(EvalRow(n, text, label, labels, aspects))
     if errors:
         raise EvalDataError(Path(path), errors)
     if not rows:
@@ -129,11 +146,21 @@ def multilabel_micro_f1(gold: list[set[str]], pred: list[set[str]]) -> float:
     return round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0
 
 
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label ECE: |accuracy − mean confidence| per equal-width confidence bin, weighted by the bin's share."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).sum()
+              for b in range(bins) if (which == b).any())
+    return round(float(gap / len(confidence)), 4) if len(confidence) else 0.0
+
+
 def sentiment_report(rows: list[EvalRow], probs: np.ndarray) -> dict:
     """probs: (n, 3) over SENTIMENTS."""
     y_true = [r.label for r in rows]
     pred3 = [SENTIMENTS[i] for i in probs.argmax(1)]
     res = {"task": "sentiment", "n": len(rows), **single_label_metrics(y_true, pred3, list(SENTIMENTS))}
+    res["ece"] = expected_calibration_error(probs.max(1), np.array(y_true) == np.array(pred3))
     present = [s for s in SENTIMENTS if s in set(y_true)]
     # The prediction restricted to the labels the file uses (e.g. negative/positive).
     idx = [SENTIMENTS.index(s) for s in present]
@@ -146,9 +173,13 @@ def sentiment_report(rows: list[EvalRow], probs: np.ndarray) -> dict:
     return res
 
 
-def issue_type_report(rows: list[EvalRow], primary: list[str], label_sets: list[list[str]]) -> dict:
+def issue_type_report(rows: list[EvalRow], primary: list[str], label_sets: list[list[str]],
+                      confidence: list[float] | None = None) -> dict:
+    """``confidence``: the model's probability of each primary label, for the calibration error."""
     y_true = [r.label for r in rows]
     res = {"task": "issue_type", "n": len(rows), **single_label_metrics(y_true, primary, list(ISSUE_TYPES))}
+    if confidence is not None and not np.isnan(confidence).any():
+        res["ece"] = expected_calibration_error(np.array(confidence), np.array(y_true) == np.array(primary))
     if any(r.labels is not None for r in rows):
         gold = [set(r.labels) if r.labels else {r.label} for r in rows]
         res["multilabel_micro_f1"] = multilabel_micro_f1(gold, [set(s) for s in label_sets])
@@ -164,6 +195,36 @@ def evaluate(model, rows: list[EvalRow], task: str, batch_size: int = 64, chunk:
         preds += model.predict(texts[s : s + chunk], batch_size=batch_size)
         if progress:
             progress(len(texts[s : s + chunk]))
+    sentiment = np.array([[p.sentiment_probs[lab] for lab in SENTIMENTS] for p in preds])
     if task == "sentiment":
-        return sentiment_report(rows, np.array([[p.sentiment_probs[lab] for lab in SENTIMENTS] for p in preds]))
-    return issue_type_report(rows, [p.primary_issue for p in preds], [p.issue_labels for p in preds])
+        return sentiment_report(rows, sentiment)
+    if task == "aspect_sentiment":
+        given = model.aspect_sentiments(texts, [r.labels for r in rows], sentiment)
+        return aspect_report(rows, given, [p.aspect_sentiments for p in preds])
+    return issue_type_report(rows, [p.primary_issue for p in preds], [p.issue_labels for p in preds],
+                             [p.issue_confidence for p in preds])
+
+
+def aspect_report(rows: list[EvalRow], given_labels: list[dict[str, str]], predicted: list[dict[str, str]]) -> dict:
+    """Aspect sentiment accuracy per (text, gold label) pair, the gold labels given to the model;
+    ``mixed_accuracy``: on the rows whose aspects differ in sentiment (where aspects matter);
+    ``end_to_end``: over the gold pairs whose label the model also predicted on its own."""
+    hits, mixed_hits, found = [], [], []
+    mixed_rows = 0
+    for k, r in enumerate(rows):
+        mixed = len(set(r.aspects.values())) > 1
+        mixed_rows += mixed
+        for lab in r.labels:
+            hit = given_labels[k][lab] == r.aspects[lab]
+            hits.append(hit)
+            if mixed:
+                mixed_hits.append(hit)
+            if lab in predicted[k]:
+                found.append(predicted[k][lab] == r.aspects[lab])
+
+    def share(xs: list[bool]) -> float | None:
+        return round(float(np.mean(xs)), 4) if xs else None
+
+    return {"task": "aspect_sentiment", "n": len(rows), "pairs": len(hits), "accuracy": share(hits),
+            "mixed_rows": mixed_rows, "mixed_accuracy": share(mixed_hits),
+            "end_to_end": {"pairs_found": len(found), "accuracy": share(found)}}

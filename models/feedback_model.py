@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from models.aspects import aspect_sentiments
 from models.encoder import QUERY_PREFIX, Encoder, model_version
-from models.issue_heads import blend_probs, view_probs
+from models.issue_heads import PrimaryCalibration, blend_probs, decide_primary, view_probs
+from models.linear_heads import softmax
 from models.lexical import CharNgrams
 from models.pooling import l2_normalize
 from models.sentiment_heads import PREFIX as SENTIMENT_LEXICAL, lexical_logits, sentiment_probs
@@ -46,6 +48,10 @@ class Prediction:
     # split (same pass, no extra cost). The classifier embedding above groups by sentiment and issue
     # type; this one by subject (docs/themes.md). None from models that do not provide it.
     theme_embedding: np.ndarray | None = field(default=None, repr=False)
+    # The primary-label head's probability of ``primary_issue`` (its confidence; calibration in METHOD.md).
+    issue_confidence: float = float("nan")
+    # The writer's sentiment about each label of ``issue_labels`` (models.aspects).
+    aspect_sentiments: dict[str, str] = field(default_factory=dict)
 
 
 def issue_features(last_pool: np.ndarray, split_pool: np.ndarray) -> np.ndarray:
@@ -134,6 +140,9 @@ class FeedbackModel:
         self.sent_w = self.heads["sentiment.weight"]
         self.sent_b = self.heads["sentiment.bias"]
         self.thresholds = np.asarray(config["issue_thresholds"], dtype=np.float32)
+        # Artifacts from before the calibration was recorded decide by the plain argmax.
+        self.calibration = PrimaryCalibration(float(config.get("primary_temperature", 1.0)),
+                                              float(config.get("other_below", 0.0)))
         # The lexical issue-type view (character n-grams) and its share in the blend.
         self.ngrams = ngrams
         self.blend = float(config.get("issue_blend", 1.0)) if ngrams is not None else 1.0
@@ -192,7 +201,7 @@ class FeedbackModel:
 
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), primary-label probs (n,11),
+        """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), calibrated primary-label probs (n,11),
         theme embedding (n,384: the normalised split-layer pool)."""
         emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
@@ -203,6 +212,7 @@ class FeedbackModel:
         if self.ngrams is not None:
             views.append(view_probs(self.ngrams.transform(texts), self.heads, "lexical"))
         issue, primary = blend_probs(views, self.blend)
+        primary = self.calibration.apply(primary)
         return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary,
                 "theme": np.ascontiguousarray(l2_normalize(split_pool), dtype=np.float32)}
 
@@ -213,11 +223,14 @@ class FeedbackModel:
         if not texts:
             return []
         out = self.forward(texts, batch_size=batch_size)
+        chosen = decide_primary(out["primary"], self.calibration.other_below)
+        decided = [decide_issue_labels(out["issue"][i], self.thresholds, int(chosen[i])) for i in range(len(texts))]
+        aspects = self.aspect_sentiments(texts, [labels for _, labels in decided], out["sentiment"])
         preds = []
         for i in range(len(texts)):
             sp = out["sentiment"][i]
             ip = out["issue"][i]
-            primary, labels = decide_issue_labels(ip, self.thresholds, int(np.argmax(out["primary"][i])))
+            primary, labels = decided[i]
             score = float(np.clip(sp[2] - sp[0], -1.0, 1.0))
             preds.append(
                 Prediction(
@@ -229,6 +242,18 @@ class FeedbackModel:
                     sentiment_score=score,
                     sentiment_probs={lab: float(sp[j]) for j, lab in enumerate(SENTIMENTS)},
                     theme_embedding=out["theme"][i],
+                    issue_confidence=float(out["primary"][i][ISSUE_TYPES.index(primary)]),
+                    aspect_sentiments=aspects[i],
                 )
             )
         return preds
+
+    def aspect_sentiments(self, texts: Sequence[str], labels: Sequence[Sequence[str]],
+                          sentiment: np.ndarray) -> list[dict[str, str]]:
+        """{label: sentiment} per text for the given labels, read from its clauses by the lexical
+        heads (``models.aspects``); ``sentiment``: the texts' (n, 3) sentiment probabilities."""
+        lexical = self.ngrams is not None and self.sentiment_ngrams is not None
+        return aspect_sentiments(
+            texts, labels, sentiment,
+            (lambda clauses: view_probs(self.ngrams.transform(clauses), self.heads, "lexical")[0]) if lexical else None,
+            (lambda clauses: softmax(lexical_logits(self.sentiment_ngrams, clauses, self.heads))) if lexical else None)

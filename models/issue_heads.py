@@ -89,6 +89,49 @@ def _best_threshold(p: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
+@dataclass(frozen=True)
+class PrimaryCalibration:
+    """How the primary label is decided from the blended primary-label probabilities.
+
+    ``temperature`` rescales them (``softmax(log p / T)``) so that a stated confidence matches
+    how often it is right; below ``other_below`` no class is confident and the message is
+    ``other`` (abstain). Both are chosen on out-of-fold predictions of rows the tuned encoder
+    never saw — on rows it was tuned on, every score is overconfident.
+    """
+
+    temperature: float = 1.0
+    other_below: float = 0.0
+    rows: int = 0  # how many rows chose them (0: the defaults, nothing was calibrated)
+
+    def apply(self, primary: np.ndarray) -> np.ndarray:
+        if self.temperature == 1.0:
+            return primary
+        return softmax(np.log(np.clip(primary, 1e-12, 1.0)) / self.temperature)
+
+
+TEMPERATURES = tuple(round(float(t), 2) for t in np.arange(0.5, 3.01, 0.1))
+ABSTAIN_GRID = tuple(round(float(t), 2) for t in np.arange(0.0, 0.61, 0.05))
+MIN_CALIBRATION_ROWS = 50
+
+
+def decide_primary(primary: np.ndarray, other_below: float) -> np.ndarray:
+    """Index of each row's primary label: the most probable, or ``other`` when that is below ``other_below``."""
+    choice = primary.argmax(1)
+    return np.where(primary.max(1) < other_below, ISSUE_TYPES.index("other"), choice)
+
+
+def calibrate_primary(primary: np.ndarray, y: np.ndarray) -> PrimaryCalibration:
+    """Temperature by log-loss, then the abstain level by macro-F1 (ties: the lower level)."""
+    def nll(t: float) -> float:
+        p = PrimaryCalibration(t).apply(primary)
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+    temperature = min(TEMPERATURES, key=lambda t: (nll(t), abs(t - 1.0)))
+    calibrated = PrimaryCalibration(temperature).apply(primary)
+    other_below = max(ABSTAIN_GRID, key=lambda a: (_macro_f1(y, decide_primary(calibrated, a)), -a))
+    return PrimaryCalibration(temperature, other_below, len(y))
+
+
 @dataclass
 class IssueHeads:
     heads: dict[str, np.ndarray]
@@ -96,6 +139,7 @@ class IssueHeads:
     blend: float
     ngrams: CharNgrams | None
     cv: dict  # out-of-fold macro-F1 of the primary label per blend weight (training rows)
+    calibration: PrimaryCalibration = PrimaryCalibration()
 
 
 def fit_issue_heads(
@@ -109,7 +153,10 @@ def fit_issue_heads(
     quick: bool = False,
     lexical: bool = True,
     blend: float | None = 0.5,
+    encoder_unseen: np.ndarray | None = None,
 ) -> IssueHeads:
+    """``encoder_unseen``: a mask of the rows the tuned encoder was not trained on; their
+    out-of-fold predictions choose the primary-label calibration (``PrimaryCalibration``)."""
     from sklearn.model_selection import StratifiedKFold
 
     Y = np.array([[lab in ls for lab in ISSUE_TYPES] for ls in labels], dtype=np.int64)
@@ -122,7 +169,7 @@ def fit_issue_heads(
         views.append(("lexical", ngrams.transform(texts), lexical_C))
 
     fixed = 1.0 if len(views) == 1 else blend
-    thresholds, cv = np.full(K, 0.5, np.float32), {}
+    thresholds, cv, calibration = np.full(K, 0.5, np.float32), {}, PrimaryCalibration()
     folds = 0 if quick or len(primary) < 50 else 5
     if folds:
         oof = [(np.zeros(Y.shape), np.zeros(Y.shape)) for _ in views]
@@ -136,14 +183,16 @@ def fit_issue_heads(
         cv = {w: round(_macro_f1(primary, blend_probs(oof, w)[1].argmax(1)), 4) for w in grid}
         if fixed is None:
             fixed = max(grid, key=lambda w: (cv[w], w))  # ties: more weight on the encoder
-        ovr = blend_probs(oof, fixed)[0]
+        ovr, oof_primary = blend_probs(oof, fixed)
         for j in range(K):
             if Y[:, j].sum() >= 3:
                 thresholds[j] = _best_threshold(ovr[:, j], Y[:, j])
+        if encoder_unseen is not None and encoder_unseen.sum() >= MIN_CALIBRATION_ROWS:
+            calibration = calibrate_primary(oof_primary[encoder_unseen], primary[encoder_unseen])
     heads = {"issue.mean": mean.astype(np.float32), "issue.scale": scale.astype(np.float32)}
     for prefix, Xv, c in views:
         heads.update(_as_heads(_fit_view(Xv, Y, primary, c), prefix))
     if ngrams is not None:
         heads["lexical.idf"] = ngrams.idf
     return IssueHeads(heads, thresholds, float(0.5 if fixed is None else fixed), ngrams,
-                      {str(k): v for k, v in cv.items()})
+                      {str(k): v for k, v in cv.items()}, calibration)

@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import sys
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ from models.feedback_model import (
     pack_tuned_layers,
     unpack_tuned_layers,
 )
-from models.issue_heads import IssueHeads, blend_probs, fit_issue_heads, view_probs
+from models.issue_heads import IssueHeads, PrimaryCalibration, blend_probs, decide_primary, fit_issue_heads, view_probs
 from models.lexical import CharNgrams
 from models.sentiment_heads import fit_lexical_sentiment, lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
@@ -132,8 +133,12 @@ SENTIMENT_DRAWS = (
     ("chnsenticorp_train", None, 9000, 4),
     ("weibo_emotion_virus", None, 100000, 5),
 )
-ISSUE_FILES = ("real_train", "written_train", "real_heldout", "written_heldout")
-ISSUE_HELDOUT = ("real_heldout", "written_heldout")
+ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout", "written_heldout",
+               "adjudicated_heldout")
+ISSUE_HELDOUT = ("real_heldout", "written_heldout", "adjudicated_heldout")
+ADJUDICATED = "adjudicated"
+# Rows of these origins were read by the encoder's tuning run; any other origin is new to it.
+ENCODER_TUNED_ORIGINS = frozenset({"real", "written"})
 
 
 def _held_out(domain: str, holdout: list[str]) -> bool:
@@ -206,7 +211,10 @@ def select_rows(cfg: TrainConfig) -> Rows:
     exclude = {dedup_key(r.text) for name in ISSUE_HELDOUT for r in sets.get(name, [])}
     train, dev, held = select_sentiment_rows(cfg, exclude)
     log.info("sentiment rows: train %d, dev %d, held-out domains %d", len(train), len(dev), len(held))
-    issue_train = sets.get("real_train", []) + sets.get("written_train", [])
+    # Adjudicated rows (data/adjudicated) are marked: the shipped encoder was never tuned on them,
+    # so their out-of-fold scores can calibrate the primary-label decision (models.issue_heads).
+    adjudicated = [dataclasses.replace(r, origin=ADJUDICATED) for r in sets.get("adjudicated_train", [])]
+    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated
     if cfg.quick:
         issue_train = issue_train[:80]
     if not issue_train:
@@ -353,25 +361,44 @@ def tune(cfg: TrainConfig, rows: Rows) -> Tuned:
 
 
 class Features:
-    """The tuned model as it is served (fp32 here): the split-layer and last-layer pools of each text."""
+    """The tuned model as it is served (fp32 here): the split-layer and last-layer pools of each text.
 
-    def __init__(self, model_dir: Path | None, tuned: Tuned, progress: bool = True) -> None:
+    Pools are kept on disk per tuned encoder (``cache_dir``), so a head refit computes only new texts.
+    """
+
+    def __init__(self, model_dir: Path | None, tuned: Tuned, progress: bool = True, cache_dir: Path | None = None) -> None:
         import torch
 
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in tuned.layers.items()}
         self.encoder = Encoder(model_dir, max_length=256, quantize=False, state_dict=state, prefix=tuned.prefix)
         self.layers = [tuned.split_layer, self.encoder.num_layers]
         self.progress = progress
+        h = hashlib.sha256(f"{model_version()}|{tuned.prefix}|{self.layers}".encode())
+        for name in sorted(tuned.layers):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(tuned.layers[name]).tobytes())
+        self.cache_path = Path(cache_dir or REPO / "var" / "cache") / f"pools-{h.hexdigest()[:12]}.npz"
+        self._cache: dict[str, np.ndarray] = {}
+        if self.cache_path.is_file():
+            with np.load(self.cache_path, allow_pickle=False) as f:
+                self._cache = dict(zip(f["texts"].tolist(), f["pools"]))
 
     def pools(self, rows: list[Example], desc: str) -> np.ndarray:
         """(n, 2, hidden): un-normalised mean pools of the split layer and the last layer."""
         texts = [r.text for r in rows]
-        pools = []
-        with _tqdm(len(texts), desc, self.progress) as bar:
-            for s in range(0, len(texts), 256):
-                pools.append(self.encoder.encode(texts[s : s + 256], layers=self.layers)[1])
-                bar.update(len(texts[s : s + 256]))
-        return np.concatenate(pools) if pools else np.zeros((0, 2, self.encoder.dim), np.float32)
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        with _tqdm(len(missing), desc, self.progress) as bar:
+            for s in range(0, len(missing), 256):
+                chunk = missing[s : s + 256]
+                self._cache.update(zip(chunk, self.encoder.encode(chunk, layers=self.layers)[1]))
+                bar.update(len(chunk))
+        if missing:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            keys = list(self._cache)
+            np.savez(self.cache_path, texts=np.array(keys), pools=np.stack([self._cache[k] for k in keys]))
+        if not texts:
+            return np.zeros((0, 2, self.encoder.dim), np.float32)
+        return np.stack([self._cache[t] for t in texts])
 
     def issue(self, rows: list[Example], desc: str) -> np.ndarray:
         pools = self.pools(rows, desc)
@@ -397,9 +424,10 @@ def fit_heads(cfg: TrainConfig, rows: Rows, tuned: Tuned, features: Features, re
             1 if cfg.quick else recipe.sentiment_lexical_min_df)
         heads.update(lexical_heads)
     issue = rows.issue_train
+    unseen = np.array([r.origin not in ENCODER_TUNED_ORIGINS for r in issue]) if tuned.refit else np.ones(len(issue), bool)
     fitted = fit_issue_heads(features.issue(issue, "issue-type features"), [r.text for r in issue],
                              [r.labels for r in issue], [r.label for r in issue], recipe.issue_C, recipe.lexical_C,
-                             cfg.seed, quick=cfg.quick, blend=recipe.issue_blend)
+                             cfg.seed, quick=cfg.quick, blend=recipe.issue_blend, encoder_unseen=unseen)
     heads.update(fitted.heads)
     return FittedHeads(heads, fitted, sentiment_ngrams, recipe.sentiment_blend if sentiment_ngrams is not None else 1.0)
 
@@ -412,13 +440,17 @@ def _binary_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def _issue_metrics(probs: np.ndarray, primary: np.ndarray, rows: list[Example], thresholds: np.ndarray) -> dict:
-    """``primary``: primary-label probabilities (or scores); the label set follows ``decide_issue_labels``."""
+def _issue_metrics(probs: np.ndarray, primary: np.ndarray, rows: list[Example], thresholds: np.ndarray,
+                   calibration: PrimaryCalibration) -> dict:
+    """``primary``: primary-label probabilities; the decision is the served one (``decide_issue_labels``)."""
     from models.evaluation import EvalRow, issue_type_report
 
-    decided = [decide_issue_labels(p, thresholds, int(np.argmax(q))) for p, q in zip(probs, primary)]
+    primary = calibration.apply(primary)
+    chosen = decide_primary(primary, calibration.other_below)
+    decided = [decide_issue_labels(p, thresholds, int(c)) for p, c in zip(probs, chosen)]
     ev = [EvalRow(i, r.text, r.label, tuple(r.labels)) for i, r in enumerate(rows)]
-    return issue_type_report(ev, [d[0] for d in decided], [d[1] for d in decided])
+    return issue_type_report(ev, [d[0] for d in decided], [d[1] for d in decided],
+                             [float(q[c]) for q, c in zip(primary, chosen)])
 
 
 def evaluate_sentiment(rows: Rows, tuned: Tuned, fitted: FittedHeads, features: Features) -> dict:
@@ -449,14 +481,15 @@ def evaluate_issue_types(rows: Rows, fitted: FittedHeads, features: Features) ->
     """Issue-type figures on each held-out file: the served blend, and the encoder view alone."""
     heads, issue = fitted.heads, fitted.issue
     out: dict = {"train_rows": _issue_counts(rows.issue_train), "blend_encoder_weight": issue.blend,
-                 "blend_cv_macro_f1": issue.cv}
+                 "blend_cv_macro_f1": issue.cv, "primary_calibration": asdict(issue.calibration)}
     for name, eval_rows in rows.issue_heldout.items():
         X = (features.issue(eval_rows, f"issue {name}") - heads["issue.mean"]) / heads["issue.scale"]
         views = [view_probs(X, heads, "issue")]
         if issue.ngrams is not None:
             views.append(view_probs(issue.ngrams.transform([r.text for r in eval_rows]), heads, "lexical"))
-            out.setdefault("encoder_view_only", {})[name] = _issue_metrics(*views[0], eval_rows, issue.thresholds)
-        out[name] = _issue_metrics(*blend_probs(views, issue.blend), eval_rows, issue.thresholds)
+            out.setdefault("encoder_view_only", {})[name] = _issue_metrics(*views[0], eval_rows, issue.thresholds,
+                                                                           issue.calibration)
+        out[name] = _issue_metrics(*blend_probs(views, issue.blend), eval_rows, issue.thresholds, issue.calibration)
     return out
 
 
@@ -500,6 +533,8 @@ def artifact_config(tuned: Tuned, fitted: FittedHeads, num_layers: int, seed: in
         "issue_thresholds": [round(float(t), 3) for t in issue.thresholds],
         "issue_features": "l2 of the last-layer and split-layer pools, standardised",
         "issue_blend": issue.blend,
+        "primary_temperature": issue.calibration.temperature,
+        "other_below": issue.calibration.other_below,
         "issue_lexical": "character 1-2-gram TF-IDF (issue_ngrams.json)" if issue.ngrams is not None else None,
         "sentiment_blend": fitted.sentiment_blend,
         "sentiment_lexical": ("character 1-2-gram TF-IDF (sentiment_ngrams.json), multinomial logistic regression"
@@ -552,7 +587,7 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     rows = select_rows(cfg)
     tuned = tune(cfg, rows)
-    features = Features(cfg.model_dir, tuned, cfg.progress)
+    features = Features(cfg.model_dir, tuned, cfg.progress, cfg.cache_dir)
     fitted = fit_heads(cfg, rows, tuned, features)
     results = evaluate(rows, tuned, fitted, features)
 

@@ -247,6 +247,9 @@ class Event(_Strict):
 
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # Versions a reader of this model accepts: an additive bump keeps reading the older events
+    # (their new fields take defaults), so producers can be upgraded after their readers.
+    READS: ClassVar[tuple[int, ...]] = (1,)
 
     @model_validator(mode="before")
     @classmethod
@@ -398,10 +401,22 @@ class Sentiment(_Strict):
     score: float = Field(ge=-1.0, le=1.0)
 
 
+class AspectSentiment(_Strict):
+    """The writer's sentiment about one of the issue types a message raises."""
+
+    issue_type: IssueType
+    sentiment: SentimentLabel
+
+
 class EnrichedFeedback(NormalizedFeedback):
-    """Classified feedback on ``feedback.enriched`` (embeddings live in the store)."""
+    """Classified feedback on ``feedback.enriched`` (embeddings live in the store).
+
+    v2 adds ``aspect_sentiments``; v1 events are still read (with none).
+    """
 
     SCHEMA: ClassVar[str] = "feedback.enriched"
+    VERSION: ClassVar[int] = 2
+    READS: ClassVar[tuple[int, ...]] = (1, 2)
 
     primary_issue: IssueType
     # Every label that applies (primary first).
@@ -409,6 +424,9 @@ class EnrichedFeedback(NormalizedFeedback):
     # A probability per label of the taxonomy.
     issue_scores: list[IssueTypeScore]
     sentiment: Sentiment
+    # One entry per label of issue_types, in that order: 物流很快但是质量很差 → logistics positive,
+    # product_quality negative, while ``sentiment`` is the message's verdict (negative).
+    aspect_sentiments: list[AspectSentiment] = Field(default_factory=list)
     theme_id: str | None = None
     model_version: str
     enriched_at: AwareDatetime = Field(default_factory=utcnow)

@@ -143,8 +143,9 @@ def decode(
     if max_bytes is not None and len(value) > max_bytes:
         raise DecodeError("too_large", f"message is {len(value)} bytes, limit is {max_bytes}")
     version = headers_dict(headers).get(HEADER_VERSION)
-    if version is not None and version != str(model.VERSION):
-        raise DecodeError("unsupported_version", f"schema version {version!r}, this stage reads {model.VERSION}")
+    readable = sorted({*model.READS, model.VERSION})
+    if version is not None and version not in {str(v) for v in readable}:
+        raise DecodeError("unsupported_version", f"schema version {version!r}, this stage reads {', '.join(map(str, readable))}")
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:

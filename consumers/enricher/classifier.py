@@ -20,6 +20,8 @@ class Prediction(Protocol):
     # Optional: the topic embedding themes cluster on (float32, L2-normalised); without it the
     # enricher falls back to ``embedding``.
     # theme_embedding: np.ndarray | None
+    # Optional: {label: negative | neutral | positive} for the labels of issue_labels (aspect sentiment).
+    # aspect_sentiments: dict[str, str]
 
 
 def theme_vector(prediction: Prediction) -> np.ndarray:

@@ -20,6 +20,7 @@ from consumers.stage import EventStage, InMessage, OutMessage, StageResult, dead
 from consumers.themes.live import LiveThemes
 from consumers.themes.types import Theme
 from topics.schemas import (
+    AspectSentiment,
     DeadLetterReason,
     EnrichedFeedback,
     IssueType,
@@ -57,12 +58,15 @@ def enriched_from(event: NormalizedFeedback, prediction: Prediction, theme_id: s
     primary = IssueType(prediction.primary_issue)
     if primary in labels:
         labels.remove(primary)
+    aspects = getattr(prediction, "aspect_sentiments", None) or {}
     return EnrichedFeedback(
         **event.model_dump(),
         primary_issue=primary,
         issue_types=[primary, *labels],
         issue_scores=[IssueTypeScore(label=IssueType(k), probability=min(1.0, max(0.0, float(v)))) for k, v in prediction.issue_probs.items()],
         sentiment=Sentiment(label=SentimentLabel(prediction.sentiment), score=min(1.0, max(-1.0, float(prediction.sentiment_score)))),
+        aspect_sentiments=[AspectSentiment(issue_type=lab, sentiment=SentimentLabel(aspects[lab]))
+                           for lab in [primary, *labels] if lab in aspects],
         theme_id=theme_id,
         model_version=model_version,
         enriched_at=now,

@@ -125,6 +125,32 @@ def test_enriched_extends_normalized():
         EnrichedFeedback(**{**enriched.model_dump(), "sentiment": {"label": "negative", "score": -1.5}})
 
 
+def test_enriched_v2_carries_aspect_sentiments_and_still_reads_v1_events():
+    normalized = NormalizedFeedback(**{k: v for k, v in raw_event_dict().items() if k != "payload"}, text="物流很快但是质量很差")
+    v2 = EnrichedFeedback(
+        **normalized.model_dump(),
+        primary_issue=IssueType.product_quality,
+        issue_types=[IssueType.product_quality, IssueType.logistics],
+        issue_scores=[{"label": "product_quality", "probability": 0.9}, {"label": "logistics", "probability": 0.7}],
+        sentiment={"label": "negative", "score": -0.6},
+        aspect_sentiments=[{"issue_type": "product_quality", "sentiment": "negative"},
+                           {"issue_type": "logistics", "sentiment": "positive"}],
+        model_version="test",
+    )
+    assert headers_dict(make_headers(v2))["schema_version"] == "2"
+    assert decode(EnrichedFeedback, encode(v2), headers=make_headers(v2)) == v2
+    # A v1 event (before aspects existed) is still read, with no aspect sentiments.
+    v1 = json.loads(encode(v2))
+    del v1["aspect_sentiments"]
+    old = decode(EnrichedFeedback, json.dumps(v1).encode(), headers=[("schema_version", b"1")])
+    assert old.aspect_sentiments == [] and old.issue_types == v2.issue_types
+    with pytest.raises(DecodeError) as info:
+        decode(EnrichedFeedback, encode(v2), headers=[("schema_version", b"3")])
+    assert info.value.reason == "unsupported_version"
+    with pytest.raises(ValidationError):
+        EnrichedFeedback(**{**v2.model_dump(), "aspect_sentiments": [{"issue_type": "logistics", "sentiment": "great"}]})
+
+
 def test_dead_letter_keeps_original_bytes():
     original = "原始字节".encode("gbk")
     entry = DeadLetter(
