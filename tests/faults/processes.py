@@ -29,10 +29,10 @@ from kafka import KafkaProducer, TopicPartition
 from consumers.kafka_io import make_producer, read_topic
 from topics.admin import admin_client
 from topics.embedded import _die_with_parent, free_port
-from topics.schemas import DeadLetter, NormalizedFeedback
-from topics.serde import decode
+from topics.schemas import DeadLetter, EnrichedFeedback, Event, NormalizedFeedback
+from topics.serde import decode, encode, encode_key, make_headers
 from topics.settings import ENV_PREFIX, Settings
-from topics.specs import DEADLETTER, NORMALIZED, RAW
+from topics.specs import DEADLETTER, ENRICHED, NORMALIZED, RAW
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -187,23 +187,28 @@ def malformed_raw(n: int, prefix: str) -> list[dict]:
 
 
 class Publisher:
-    """Publishes raw events (acks=all) and remembers what went where: the end offset of every partition."""
+    """Publishes events to one topic (acks=all) and remembers what went where: the end offset of
+    every partition. Dicts go as JSON (raw events, or deliberately bad ones); events with headers."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, topic: str = RAW):
         self.settings = settings
+        self.topic = topic
         self.sent: dict[bytes, str] = {}  # value -> event id
         self.ends: Counter[int] = Counter()  # partition -> next offset
         self._producer: KafkaProducer = make_producer(settings, linger_ms=10)
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def publish(self, events: Iterable[dict]) -> int:
+    def publish(self, events: Iterable[dict | Event]) -> int:
         futures = []
         for event in events:
-            value = json.dumps(event, ensure_ascii=False).encode("utf-8")
-            self.sent[value] = event["event_id"]
-            key = (event.get("customer") or {}).get("id", event["event_id"]).encode()
-            futures.append(self._producer.send(self.settings.topic(RAW), key=key, value=value))
+            if isinstance(event, Event):
+                event_id, key, value, headers = event.event_id, encode_key(event.key()), encode(event), make_headers(event)
+            else:
+                event_id, value, headers = event["event_id"], json.dumps(event, ensure_ascii=False).encode("utf-8"), []
+                key = ((event.get("customer") or {}).get("id") or event_id).encode()
+            self.sent[value] = event_id
+            futures.append(self._producer.send(self.settings.topic(self.topic), key=key, value=value, headers=headers))
         self._producer.flush(timeout=60)
         for future in futures:
             meta = future.get(timeout=60)
@@ -249,7 +254,7 @@ def committed_offsets(settings: Settings, stage: str, topic: str = RAW) -> dict[
 
 def all_committed(settings: Settings, stage: str, publisher: Publisher) -> bool:
     try:
-        committed = committed_offsets(settings, stage)
+        committed = committed_offsets(settings, stage, publisher.topic)
     except Exception:  # noqa: BLE001 - the broker may be paused or restarting: not yet
         return False
     return all(committed.get(p, 0) >= end for p, end in publisher.ends.items())
@@ -285,18 +290,27 @@ class Count:
 def count_normalizer(settings: Settings, publisher: Publisher) -> Count:
     """What the normalizer made of everything published: its output topic, dead letters and its store
     (the dedup index keeps one fingerprint per event id it forwarded)."""
+    return count_stage(settings, publisher, NORMALIZED, NormalizedFeedback, "dedup_fingerprints")
+
+
+def count_enricher(settings: Settings, publisher: Publisher) -> Count:
+    """What the enricher made of everything published: ``feedback.enriched``, dead letters, its rows."""
+    return count_stage(settings, publisher, ENRICHED, EnrichedFeedback, "enriched_feedback")
+
+
+def count_stage(settings: Settings, publisher: Publisher, output: str, model: type[Event], table: str) -> Count:
     import sqlalchemy as sa
 
     from consumers.store import make_engine
 
-    normalized = [decode(NormalizedFeedback, r.value, list(r.headers or [])) for r in read_topic(settings, NORMALIZED, timeout_s=60)]
+    outputs = [decode(model, r.value, list(r.headers or [])) for r in read_topic(settings, output, timeout_s=60)]
     dead = [decode(DeadLetter, r.value, list(r.headers or [])) for r in read_topic(settings, DEADLETTER, timeout_s=60)]
-    out_ids = Counter(e.event_id for e in normalized)
+    out_ids = Counter(e.event_id for e in outputs)
     dead_ids = Counter(publisher.sent.get(d.original_bytes(), f"unknown:{d.original_base64[:20]}") for d in dead)
     engine = make_engine(settings.store.url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT event_id, COUNT(*) FROM dedup_fingerprints GROUP BY event_id")).all()
+            rows = conn.execute(sa.text(f"SELECT event_id, COUNT(*) FROM {table} GROUP BY event_id")).all()
     finally:
         engine.dispose()
     sent = set(publisher.sent.values())
@@ -306,10 +320,10 @@ def count_normalizer(settings: Settings, publisher: Publisher) -> Count:
         events_in=len(sent),
         stored=len(stored),
         dead_lettered=len(set(dead_ids) & sent),
-        linked_duplicates=len({e.event_id for e in normalized if e.duplicate_of}),
+        linked_duplicates=len({e.event_id for e in outputs if getattr(e, "duplicate_of", None)}),
         missing=sorted(sent - set(out_ids) - set(dead_ids)),
         duplicate_rows=sum(n - 1 for _, n in rows),
         unexpected=sorted((set(out_ids) | set(dead_ids)) - sent),
         inconsistent=sorted((set(out_ids) & set(dead_ids)) | (set(out_ids) ^ stored)),
-        topic_duplicates={NORMALIZED: sum(n - 1 for n in out_ids.values()), DEADLETTER: sum(n - 1 for n in dead_ids.values())},
+        topic_duplicates={output: sum(n - 1 for n in out_ids.values()), DEADLETTER: sum(n - 1 for n in dead_ids.values())},
     )

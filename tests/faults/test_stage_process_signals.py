@@ -22,12 +22,13 @@ from tests.faults.processes import (
     StageProcess,
     all_committed,
     committed_offsets,
+    count_enricher,
     count_normalizer,
     malformed_raw,
     process_settings,
     wait_until,
 )
-from tests.faults.streams import raw_events
+from tests.faults.streams import normalized_events, raw_events
 from topics.settings import Settings
 from topics.specs import DEADLETTER, NORMALIZED
 
@@ -55,7 +56,7 @@ def _mid_batch(stage: StageProcess) -> bool:
 def test_a_stage_killed_mid_batch_three_times_loses_nothing(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = process_settings(kafka_settings, batch_size=100, batch_timeout_ms=1000)
     publisher = Publisher(settings)
-    events = _mixed_input(3000, 12, "kill")
+    events = _mixed_input(2000, 12, "kill")
     publisher.publish(events)
     stage = StageProcess("normalizer", settings, tmp_path / "normalizer.log").start()
     rng = random.Random(18)
@@ -81,11 +82,66 @@ def test_a_stage_killed_mid_batch_three_times_loses_nothing(kafka_settings: Sett
     assert stage.starts == KILLS + 1
 
 
+class _StoredRows:
+    """Counts the enricher's rows through one open engine (polled every few ms)."""
+
+    def __init__(self, settings: Settings):
+        from consumers.store import make_engine
+
+        self.engine = make_engine(settings.store.url)
+
+    def __call__(self) -> int:
+        import sqlalchemy as sa
+
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT COUNT(*) FROM enriched_feedback")).scalar()
+        except sa.exc.OperationalError:  # the stage has not created its tables yet
+            return 0
+
+
+# The model is loaded by the stage process only (a first use builds its int8 graph there, within the waits).
+@pytest.mark.model
+def test_the_enricher_killed_between_its_store_write_and_its_commit_stores_each_event_once(
+        kafka_settings: Settings, tmp_path: Path) -> None:
+    """The real model in its own process, killed just after a batch's rows were upserted, before its
+    offsets were committed: the batch is read again, and the upsert by event id adds no second row."""
+    settings = process_settings(kafka_settings, batch_size=64, batch_timeout_ms=500)
+    publisher = Publisher(settings, NORMALIZED)
+    events: list = normalized_events(320, "enr")
+    for i in range(4):  # not a normalized event: dead-lettered by the enricher
+        events.insert((i + 1) * 64, {"event_id": f"enr-bad-{i}", "channel": "app", "text": 7})
+    publisher.publish(events)
+    stage = StageProcess("enricher", settings, tmp_path / "enricher.log").start()
+    stored_rows = _StoredRows(settings)
+    started = time.monotonic()
+    try:
+        wait_until(lambda: _mid_batch(stage), 240, "a first batch committed and a second one in flight", [stage])
+        rows_before = stored_rows()
+        wait_until(lambda: stored_rows() > rows_before, 60, "the next batch's rows in the store", [stage], interval_s=0.002)
+        stage.kill()  # its outputs and commit are a few ms behind the store write
+        rows_at_kill, committed_at_kill = stored_rows(), sum(committed_offsets(settings, "enricher", NORMALIZED).values())
+        # More rows than committed messages: the kill landed between the store write and the commit.
+        assert rows_at_kill > committed_at_kill, (rows_at_kill, committed_at_kill)
+        stage.start()
+        wait_until(lambda: all_committed(settings, "enricher", publisher), 240, "every event committed", [stage])
+        assert stage.stop() == 0, stage.tail()
+    finally:
+        stage.stop()
+        publisher.close()
+        stored_rows.engine.dispose()
+    count = count_enricher(settings, publisher)
+    log.info("enricher SIGKILL after a store write (%d rows, %d messages committed then): %s; %.1f s, load %s",
+             rows_at_kill, committed_at_kill, count, time.monotonic() - started, os.getloadavg())
+    count.check()
+    assert count.events_in == len(events) and count.dead_lettered == 4
+
+
 def test_sigterm_mid_stream_finishes_the_batch_commits_and_exits_0(kafka_settings: Settings, tmp_path: Path) -> None:
     # Large batches with a long timeout: the SIGTERM surely lands while one is open.
     settings = process_settings(kafka_settings, batch_size=400, batch_timeout_ms=3000)
     publisher = Publisher(settings)
-    events = _mixed_input(1500, 6, "term")
+    events = _mixed_input(1200, 6, "term")
     publisher.publish(events[:700])
     stage = StageProcess("normalizer", settings, tmp_path / "normalizer.log").start()
     try:
