@@ -43,6 +43,29 @@ def load_labelled_reviews(data_dir: Path, per_topic: int, seed: int = 0, min_cha
     return texts, labels
 
 
+def measure_center(settings: Settings, data_dir: Path, per_topic: int = 150) -> dict:
+    """The mean raw theme embedding of the labelled calibration reviews, written to the package's centre file
+    (``consumers/themes/representation.py`` subtracts it); recompute whenever the theme representation changes."""
+    from consumers.themes import representation
+
+    texts, _ = load_labelled_reviews(data_dir, per_topic)
+    model = production_model(settings)
+    raw = np.stack([p.theme_embedding for p in model.predict(texts, batch_size=settings.model.batch_size)])
+    center = raw.astype(np.float64).mean(0)
+    doc = {
+        "what": f"mean of the model's raw theme embeddings ({getattr(getattr(model, 'themes', None), 'version', 'split-layer pool')}, "
+                f"normalised) over the {len(texts):,} labelled calibration reviews (load_labelled_reviews, {per_topic} per topic); "
+                "subtracted before themes compare vectors. Recompute (themes calibrate --write-center) when the theme "
+                "representation or its inference graph changes.",
+        "dim": int(raw.shape[1]),
+        "center": [round(float(v), 6) for v in center],
+    }
+    path = representation.center_path()
+    path.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    representation.theme_center.cache_clear()
+    return {"path": str(path), "reviews": len(texts)}
+
+
 def embed(settings: Settings, texts: list[str]) -> np.ndarray:
     """The vectors themes use (the model's centred topic embedding), as the enricher computes them."""
     from consumers.enricher.classifier import theme_vector
@@ -51,9 +74,11 @@ def embed(settings: Settings, texts: list[str]) -> np.ndarray:
     return np.stack([theme_vector(p) for p in predictions]).astype(np.float32)
 
 
-def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None, live_precision: float | None = 0.9) -> dict:
+def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precision: float | None, live_precision: float | None = 0.9,
+                    write_center: bool = False) -> dict:
     """Weekly similarities at ``precision`` (None: best separation); the live curve at ``live_precision``
     (the default 0.9: at best separation a single message joins themes of other topics, docs/themes.md)."""
+    center = measure_center(settings, data_dir, per_topic) if write_center else None
     texts, labels = load_labelled_reviews(data_dir, per_topic)
     vectors = embed(settings, texts)
     result = calibrate(vectors, labels, target_precision=precision)
@@ -63,6 +88,8 @@ def run_calibration(settings: Settings, data_dir: Path, per_topic: int, precisio
         result.live_curve = live.live_curve
     out = asdict(result)
     out["live_precision"] = live_precision
+    if center:
+        out["center_written"] = center
     out["data"] = {"reviews": len(texts), "topics": len(set(labels)), "per_topic": per_topic, "source": str(data_dir)}
     out["settings_env"] = {
         "FEEDBACK_MINER_ENRICHMENT__LIVE__THRESHOLD_CURVE": json.dumps(result.live_curve),

@@ -133,11 +133,11 @@ class LiveThemeSettings(_Section):
     # interpolated in log(size): bigger centroids sit closer to everything, and every model spreads
     # similarities differently (raw e5: ~0.85-0.96). Themes compare the centred theme embedding
     # (consumers/themes/representation.py), whose cosines spread over ~-0.3-0.6. The curve is the
-    # precision-0.9 one (`themes calibrate --precision 0.9`): Youden's J gave 0.10 for a single message,
-    # which let a crash report join a late-delivery theme. Calibrated on real reviews for the shipped model
-    # (`feedback-miner themes calibrate`, docs/themes.md); re-run it when the model changes.
+    # precision-0.9 one (`themes calibrate --precision 0.9`): Youden's J (0.05 for a single message on the
+    # topic encoder) lets a crash report join a late-delivery theme. Calibrated on real reviews for the topic
+    # encoder (`feedback-miner themes calibrate`, 2026-12-06, docs/themes.md); re-run it when the model changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.581), (2, 0.525), (3, 0.474), (5, 0.511), (10, 0.449), (20, 0.401), (50, 0.432)]
+        default_factory=lambda: [(1, 0.197), (2, 0.187), (3, 0.192), (5, 0.183), (10, 0.203), (20, 0.193), (50, 0.207)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -152,15 +152,21 @@ class WeeklyThemeSettings(_Section):
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops below this mean pairwise cosine: the median coherence of a labelled topic (calibrated).
-    # Calibrated median 0.142 chained topics in the two-week benchmark (purity 0.42); 0.3 measured better there (docs/themes.md).
-    merge_similarity: float = Field(0.3, ge=-1.0, le=1.0)
+    # Calibrated median (0.134 on the topic encoder) chains topics in the two-week benchmark; 0.2 measured better there
+    # (seed 1; docs/themes.md).
+    merge_similarity: float = Field(0.2, ge=-1.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.371, ge=-1.0, le=1.0)
+    continuity_similarity: float = Field(0.39, ge=-1.0, le=1.0)
     # One problem, one entry: clusters whose normalised centroids are at least this similar are merged.
     merge_centroid_similarity: float = Field(0.7, ge=-1.0, le=1.0)
     # Week-over-week counts: a message counts for the theme whose centroid is nearest, at this similarity or more.
     member_similarity: float = Field(0.1, ge=-1.0, le=1.0)
+    # A message left as noise joins the nearest theme at this centroid similarity or more (None: stays noise).
+    attach_similarity: float | None = Field(0.2, ge=-1.0, le=1.0)
+    # One problem, one entry: themes flagged the same way (both emerging, or both fading) at this centroid
+    # similarity or more are one story cut in pieces by the clustering, and become one theme (None: never).
+    story_merge_similarity: float | None = Field(0.4, ge=-1.0, le=1.0)
     # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
     # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)
@@ -180,9 +186,18 @@ class WeeklyThemeSettings(_Section):
     seed: int = 13
 
 
+class ThemeEncoderSettings(_Section):
+    """The topic embedding themes cluster on: a second int8 pass through the untuned encoder (models/theme_encoder.py;
+    docs/themes.md). Changing it changes the vector space: recompute the centre and recalibrate (themes calibrate)."""
+
+    # Tokens of a text the topic pass reads (median review: 23; p90: 73); shorter is cheaper.
+    max_length: int = Field(64, ge=8, le=512)
+
+
 class EnrichmentSettings(_Section):
     """Enricher stage, live themes, weekly themes and the product digest."""
 
+    theme_encoder: ThemeEncoderSettings = Field(default_factory=ThemeEncoderSettings)
     live: LiveThemeSettings = Field(default_factory=LiveThemeSettings)
     weekly: WeeklyThemeSettings = Field(default_factory=WeeklyThemeSettings)
     # Where digests are written; default: <data_dir>/digests.
@@ -260,7 +275,14 @@ class AlertSettings(_Section):
     # Per-message alerts are published for this priority or higher; the rest only feed spike counts.
     message_alert_min_priority: Literal["P1", "P2", "P3", "P4"] = "P2"
     bucket_s: int = Field(60, ge=1)
-    windows_min: list[int] = Field(default_factory=lambda: [15, 60])
+    # Spike windows; opening also on the 5-minute one (a strong incident's first minutes).
+    windows_min: list[int] = Field(default_factory=lambda: [5, 15, 60])
+    # Open alerts are judged (and resolve) on this window; a series in warm-up or a young theme on windows up to it.
+    open_window_min: int = Field(15, ge=1)
+    # Over-dispersion of a series' rate between windows (negative binomial relative variance b: variance =
+    # mean + b·mean²): the prior, weighed as this many baseline chunks against the series' own estimate.
+    prior_dispersion: float = Field(0.3, ge=0.0)
+    dispersion_prior_weight: float = Field(4.0, ge=0.0)
     baseline_min: int = Field(360, ge=1)
     # No spike verdicts until the stream has this much event-time history (no cold-start alerts).
     min_history_min: int = Field(60, ge=0)

@@ -42,6 +42,12 @@ _OPINION_WORDS = frozenset("喜欢 满意 推荐 失望 好评 差评 值得 不
 OPINION_WEIGHT = 0.15
 # A phrase says more than either of its words: it wins a near tie with them.
 PHRASE_WEIGHT = 1.1
+# Phrases are runs of up to this many adjacent content words, at most this many characters (a label, not a sentence).
+MAX_PHRASE_WORDS = 3
+MAX_PHRASE_CHARS = 8
+# A word gives way to a phrase that contains it when the phrase scores at least this share of the word
+# (支付页面 rather than 支付 and 页面 as separate labels).
+PHRASE_SHARE = 0.35
 # Texts per theme read for its label (part-of-speech tagging costs ~0.7 ms a text).
 MAX_TEXTS = 400
 
@@ -89,7 +95,7 @@ class KeywordExtractor:
         """(term, weight) of one text: content words, opinion words (down-weighted), two-word phrases."""
         text = _REDACTED.sub(" ", text)
         out: list[tuple[str, float]] = []
-        previous: str | None = None
+        run: list[str] = []  # the content words just before this one (a phrase in the making)
         for pair in self._pos.lcut(text):
             word, flag = pair.word.strip(), pair.flag
             content = False
@@ -103,9 +109,15 @@ class KeywordExtractor:
                     if len(word) >= 2:
                         out.append((word, OPINION_WEIGHT if opinion else 1.0))
                     content = not opinion and flag.startswith(_CONTENT)
-            if content and previous is not None and 2 <= len(previous) + len(word) <= 6:
-                out.append((previous + word, PHRASE_WEIGHT))
-            previous = word if content else None
+            if not content:
+                run = []
+                continue
+            run = [*run, word][-MAX_PHRASE_WORDS:]
+            # Every run of 2..MAX_PHRASE_WORDS content words ending here (支付页面, 支付页面报错).
+            for k in range(2, len(run) + 1):
+                phrase = "".join(run[-k:])
+                if len(phrase) <= MAX_PHRASE_CHARS:
+                    out.append((phrase, PHRASE_WEIGHT))
         return out
 
     def keywords(self, documents: Sequence[Sequence[str]], top: int = 6) -> list[list[str]]:
@@ -131,12 +143,22 @@ class KeywordExtractor:
             # A phrase seen once in a theme is chance, not a label.
             scored = {t: (n / total) * math.log(1 + average / overall[t]) * weights_of[t]
                       for t, n in c.items() if n >= 2 or len(c) < 20}
-            chosen: list[str] = []
-            for term, _ in sorted(scored.items(), key=lambda tw: (-tw[1], tw[0])):
-                if any(term in other or other in term for other in chosen):
-                    continue  # 支付 after 支付页面 says nothing new
-                chosen.append(term)
-                if len(chosen) == top:
-                    break
-            out.append(chosen)
+            out.append(self._choose(scored, c, top))
         return out
+
+    @staticmethod
+    def _choose(scored: dict[str, float], counts: Counter, top: int) -> list[str]:
+        """The ``top`` terms by score, a word replaced by the best phrase containing it when that phrase
+        is seen twice or more and scores ``PHRASE_SHARE`` of the word or more; no term repeats one already chosen."""
+        ranked = sorted(scored.items(), key=lambda tw: (-tw[1], tw[0]))
+        chosen: list[str] = []
+        for term, score in ranked:
+            longer = [(t, s) for t, s in ranked if term in t and t != term and counts[t] >= 2 and s >= PHRASE_SHARE * score]
+            if longer:
+                term = max(longer, key=lambda ts: (ts[1] * len(ts[0]) ** 0.5, ts[0]))[0]
+            if any(term in other or other in term for other in chosen):
+                continue  # 支付 after 支付页面 says nothing new
+            chosen.append(term)
+            if len(chosen) == top:
+                break
+        return chosen

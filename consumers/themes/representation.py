@@ -22,9 +22,13 @@ import numpy as np
 CENTER_FILE = "theme_center.json"
 
 
+def center_path() -> Path:
+    return Path(str(resources.files("consumers.themes") / "data" / CENTER_FILE))
+
+
 @lru_cache(maxsize=1)
 def theme_center() -> np.ndarray:
-    path = Path(str(resources.files("consumers.themes") / "data" / CENTER_FILE))
+    path = center_path()
     return np.asarray(json.loads(path.read_text(encoding="utf-8"))["center"], dtype=np.float32)
 
 

@@ -45,6 +45,8 @@ class WeeklyRules:
     continuity_similarity: float = _SETTINGS.continuity_similarity
     merge_centroid_similarity: float = _SETTINGS.merge_centroid_similarity
     member_similarity: float = _SETTINGS.member_similarity
+    attach_similarity: float | None = _SETTINGS.attach_similarity
+    story_merge_similarity: float | None = _SETTINGS.story_merge_similarity
     emerging_growth: float = _SETTINGS.emerging_growth
     emerging_min_volume: int = _SETTINGS.emerging_min_volume
     fading_ratio: float = _SETTINGS.fading_ratio
@@ -108,6 +110,79 @@ def merge_similar(embeddings: np.ndarray, clusters: list[np.ndarray], threshold:
         groups[i] = np.concatenate([groups[i], groups[j]])
         del groups[j]
     return sorted(groups, key=lambda g: -len(g))
+
+
+def attach_noise(embeddings: np.ndarray, labels: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Messages the clusterer left as noise join the cluster whose normalised centroid is nearest,
+    when at least ``threshold`` similar (a lone review of a known subject belongs to it)."""
+    labels = np.array(labels, copy=True)
+    noise = np.flatnonzero(labels < 0)
+    if threshold is None or not len(noise) or labels.max(initial=-1) < 0:
+        return labels
+    k = int(labels.max()) + 1
+    sums = np.zeros((k, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels[labels >= 0], embeddings[labels >= 0])
+    sims = embeddings[noise] @ _units(sums).astype(np.float32).T
+    best = np.argmax(sims, axis=1)
+    ok = sims[np.arange(len(noise)), best] >= threshold
+    labels[noise[ok]] = best[ok]
+    return labels
+
+
+def merge_flagged(embeddings: np.ndarray, clusters: list[np.ndarray], emerging: Sequence[bool], fading: Sequence[bool],
+                  threshold: float, fading_source: Sequence[int | None] | None = None) -> list[np.ndarray]:
+    """Clusters flagged the same way (both emerging, or both fading) whose normalised centroids reach
+    ``threshold`` become one (greedy, most similar pair first); so do fading clusters whose lost volume came
+    from the same theme of last week (``fading_source``: member overlap). The others stay as they are."""
+    out = [np.asarray(c) for c in clusters]
+    fading_groups: dict[object, list[int]] = {}
+    for k, f in enumerate(fading):
+        if f:
+            source = fading_source[k] if fading_source is not None else None
+            fading_groups.setdefault(("source", source) if source is not None else ("alone", k), []).append(k)
+    joined_fading = [np.concatenate([out[k] for k in ks]) for ks in fading_groups.values()]
+    flagged_emerging = [out[k] for k, f in enumerate(emerging) if f and not fading[k]]
+    rest = [c for k, c in enumerate(out) if not emerging[k] and not fading[k]]
+    pieces = merge_similar(embeddings, flagged_emerging, threshold) if len(flagged_emerging) > 1 else flagged_emerging
+    fading_pieces = merge_similar(embeddings, joined_fading, threshold) if len(joined_fading) > 1 else joined_fading
+    return sorted(rest + pieces + fading_pieces, key=lambda g: -len(g))
+
+
+def fading_sources(previous_embeddings: np.ndarray, centroids: Sequence[np.ndarray], previous: Sequence[WeeklyTheme],
+                   min_similarity: float) -> list[int | None]:
+    """For each of this week's centroids: the theme of last week most of whose messages it took (of last
+    week's messages nearest to it, the most are nearest to that theme's centroid), or None."""
+    if not len(previous_embeddings) or not previous or not centroids:
+        return [None] * len(centroids)
+    now = np.asarray(previous_embeddings, dtype=np.float32) @ _units(np.stack(centroids).astype(np.float32)).T
+    then = np.asarray(previous_embeddings, dtype=np.float32) @ _units(np.stack([p.centroid for p in previous]).astype(np.float32)).T
+    mine, theirs = np.argmax(now, axis=1), np.argmax(then, axis=1)
+    ok = now[np.arange(len(mine)), mine] >= min_similarity
+    out: list[int | None] = []
+    for k in range(len(centroids)):
+        sel = theirs[ok & (mine == k)]
+        out.append(int(np.bincount(sel).argmax()) if len(sel) else None)
+    return out
+
+
+def merge_gone(gone: list[WeeklyTheme], fading_now: Sequence[WeeklyTheme], threshold: float) -> list[WeeklyTheme]:
+    """One fading story, one entry: a fading theme of last week that did not continue is dropped when a
+    fading theme of this week is its story (centroids at ``threshold`` or more); the rest that are
+    that similar to each other are listed once (sizes added, labels and quotes of the largest)."""
+    kept = [g for g in gone if not (g.fading and any(float(_unit(g.centroid) @ _unit(f.centroid)) >= threshold for f in fading_now))]
+    out: list[WeeklyTheme] = []
+    for g in sorted(kept, key=lambda t: -t.previous_size):
+        home = next((o for o in out if g.fading and o.fading and float(_unit(g.centroid) @ _unit(o.centroid)) >= threshold), None)
+        if home is None:
+            out.append(g)
+            continue
+        total = home.previous_size + g.previous_size
+        home.centroid = ((home.centroid * home.previous_size + g.centroid * g.previous_size) / total).astype(np.float32)
+        home.previous_size = total
+        home.current_estimate += g.current_estimate
+        home.sentiment_mix = dict(Counter(home.sentiment_mix) + Counter(g.sentiment_mix))
+        home.issue_mix = dict(Counter(home.issue_mix) + Counter(g.issue_mix))
+    return out
 
 
 def nearest_counts(embeddings: np.ndarray, centroids: Sequence[np.ndarray], min_similarity: float) -> np.ndarray:
@@ -181,31 +256,49 @@ def build_week(
     last week's messages, for the week-over-week counts (without them, matched themes compare
     with last week's theme size)."""
     labels = clusterer.cluster(feedback.embeddings) if len(feedback) else np.zeros(0, dtype=np.int64)
+    labels = attach_noise(feedback.embeddings, labels, rules.attach_similarity)
     clusters = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)] if len(labels) else []
     clusters = merge_similar(feedback.embeddings, clusters, rules.merge_centroid_similarity)
-    centroids = [feedback.embeddings[idx].mean(0) for idx in clusters]
     have_last = previous_feedback is not None and len(previous_feedback) > 0
     # Nothing to compare with: no snapshot of last week and none of its messages.
     first_week = not previous and not have_last
     previous = [p for p in previous if p.size > 0]
-    matches = match_previous(centroids, previous, rules.continuity_similarity)
-    terms = keywords.keywords([[feedback.texts[i] for i in idx] for idx in clusters], top=rules.keywords)
-
     last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
     scale = len(feedback) / last_total if last_total else 1.0
-    if have_last:
-        # Both weeks counted the same way: messages nearest to this week's centroids.
-        before_counts = nearest_counts(previous_feedback.embeddings, centroids, rules.member_similarity)
-        now_counts = nearest_counts(feedback.embeddings, centroids, rules.member_similarity)
-    else:
-        before_counts = np.array([previous[m].size if m is not None else 0 for m in matches], dtype=np.int64)
-        now_counts = np.array([len(idx) for idx in clusters], dtype=np.int64)
+
+    def changes(clusters: list[np.ndarray]):
+        centroids = [feedback.embeddings[idx].mean(0) for idx in clusters]
+        matches = match_previous(centroids, previous, rules.continuity_similarity)
+        if have_last:
+            # Both weeks counted the same way: messages nearest to this week's centroids.
+            before = nearest_counts(previous_feedback.embeddings, centroids, rules.member_similarity)
+            now = nearest_counts(feedback.embeddings, centroids, rules.member_similarity)
+        else:
+            before = np.array([previous[m].size if m is not None else 0 for m in matches], dtype=np.int64)
+            now = np.array([len(idx) for idx in clusters], dtype=np.int64)
+        # Both of this week's measures (cluster size, nearest-centroid count) must agree: the
+        # smaller one is tested for growth, the larger one for a drop.
+        emerging = [not first_week and is_emerging(min(len(idx), int(n)), int(b), scale, rules) for idx, n, b in zip(clusters, now, before)]
+        fading = [not first_week and is_fading(max(len(idx), int(n)), int(b), scale, rules) for idx, n, b in zip(clusters, now, before)]
+        return centroids, matches, before, now, emerging, fading
+
+    centroids, matches, before_counts, now_counts, emerging_flags, fading_flags = changes(clusters)
+    if not first_week and rules.story_merge_similarity is not None:
+        # One problem, one entry: a story the clustering cut in pieces shows as several similar pieces
+        # changing the same way; they are one theme.
+        sources = fading_sources(previous_feedback.embeddings, centroids, previous, rules.member_similarity) if have_last else None
+        merged = merge_flagged(feedback.embeddings, clusters, emerging_flags, fading_flags, rules.story_merge_similarity, sources)
+        if len(merged) != len(clusters):
+            clusters = merged
+            centroids, matches, before_counts, now_counts, emerging_flags, fading_flags = changes(clusters)
+    terms = keywords.keywords([[feedback.texts[i] for i in idx] for idx in clusters], top=rules.keywords)
 
     previous_ids = {p.theme_id for p in previous}
     taken = {previous[m].theme_id for m in matches if m is not None}
     themes: list[WeeklyTheme] = []
     members: dict[str, str] = {}
-    for idx, centroid, match, words, before, now in zip(clusters, centroids, matches, terms, before_counts, now_counts):
+    for idx, centroid, match, words, before, now, emerging, fading in zip(
+            clusters, centroids, matches, terms, before_counts, now_counts, emerging_flags, fading_flags):
         before, now = int(before), int(now)
         if match is not None:
             theme_id = previous[match].theme_id
@@ -216,13 +309,8 @@ def build_week(
             taken.add(theme_id)
         size = len(idx)
         if first_week:
-            emerging = fading = False
             status = "first_week"
         else:
-            # Both of this week's measures (cluster size, nearest-centroid count) must agree: the
-            # smaller one is tested for growth, the larger one for a drop.
-            emerging = is_emerging(min(size, now), before, scale, rules)
-            fading = is_fading(max(size, now), before, scale, rules)
             status = "emerging" if emerging else "fading" if fading else "new" if match is None and before == 0 else "steady"
         themes.append(
             WeeklyTheme(
@@ -247,16 +335,20 @@ def build_week(
     gone = [p for p in previous if p.theme_id not in continued]
     # This week's messages nearest to a theme that did not continue: its volume now.
     now_counts = nearest_counts(feedback.embeddings, [p.centroid for p in gone], rules.member_similarity)
+    gone_entries: list[WeeklyTheme] = []
     for p, now in zip(gone, now_counts):
         before = p.size
         fading = is_fading(int(now), before, scale, rules)
         if not fading and now > 0:
             continue  # still there, inside another theme, without a significant drop: no news
-        themes.append(
+        gone_entries.append(
             WeeklyTheme(
                 theme_id=p.theme_id, week=week, size=0, previous_size=before, centroid=p.centroid, keywords=p.keywords,
                 quotes=list(p.quotes), sentiment_mix=dict(p.sentiment_mix), issue_mix=dict(p.issue_mix), channel_mix={},
                 emerging=False, fading=fading, status="gone", current_estimate=int(now),
             )
         )
+    if rules.story_merge_similarity is not None:
+        gone_entries = merge_gone(gone_entries, [t for t in themes if t.fading], rules.story_merge_similarity)
+    themes.extend(gone_entries)
     return WeekResult(week, themes, members, len(feedback), int((labels < 0).sum()), first_week)

@@ -45,12 +45,13 @@ def calibrate(
     precision: Annotated[Optional[float], typer.Option(help="Target precision of the weekly 'same theme' decisions (default: best separation, Youden's J).")] = None,
     live_precision: Annotated[float, typer.Option(help="Target precision of the live-theme curve (a message joins a theme).")] = 0.9,
     out: Annotated[Optional[Path], typer.Option(help="Write the result as JSON here.")] = None,
+    write_center: Annotated[bool, typer.Option(help="First re-measure the centre subtracted from theme embeddings (after the theme representation changed).")] = False,
 ) -> None:
     """Calibrate the live-theme threshold curve and the weekly merge/continuity similarities on real reviews."""
     from pipelines.themes_calibration import run_calibration
 
     s = settings()
-    result = run_calibration(s, data_dir or s.shared_data, per_topic, precision, live_precision)
+    result = run_calibration(s, data_dir or s.shared_data, per_topic, precision, live_precision, write_center)
     text = json.dumps(result, ensure_ascii=False, indent=1)
     if out:
         out.write_text(text + "\n", encoding="utf-8")

@@ -37,6 +37,8 @@ def weekly_rules(weekly: WeeklyThemeSettings) -> WeeklyRules:
         continuity_similarity=weekly.continuity_similarity,
         merge_centroid_similarity=weekly.merge_centroid_similarity,
         member_similarity=weekly.member_similarity,
+        attach_similarity=weekly.attach_similarity,
+        story_merge_similarity=weekly.story_merge_similarity,
         emerging_growth=weekly.emerging_growth,
         emerging_min_volume=weekly.emerging_min_volume,
         fading_ratio=weekly.fading_ratio,
