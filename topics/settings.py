@@ -180,6 +180,9 @@ class WeeklyThemeSettings(_Section):
     quotes: int = Field(3, ge=1)
     # Themes shown in the digest's top list.
     top_themes: int = Field(10, ge=1)
+    # The digest's theme cards grouped by polarity (mostly complaints / mostly praise / mixed): a view only,
+    # themes are clustered by subject, never split by sentiment.
+    digest_split_by_polarity: bool = False
     # Extra jieba user dictionary / stop words (one term per line), added to the bundled ones.
     user_dict: Path | None = None
     stop_words: Path | None = None

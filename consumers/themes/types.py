@@ -66,4 +66,15 @@ class WeeklyTheme:
 
     @property
     def label(self) -> str:
-        return " / ".join(self.keywords[:3]) or self.theme_id
+        return theme_label(self.keywords) or self.theme_id
+
+
+def theme_label(keywords: list[str], min_chars: int = 4, max_terms: int = 3) -> str:
+    """A label a person reads: the theme's best term (often a phrase: 支付页面打不开), followed by the next
+    ones only while it is shorter than ``min_chars`` characters (电池、待机时间), joined the Chinese way."""
+    chosen: list[str] = []
+    for word in keywords[:max_terms]:
+        chosen.append(word)
+        if sum(len(w) for w in chosen) >= min_chars:
+            break
+    return "、".join(chosen)

@@ -361,6 +361,7 @@ def _representation(settings: Settings) -> str:
 def run_two_week_benchmark(settings: Settings, data_dir: Path, seeds: list[int], cache_dir: Path, threads: int,
                            messages: int = 100_000) -> dict:
     _limit_threads(threads)
+    load_start = [round(x, 1) for x in os.getloadavg()]  # timings on shared cores read with the load beside them
     per_seed = [evaluate_two_weeks(settings, data_dir, seed, cache_dir) for seed in seeds]
     weeks = [w for s in per_seed for w in s["weeks"]]
     summary = {
@@ -388,7 +389,8 @@ def run_two_week_benchmark(settings: Settings, data_dir: Path, seeds: list[int],
     return {
         "benchmark": "weekly themes, two weeks with planted stories",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus_available": os.cpu_count(), "threads_used": threads, "python": platform.python_version()},
+        "machine": {"cpus_available": os.cpu_count(), "threads_used": threads, "python": platform.python_version(),
+                    "load_average_1_5_15_min": {"start": load_start, "end": [round(x, 1) for x in os.getloadavg()]}},
         "model_version": production_model(settings).version,
         "representation": _representation(settings),
         "settings": settings.enrichment.weekly.model_dump(mode="json"),

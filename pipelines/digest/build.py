@@ -94,7 +94,7 @@ def write_digest(digest: Digest, out_dir: Path) -> tuple[Path, Path]:
 
 def announcement(digest: Digest, html_path: Path, md_path: Path) -> DigestAnnouncement:
     def brief(t) -> DigestTheme:
-        return DigestTheme(theme_id=t.theme_id, label=" / ".join(t.keywords[:3]) or t.theme_id, size=t.size, previous_size=t.previous_size, status=t.status)
+        return DigestTheme(theme_id=t.theme_id, label=t.label, size=t.size, previous_size=t.previous_size, status=t.status)
 
     return DigestAnnouncement(
         week=digest.week,
@@ -158,6 +158,7 @@ def run_digest(
             weekly_rules(weekly),
         )
         digest = assemble_digest(store, result, weekly.top_themes, clock())
+        digest.split_by_polarity = weekly.digest_split_by_polarity
     finally:
         if own_store:
             store.close()

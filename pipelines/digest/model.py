@@ -27,6 +27,9 @@ class Digest:
     top_n: int = 10
     first_week: bool = False  # no previous week to compare with: nothing is emerging or fading
     notes: list[str] = field(default_factory=list)
+    # Theme cards grouped by what their messages mostly say (complaints, praise, mixed); a view only,
+    # the clustering never splits by polarity.
+    split_by_polarity: bool = False
 
     @property
     def top_themes(self) -> list[WeeklyTheme]:

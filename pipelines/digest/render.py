@@ -86,12 +86,20 @@ def _split_text(mix: dict[str, int]) -> str:
     return " · ".join(f"{label} {mix.get(k, 0) / total:.0%}" for k, label in (("negative", "负面"), ("neutral", "中性"), ("positive", "正面")))
 
 
+def _also(t: WeeklyTheme) -> str:
+    """The theme's other terms, after those in its title."""
+    shown = _theme_title(t)
+    return " · ".join(k for k in t.keywords if k not in shown.split("、"))
+
+
 def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
     e = escape
     top_issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
     change = "first week" if first_week or t.status == "first_week" else f"{growth_text(t)} ({t.previous_size} → {t.size})"
+    also = _also(t)
     return "".join([
         f"<div class=\"theme\"><h3>{e(_theme_title(t))} <span class=\"tag {e(t.status)}\">{e(STATUS_TEXT.get(t.status, t.status))}</span></h3>",
+        f"<p class=\"facts meta\">Also: {e(also)}</p>" if also else "",
         f"<p class=\"facts\"><b>{t.size}</b> messages · <span class=\"{change_class(t)}\">{e(change)}</span> · {e(_split_text(t.sentiment_mix))}</p>",
         _sentiment_bar(t.sentiment_mix),
         f"<p class=\"facts\">Issue types: {e(top_issues)}</p>" if top_issues else "",
@@ -106,7 +114,23 @@ def _mix(counts: dict[str, int], keys=None) -> str:
 
 
 def _theme_title(theme: WeeklyTheme) -> str:
-    return " · ".join(theme.keywords[:4]) or theme.theme_id
+    return theme.label
+
+
+POLARITY_GROUPS = (("negative", "Mostly complaints"), ("positive", "Mostly praise"), ("mixed", "Mixed"))
+
+
+def _cards(d: Digest) -> list[str]:
+    """All top themes' cards; with ``split_by_polarity`` under one heading per polarity (a view only)."""
+    if not d.split_by_polarity:
+        return ["<h2>All top themes</h2>", *(theme_card(t, d.first_week) for t in d.top_themes)]
+    out = []
+    for kind, heading in POLARITY_GROUPS:
+        group = [t for t in d.top_themes if polarity(t) == kind]
+        if group:
+            out.append(f"<h2>{heading} ({len(group)})</h2>")
+            out.extend(theme_card(t, d.first_week) for t in group)
+    return out
 
 
 def render_html(d: Digest) -> str:
@@ -144,8 +168,7 @@ def render_html(d: Digest) -> str:
             + (f"<blockquote>{e(t.quotes[0])}</blockquote>" if t.quotes else "") + "</li>" for t in d.fading) + "</ul>")
     else:
         parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No fading theme this week.</p>")
-    parts.append("<h2>All top themes</h2>")
-    parts.extend(theme_card(t, d.first_week) for t in d.top_themes)
+    parts.extend(_cards(d))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -187,9 +210,14 @@ def render_markdown(d: Digest) -> str:
     lines += ["", "## Fading themes", ""]
     lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}" for t in d.fading] or ["No fading theme this week."]
     lines += ["", "## Theme cards", ""]
-    for t in d.top_themes:
-        issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
-        lines += [f"### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})", "",
-                  f"- Sentiment: {_md(_split_text(t.sentiment_mix))}", f"- Issue types: {_md(issues)}", ""]
-        lines += [f"> {_md(q)}" for q in t.quotes] + [""]
+    groups = [(h, [t for t in d.top_themes if polarity(t) == k]) for k, h in POLARITY_GROUPS] if d.split_by_polarity else [(None, d.top_themes)]
+    for heading, group in groups:
+        if heading and group:
+            lines += [f"### {heading} ({len(group)})", ""]
+        for t in group:
+            issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+            lines += [f"#### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})" if heading else
+                      f"### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})", "",
+                      f"- Sentiment: {_md(_split_text(t.sentiment_mix))}", f"- Issue types: {_md(issues)}", ""]
+            lines += [f"> {_md(q)}" for q in t.quotes] + [""]
     return "\n".join(lines) + "\n"
