@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from consumers.themes.calibration import calibrate
+from consumers.themes.types import theme_label
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.weeks import iso_week, parse_week, previous_week, shift_week, week_start
 
@@ -72,8 +73,9 @@ def test_labels_are_phrases_about_the_subject_not_opinions_or_codes(extractor):
     other = ["衣服掉色严重，喜欢", "洗了一次就掉色", "衣服掉色，一般般", "掉色太厉害"]
     words = extractor.keywords([pay, other], top=3)
     assert words[0][0] == "支付页面" and "掉色" in words[1][0]
-    for labels in words:  # opinion words only fill in after the subject; codes never
-        assert not {"不错", "一般", "喜欢", "一般般"} & set(labels[:2]) and not {"A1586", "excuseme"} & set(labels)
+    for labels in words:  # opinion words only fill in after the subject (never in the label shown); codes never
+        assert labels[0] not in {"不错", "一般", "喜欢", "一般般"} and not {"A1586", "excuseme"} & set(labels)
+        assert not {"不错", "一般", "喜欢", "一般般"} & set(theme_label(labels).split("、"))
     # A word inside a label's phrase is not repeated.
     assert not {"支付", "页面"} & set(words[0])
 
