@@ -39,6 +39,12 @@ def _owned(stage: StageProcess) -> int:
     return assignments[-1].count(")") if assignments else 0
 
 
+def _processed(stage: StageProcess) -> float:
+    """Messages the process has processed (-1 while its metrics do not answer)."""
+    metrics = stage.metrics()
+    return metrics["processed"] if metrics else -1
+
+
 def test_a_member_frozen_past_its_session_rejoins_and_nothing_is_lost(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = process_settings(kafka_settings, batch_size=50, batch_timeout_ms=300)
     session_s = settings.kafka.session_timeout_ms / 1000
@@ -65,10 +71,10 @@ def test_a_member_frozen_past_its_session_rejoins_and_nothing_is_lost(kafka_sett
         rejoined = wait_until(lambda: len(frozen.assignments()) > rejoins_before and _owned(frozen) > 0,
                               6 * session_s + 30, "the resumed member to rejoin with partitions", members)
         publisher.join()
-        processed_at_rejoin = frozen.metrics()["processed"]
+        processed_at_rejoin = _processed(frozen)
         publisher.publish(events[1200:])  # spread over every partition: some for the rejoined member
         wait_until(lambda: all_committed(settings, "normalizer", publisher), 120, "every event committed", members)
-        wait_until(lambda: frozen.metrics()["processed"] > processed_at_rejoin, 30, "the rejoined member to consume", members)
+        wait_until(lambda: _processed(frozen) > processed_at_rejoin, 30, "the rejoined member to consume", members)
         for member in members:
             member.check_alive()
         codes = [member.stop() for member in members]
