@@ -137,6 +137,20 @@ def _served(model_dir: Path, registry: Path):
     return load_model(model_dir, registry_dir=registry, quantize=False)
 
 
+def _promotion_artifact(flow_run_id) -> str:
+    """The markdown artifact the flow run left in Prefect (read through the REST API: this Prefect's
+    client sends null filters that its server refuses)."""
+    from prefect.client.orchestration import get_client
+
+    body = {"artifacts": {"key": {"any_": ["model-promotion"]}}, "flow_runs": {}, "task_runs": {}, "limit": 200,
+            "offset": 0, "sort": "CREATED_DESC"}
+    with get_client(sync_client=True) as client:
+        found = [a["data"] for a in client.request("POST", "/artifacts/filter", json=body).json()
+                 if a["flow_run_id"] == str(flow_run_id)]
+    assert len(found) == 1, f"{len(found)} promotion artifacts for flow run {flow_run_id}"
+    return found[0]
+
+
 def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data, small_sentiment, tmp_path,
                                          monkeypatch):
     from consumers.store.corrections import CorrectionStore
@@ -198,7 +212,8 @@ def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data,
     store.close()
 
     # 3. Retrain with the corrections, evaluate against the served model, promote.
-    second = training_flow(**train)
+    state = training_flow(**train, return_state=True)
+    second = state.result()
     promotion = second["promotion"]
     assert second["corrections"]["train"] >= 6 and second["corrections"]["heldout"] >= 2
     assert promotion["action"] == "promote", promotion["decision"]["reason"]
@@ -212,6 +227,9 @@ def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data,
     log = json.loads((registry / LOG).read_text(encoding="utf-8"))
     assert [e["action"] for e in log] == ["promote", "promote"]
     assert set(log[-1]["data"]["heldout_event_ids"]) == {i for i in ids if heldout_fraction(i) < HELDOUT_SHARE}
+
+    markdown = _promotion_artifact(state.state_details.flow_run_id)
+    assert "**promoted**" in markdown and "corrections:issue_type:accuracy" in markdown and baseline in markdown
 
     # 4. The served model (the registry's pointer) now predicts the message right.
     after = _served(model_dir, registry)
