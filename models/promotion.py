@@ -203,7 +203,8 @@ def promote(registry_dir: Path, candidate_dir: Path, decision: Decision, by: str
         shutil.copytree(candidate_dir, tmp)
         os.replace(tmp, target)
         record["version"] = version
-    summary = (f"- {record['at']}: {record['action']}d over {previous or SHIPPED} by {by} — {decision.reason}; "
+    verb = "promoted" if decision.promoted else "rejected"
+    summary = (f"- {record['at']}: {verb} over {previous or SHIPPED} by {by} — {decision.reason}; "
                + "; ".join(f"{n} {c if c is not None else '—'} vs {b if b is not None else '—'}"
                            for n, c, b, _ in decision.rows()))
     _card_line(candidate_dir, summary)
