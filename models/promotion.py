@@ -13,10 +13,13 @@ version, never half of one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,6 +84,18 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@contextmanager
+def _locked(registry_dir: Path) -> Iterator[None]:
+    """One promotion or rollback at a time per registry (the log and the pointer change together)."""
+    Path(registry_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(registry_dir) / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _set_pointer(registry_dir: Path, version: str | None) -> None:
@@ -189,6 +204,11 @@ def promote(registry_dir: Path, candidate_dir: Path, decision: Decision, by: str
     Returns the log record. ``data`` says what the figures were computed on (files, row counts).
     """
     registry_dir = Path(registry_dir)
+    with _locked(registry_dir):
+        return _promote(registry_dir, Path(candidate_dir), decision, by, data)
+
+
+def _promote(registry_dir: Path, candidate_dir: Path, decision: Decision, by: str, data: dict | None) -> dict:
     previous = current_version(registry_dir)
     digest = artifacts_digest(Path(candidate_dir))
     record = {"at": _now(), "action": "promote" if decision.promoted else "reject", "by": by,
@@ -198,10 +218,11 @@ def promote(registry_dir: Path, candidate_dir: Path, decision: Decision, by: str
     if decision.promoted:
         version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + digest[:8]
         target = registry_dir / VERSIONS / version
-        tmp = registry_dir / VERSIONS / f".{version}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(candidate_dir, tmp)
-        os.replace(tmp, target)
+        if not target.is_dir():  # the same artifacts promoted twice within a second are one version
+            tmp = registry_dir / VERSIONS / f".{version}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(candidate_dir, tmp)
+            os.replace(tmp, target)
         record["version"] = version
     verb = "promoted" if decision.promoted else "rejected"
     summary = (f"- {record['at']}: {verb} over {previous or SHIPPED} by {by} — {decision.reason}; "
@@ -223,6 +244,11 @@ def rollback(registry_dir: Path, by: str) -> dict:
     shipped artifacts. Returns the log record.
     """
     registry_dir = Path(registry_dir)
+    with _locked(registry_dir):
+        return _rollback(registry_dir, by)
+
+
+def _rollback(registry_dir: Path, by: str) -> dict:
     current = current_version(registry_dir)
     if current is None:
         raise RegistryError("nothing to roll back: the shipped artifacts are served (no promoted version)")
