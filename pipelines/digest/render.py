@@ -46,6 +46,17 @@ def growth_text(theme: WeeklyTheme, first_week: bool = False) -> str:
 
 
 STATUS_TEXT = {"first_week": "first week", "new": "new", "emerging": "emerging", "steady": "steady", "fading": "fading", "gone": "gone"}
+# An unflagged theme whose size moved this much says "up"/"down", not "steady" (its change did not pass
+# the emerging/fading test, e.g. its nearest-centroid count disagrees, but +146 % is not steady).
+UNFLAGGED_CHANGE = 0.5
+
+
+def status_text(theme: WeeklyTheme) -> str:
+    if theme.status == "steady" and theme.previous_size:
+        change = (theme.size - theme.previous_size) / theme.previous_size
+        if abs(change) >= UNFLAGGED_CHANGE:
+            return "up" if change > 0 else "down"
+    return STATUS_TEXT.get(theme.status, theme.status)
 
 
 def polarity(theme: WeeklyTheme) -> str:
@@ -98,7 +109,7 @@ def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
     change = "first week" if first_week or t.status == "first_week" else f"{growth_text(t)} ({t.previous_size} → {t.size})"
     also = _also(t)
     return "".join([
-        f"<div class=\"theme\"><h3>{e(_theme_title(t))} <span class=\"tag {e(t.status)}\">{e(STATUS_TEXT.get(t.status, t.status))}</span></h3>",
+        f"<div class=\"theme\"><h3>{e(_theme_title(t))} <span class=\"tag {e(t.status)}\">{e(status_text(t))}</span></h3>",
         f"<p class=\"facts meta\">Also: {e(also)}</p>" if also else "",
         f"<p class=\"facts\"><b>{t.size}</b> messages · <span class=\"{change_class(t)}\">{e(change)}</span> · {e(_split_text(t.sentiment_mix))}</p>",
         _sentiment_bar(t.sentiment_mix),
@@ -199,7 +210,7 @@ def render_markdown(d: Digest) -> str:
     lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in d.sentiment_trend]
     lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]
     for t in d.top_themes:
-        lines.append(f"| {_md(_theme_title(t))} ({STATUS_TEXT.get(t.status, t.status)}) | {t.size} | {growth_text(t, d.first_week)} ({t.previous_size}→{t.size}) | {_md(_split_text(t.sentiment_mix))} |")
+        lines.append(f"| {_md(_theme_title(t))} ({status_text(t)}) | {t.size} | {growth_text(t, d.first_week)} ({t.previous_size}→{t.size}) | {_md(_split_text(t.sentiment_mix))} |")
     lines += [f"- {_md(n)}" for n in d.notes]
     lines += ["", "## Emerging themes", ""]
     if not d.emerging:

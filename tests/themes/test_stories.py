@@ -140,3 +140,16 @@ def test_the_topic_encoder_groups_by_subject_not_by_sentiment(feedback_model):
     assert [p.sentiment for p in predictions] == [p.sentiment for p in served]
     assert np.allclose(predictions[0].embedding, served[0].embedding)
     assert not np.allclose(predictions[0].theme_embedding, served[0].theme_embedding)
+
+
+def test_an_unflagged_theme_that_moved_a_lot_does_not_read_as_steady():
+    from pipelines.digest.render import status_text
+
+    theme = _theme("th-a", ["送餐"], {"negative": 30})
+    theme.status = "steady"
+    theme.previous_size, theme.size = 54, 133
+    assert status_text(theme) == "up"
+    theme.previous_size, theme.size = 54, 20
+    assert status_text(theme) == "down"
+    theme.previous_size, theme.size = 54, 60
+    assert status_text(theme) == "steady"
