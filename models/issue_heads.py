@@ -112,6 +112,7 @@ class PrimaryCalibration:
 TEMPERATURES = tuple(round(float(t), 2) for t in np.arange(0.5, 3.01, 0.1))
 ABSTAIN_GRID = tuple(round(float(t), 2) for t in np.arange(0.0, 0.61, 0.05))
 MIN_CALIBRATION_ROWS = 50
+BOOTSTRAP = 200
 
 
 def decide_primary(primary: np.ndarray, other_below: float) -> np.ndarray:
@@ -120,15 +121,22 @@ def decide_primary(primary: np.ndarray, other_below: float) -> np.ndarray:
     return np.where(primary.max(1) < other_below, ISSUE_TYPES.index("other"), choice)
 
 
-def calibrate_primary(primary: np.ndarray, y: np.ndarray) -> PrimaryCalibration:
-    """Temperature by log-loss, then the abstain level by macro-F1 (ties: the lower level)."""
+def calibrate_primary(primary: np.ndarray, y: np.ndarray, seed: int = 13) -> PrimaryCalibration:
+    """Temperature by log-loss; then the lowest abstain level whose macro-F1 is within one
+    bootstrap standard error of the best level's (few calibration rows: a higher level must earn
+    its place clearly, or the messages it turns into ``other`` are lost on new data)."""
     def nll(t: float) -> float:
         p = PrimaryCalibration(t).apply(primary)
         return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
     temperature = min(TEMPERATURES, key=lambda t: (nll(t), abs(t - 1.0)))
     calibrated = PrimaryCalibration(temperature).apply(primary)
-    other_below = max(ABSTAIN_GRID, key=lambda a: (_macro_f1(y, decide_primary(calibrated, a)), -a))
+    scores = {a: _macro_f1(y, decide_primary(calibrated, a)) for a in ABSTAIN_GRID}
+    best = max(ABSTAIN_GRID, key=lambda a: (scores[a], -a))
+    rng = np.random.default_rng(seed)
+    picks = decide_primary(calibrated, best)
+    boot = [_macro_f1(y[i], picks[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))]
+    other_below = min(a for a in ABSTAIN_GRID if scores[a] >= scores[best] - float(np.std(boot)))
     return PrimaryCalibration(temperature, other_below, len(y))
 
 
@@ -188,7 +196,7 @@ def fit_issue_heads(
             if Y[:, j].sum() >= 3:
                 thresholds[j] = _best_threshold(ovr[:, j], Y[:, j])
         if encoder_unseen is not None and encoder_unseen.sum() >= MIN_CALIBRATION_ROWS:
-            calibration = calibrate_primary(oof_primary[encoder_unseen], primary[encoder_unseen])
+            calibration = calibrate_primary(oof_primary[encoder_unseen], primary[encoder_unseen], seed)
     heads = {"issue.mean": mean.astype(np.float32), "issue.scale": scale.astype(np.float32)}
     for prefix, Xv, c in views:
         heads.update(_as_heads(_fit_view(Xv, Y, primary, c), prefix))

@@ -54,12 +54,16 @@ def write_model_card(out: Path, metrics: dict, config: dict) -> Path:
         for g, d in v.get("by_domain", {}).items():
             srows.append((split, g, d["n"], d["accuracy_3way"], d.get("binary_accuracy", "—")))
     irows = []
-    for name in ("real_heldout", "written_heldout"):
+    for name in ("real_heldout", "written_heldout", "adjudicated_heldout"):
         r = metrics.get("issue_type", {}).get(name)
         if r:
-            irows.append((name, r["n"], r["accuracy"], r["macro_f1"], r.get("multilabel_micro_f1", "—")))
-    per_class = metrics.get("issue_type", {}).get("real_heldout", {}).get("per_class", {})
-    prow = [(k, v["support"], v["precision"], v["recall"], v["f1"]) for k, v in per_class.items()]
+            irows.append((name, r["n"], r["accuracy"], r["macro_f1"], r.get("multilabel_micro_f1", "—"),
+                          r.get("ece", "—")))
+    calibration = metrics.get("issue_type", {}).get("primary_calibration", {})
+
+    def per_class_rows(name: str) -> list[tuple]:
+        per_class = metrics.get("issue_type", {}).get(name, {}).get("per_class", {})
+        return [(k, v["support"], v["precision"], v["recall"], v["f1"]) for k, v in per_class.items()]
     notes = METHOD_NOTES.read_text(encoding="utf-8") if METHOD_NOTES.is_file() else ""
     bench = Path(__file__).resolve().parent.parent / "benchmarks" / "model.json"
     btxt = ""
@@ -110,18 +114,29 @@ label maps — seed {config.get('seed')}. Reproduce: {_reproduce(metrics)}.
 
 ## Issue type (multi-label; the primary label from its own softmax head)
 
-{_table(irows, ("split", "n", "primary accuracy", "macro-F1", "multi-label micro-F1"))}
+{_table(irows, ("split", "n", "primary accuracy", "macro-F1", "multi-label micro-F1", "ECE"))}
 
-Per class on the real held-out rows:
+ECE = expected calibration error of the primary label's probability (10 bins). The primary
+decision: temperature {calibration.get('temperature', 1.0)}, `other` below a probability of
+{calibration.get('other_below', 0.0)} — both chosen on out-of-fold predictions of the
+{calibration.get('rows', 0)} training rows the tuned encoder never saw (`data/adjudicated`).
 
-{_table(prow, ("label", "support", "precision", "recall", "F1"))}
+Per class on the real held-out rows (single annotator, mostly product reviews):
+
+{_table(per_class_rows("real_heldout"), ("label", "support", "precision", "recall", "F1"))}
+
+Per class on the adjudicated held-out rows (two annotators + adjudication, `data/adjudicated`;
+classes with a handful of rows are noise):
+
+{_table(per_class_rows("adjudicated_heldout"), ("label", "support", "precision", "recall", "F1"))}
 
 ## Speed (`feedback-miner bench model`, 2 CPU cores)
 
 {btxt or 'see benchmarks/model.json'}
 ## Training data
 
-See `data/issue_type/DATA_CARD.md` for the issue-type set. Sentiment: the shared data folder (the
+See `data/issue_type/DATA_CARD.md` for the issue-type set and `data/adjudicated/DATA_CARD.md`
+for the doubly annotated, adjudicated rows (with their agreement). Sentiment: the shared data folder (the
 setting `shared_data`, by default ../shared/data beside the checkout: waimai_10k,
 online_shopping_9_cats, chnsenticorp_train, weibo_emotion_virus; Weibo emotions mapped
 happy→positive, angry/sad/fear→negative, neutral→neutral, surprise dropped).
@@ -139,7 +154,7 @@ positive, score in [-1, 1]) and the issue types (11 labels, one primary, a proba
 The top {len(config.get('tuned_layers', []))} encoder layers and the heads were fine-tuned on real Chinese reviews and Weibo posts
 plus a hand-labelled issue-type set; they ship in `models/artifacts/` (≈ {_size_mb(out)} MB), served by
 ONNX Runtime int8.
-`feedback-miner train` retrains, `feedback-miner eval --task sentiment|issue_type --data F.jsonl`
+`feedback-miner train` retrains, `feedback-miner eval --task sentiment|issue_type|aspect_sentiment --data F.jsonl`
 evaluates (last line: one JSON object), `feedback-miner bench model` measures fp32 vs int8.
 Figures, method and limits: [models/artifacts/MODEL_CARD.md](models/artifacts/MODEL_CARD.md).
 ```

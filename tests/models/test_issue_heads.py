@@ -71,3 +71,28 @@ def test_encoder_view_alone_when_lexical_is_off(cue_rows):
     fitted = fit_issue_heads(X, texts, [[p] for p in primary], primary, C=1.0, lexical_C=3.0, seed=13, lexical=False)
     assert fitted.ngrams is None and fitted.blend == 1.0 and not any(k.startswith("lexical") for k in fitted.heads)
     assert fitted.cv == {"1.0": 1.0}
+
+
+def test_primary_calibration_tempers_overconfidence_and_abstains_only_when_it_pays():
+    from models.issue_heads import PrimaryCalibration, calibrate_primary, decide_primary
+    from models.taxonomy import ISSUE_TYPES
+
+    rng = np.random.default_rng(7)
+    n, other = 400, ISSUE_TYPES.index("other")
+    y = rng.integers(0, len(ISSUE_TYPES) - 1, n)  # never "other"
+    # Overconfident scores: 0.95 on the chosen class, right only 70 % of the time.
+    chosen = np.where(rng.random(n) < 0.7, y, (y + 1) % (len(ISSUE_TYPES) - 1))
+    probs = np.full((n, len(ISSUE_TYPES)), 0.05 / (len(ISSUE_TYPES) - 1))
+    probs[np.arange(n), chosen] = 0.95
+    cal = calibrate_primary(probs, y)
+    assert cal.temperature > 1.0  # softened towards the 70 % it earns
+    assert cal.other_below == 0.0  # nothing here is "other": abstaining can only lose
+    # Unconfident rows that really are "other" (nothing fits): abstaining pays.
+    y2 = np.concatenate([y, np.full(200, other)])
+    vague = rng.dirichlet(np.ones(len(ISSUE_TYPES)) * 5, 200)
+    vague[:, other] = 0.0
+    vague /= vague.sum(1, keepdims=True)
+    cal2 = calibrate_primary(np.concatenate([probs, vague]), y2)
+    assert cal2.other_below > 0.0
+    decided = decide_primary(PrimaryCalibration(cal2.temperature).apply(np.concatenate([probs, vague])), cal2.other_below)
+    assert (decided[n:] == other).mean() > 0.9 and (decided[:n] == other).mean() < 0.05
