@@ -3,6 +3,12 @@
 ``create_app`` takes the settings, a producer (kafka-python ``KafkaProducer``
 built with acks=all, or anything with its ``send``/``flush``) and a readiness
 probe, so tests and deployments choose the real parts they run against.
+
+A failed or timed-out send answers 503 and throws the producer away, as the
+stream runtime does: a producer the broker has forgotten (the embedded broker
+restarted) never recovers. The next request provisions the missing topics
+(a restarted in-memory broker lost feedback.raw) and makes a new producer
+with ``producer_factory``.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ import json
 import logging
 import secrets
 import socket
+import threading
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -21,7 +29,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
-from consumers.kafka_io import send
+from consumers.faults import describe, needs_new_producer
+from consumers.kafka_io import make_producer, send
+from topics.admin import BrokerUnreachable, ensure_topics
 from topics.schemas import MAX_JSON_DEPTH, RawFeedback, escape_surrogates
 from topics.serde import DecodeError, encode, parse_json
 from topics.settings import Settings
@@ -136,22 +146,119 @@ def _content_type_problem(header: str | None) -> str | None:
     return None
 
 
-def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastAPI:
+def _require_acks_all(producer) -> None:
+    # 202 promises durability: only a producer that waits for all in-sync replicas may back it.
+    if getattr(producer, "config", {}).get("acks") not in (-1, "all"):
+        raise ValueError("the ingest producer must be built with acks=all (consumers.kafka_io.make_producer)")
+
+
+def _close_now(producer) -> None:
+    """Close a failed producer at once, dropping what it still holds.
+
+    kafka-python's ``close(timeout=0)`` flushes first and raises when batches are still
+    incomplete (the broker is gone), leaving its I/O thread running and retrying them:
+    then the thread is force-closed, which fails those batches, and the close completes.
+    """
+    try:
+        producer.close(timeout=0)
+        return
+    except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: batches still incomplete
+        log.debug("ingest: failed producer still holds batches (%s); force-closing it", describe(exc))
+    sender = getattr(producer, "_sender", None)
+    try:
+        if sender is not None:
+            sender.force_close()
+            sender.join(5)
+        producer.close(timeout=0)
+    except Exception as exc:  # noqa: BLE001 - the producer is thrown away either way
+        log.warning("ingest: closing the failed producer: %s", describe(exc))
+
+
+class _ProducerSlot:
+    """The ingest's current producer: thrown away after a failed send, remade (topics provisioned first) on next use.
+
+    The producer given to ``create_app`` belongs to the caller; those made here are closed at shutdown.
+    """
+
+    def __init__(self, producer, factory: Callable[[], Any], provision_topics: Callable[[], object], close_timeout_s: float):
+        self._producer = producer
+        self._close_timeout_s = close_timeout_s
+        self._given = producer
+        self._factory = factory
+        self._provision_topics = provision_topics
+        self._lock = threading.Lock()
+
+    def get(self):
+        with self._lock:
+            if self._producer is None:
+                # Provisioned before the new producer names the topic: a broker that auto-creates
+                # what clients name (Tansu) would otherwise create it with its own partition count.
+                try:
+                    self._provision_topics()
+                except Exception as exc:  # noqa: BLE001 - no admin rights, or the broker still down: the send will tell
+                    log.warning("ingest: provisioning topics failed: %s", describe(exc))
+                producer = self._factory()
+                _require_acks_all(producer)
+                self._producer = producer
+                log.info("ingest: new producer ready")
+            return self._producer
+
+    def discard(self, producer, exc: BaseException) -> None:
+        """Throw ``producer`` away after it failed (unless another request already replaced it)."""
+        with self._lock:
+            if producer is not self._producer:
+                return
+            self._producer = None
+        if needs_new_producer(exc):
+            log.warning("ingest: the broker lost this producer's state (restarted?); the next request makes a new one")
+        else:
+            log.warning("ingest: send failed (%s); the next request makes a new producer", describe(exc))
+        _close_now(producer)  # drops what it still holds: those requests got 503 and are retried
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None and producer is not self._given:
+            try:
+                producer.close(timeout=self._close_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - shutting down
+                log.warning("ingest: producer close failed: %s", describe(exc))
+
+
+def create_app(
+    settings: Settings,
+    producer,
+    readiness: ReadinessProbe,
+    producer_factory: Callable[[], Any] | None = None,
+    provision_topics: Callable[[], object] | None = None,
+) -> FastAPI:
+    """``producer_factory`` makes a replacement after a failed send (default ``make_producer(settings)``);
+    ``provision_topics`` runs before it (default ``topics.admin.ensure_topics(settings)``)."""
     ingest = settings.channels.ingest
     tokens = [token.get_secret_value() for token in ingest.tokens if token.get_secret_value()]
     if not tokens:
         raise ValueError("no ingest token configured (set FEEDBACK_MINER_CHANNELS__INGEST__TOKENS, a JSON list)")
-    # 202 promises durability: only a producer that waits for all in-sync replicas may back it.
-    if getattr(producer, "config", {}).get("acks") not in (-1, "all"):
-        raise ValueError("the ingest producer must be built with acks=all (consumers.kafka_io.make_producer)")
+    _require_acks_all(producer)
+    producers = _ProducerSlot(
+        producer,
+        producer_factory or (lambda: make_producer(settings)),
+        provision_topics or (lambda: ensure_topics(settings)),
+        close_timeout_s=ingest.ack_timeout_s,
+    )
     topic = settings.topic(RAW)
     bearer = HTTPBearer(auto_error=False, description="One of channels.ingest.tokens")
     request_schema, components = _request_schema()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await run_in_threadpool(producers.close)
 
     app = FastAPI(
         title="feedback-miner ingest",
         version="1",
         description="Publish raw customer feedback (email, social, app) to feedback.raw.",
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=ingest.max_body_bytes)
 
@@ -162,10 +269,16 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
             raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     def produce_and_wait(events: list[RawFeedback]) -> None:
-        futures = [send(producer, topic, event, event.key()) for event in events]
-        producer.flush(timeout=ingest.ack_timeout_s)
-        for future in futures:
-            future.get(timeout=ingest.ack_timeout_s)
+        current = producers.get()  # BrokerUnreachable when a new one cannot reach the broker
+        try:
+            futures = [send(current, topic, event, event.key()) for event in events]
+            current.flush(timeout=ingest.ack_timeout_s)
+            for future in futures:
+                future.get(timeout=ingest.ack_timeout_s)
+        except KafkaError as exc:
+            # A failed producer may hold expired batches or state a restarted broker forgot: start clean.
+            producers.discard(current, exc)
+            raise
 
     @app.post(
         "/v1/feedback",
@@ -219,8 +332,8 @@ def create_app(settings: Settings, producer, readiness: ReadinessProbe) -> FastA
             return JSONResponse({"detail": f"events {oversized} are larger than {limit} bytes once encoded"}, status_code=413)
         try:
             await run_in_threadpool(produce_and_wait, events)
-        except KafkaError as exc:
-            log.error("ingest: broker did not acknowledge %d events: %s", len(events), exc)
+        except (KafkaError, BrokerUnreachable) as exc:
+            log.error("ingest: broker did not acknowledge %d events: %s", len(events), describe(exc))
             return JSONResponse({"detail": f"broker did not acknowledge: {type(exc).__name__}"}, status_code=503)
         return Accepted(accepted=len(events), event_ids=[event.event_id for event in events])
 
