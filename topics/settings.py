@@ -285,7 +285,7 @@ class AlertSettings(_Section):
     # Over-dispersion of a series' rate between windows (negative binomial relative variance b: variance =
     # mean + b·mean²): the prior, weighed as this many baseline chunks against the series' own estimate.
     prior_dispersion: float = Field(0.3, ge=0.0)
-    dispersion_prior_weight: float = Field(4.0, ge=0.0)
+    dispersion_prior_weight: float = Field(30.0, ge=0.0)
     baseline_min: int = Field(360, ge=1)
     # No spike verdicts until the stream has this much event-time history (no cold-start alerts).
     min_history_min: int = Field(60, ge=0)

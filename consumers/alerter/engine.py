@@ -149,7 +149,8 @@ class AlertEngine:
         ))
 
     def _series(self, volume: list[str], sentiment: list[str], now: datetime, sample: AlertSample, event: EnrichedFeedback) -> list[Alert]:
-        shortest = min(self.detector.config.windows_min)
+        # Open alerts are judged on one window (the 15-minute one); any window may open one.
+        shortest = self.detector.config.open_window_min
         signals: list[Signal] = []
         for series in volume:
             state = self.book.get(AlertKind.spike, series)
@@ -176,7 +177,7 @@ class AlertEngine:
         for signal in sorted(signals, key=lambda s: (DIMENSION_RANK[dimension(s.series)], s.kind != AlertKind.spike)):
             state = self.book.get(signal.kind, signal.series)
             is_open = state is not None and state.open
-            if signal.firing and not is_open and signal.kind == AlertKind.spike and signal.window_min != shortest:
+            if signal.firing and not is_open and signal.kind == AlertKind.spike and signal.window_min > shortest:
                 # A long window alone (e.g. the hour after a spike ended) does not open an alert:
                 # the latest short window must be above baseline too.
                 if self.detector.volume(signal.series, now, [shortest]).calm:
@@ -251,8 +252,12 @@ class AlertEngine:
         if signal.kind == AlertKind.spike:
             ratio = signal.count / signal.baseline if signal.baseline else float("inf")
             p = f", p={signal.p_value:.1e}" if signal.p_value is not None else ""
-            if signal.dispersion > 1:
-                p += f", 离散度 φ={signal.dispersion:.1f}"
+            if signal.focus is not None:
+                p += f", 集中于{series_zh(signal.focus[0])} {signal.focus[1]} 条"
+            # Shown as variance / mean of the window's count (1 for a Poisson series).
+            phi = 1 + signal.dispersion * signal.baseline
+            if phi >= 1.05:
+                p += f", 离散度 φ={phi:.1f}"
             return (f"{series_zh(signal.series, self.theme_label)} {signal.window_min} 分钟 {signal.count} 条, 基线预期 {signal.baseline:.1f} 条"
                     f" ({ratio:.1f} 倍{p})")
         z = f", z={signal.z:.1f}" if signal.z is not None else ""

@@ -27,9 +27,21 @@ from topics.settings import AlertSettings
 
 # The expectation follows the latest hour of the baseline when it runs above the baseline's mean.
 RECENT_MIN = 60
-# Dispersion needs a few window-sized chunks of baseline, and is capped so a wild history cannot mute a series.
+# Dispersion needs a few chunks of baseline, and is capped so a wild history cannot mute a series.
 MIN_CHUNKS = 4
-MAX_DISPERSION = 8.0
+DISPERSION_CHUNK_MIN = 15
+# Pooled burstiness: series with fewer messages per chunk say little; the pool weighs at most this many chunks.
+POOL_MIN_MEAN = 0.5
+POOL_MAX_WEIGHT = 200.0
+# Entries of the chunk and pool caches before they are cleared (a few per series and quarter hour).
+CACHE_SIZE = 20_000
+# The remembered burstiness halves its weight every this many hours of event time.
+MEMORY_HALF_LIFE_H = 48.0
+MAX_DISPERSION = 4.0
+# Cold start: the prior share of a series in the stream weighs as much as this many messages of history.
+COLD_SHARE_WEIGHT = 30.0
+# A channel's usual share of an issue type: its share of the whole stream weighs as much as this many messages.
+FOCUS_PRIOR_WEIGHT = 20.0
 # Narrow to broad: a signal on a broader series can be explained by an open one on a narrower series.
 DIMENSION_RANK = {"theme": 0, "issue_type": 1, "channel": 2, "all": 3}
 ALL_SERIES = "all:*"
@@ -54,13 +66,6 @@ def poisson_tail(k: int, mu: float) -> float:
     return min(1.0, total)
 
 
-def quasi_poisson_tail(k: int, mu: float, phi: float = 1.0) -> float:
-    """Upper tail for an overdispersed count (variance φ·mu): the Poisson tail on the φ-scaled count."""
-    if phi <= 1.0:
-        return poisson_tail(k, mu)
-    return poisson_tail(int(math.ceil(k / phi)), mu / phi)
-
-
 def negative_binomial_tail(k: int, r: float, p: float) -> float:
     """P(X ≥ k) for X ~ NegBin(r, p) (failures before the r-th success, success probability p):
     the predictive count of a window when the rate itself is only known from ``r`` baseline events."""
@@ -71,6 +76,23 @@ def negative_binomial_tail(k: int, r: float, p: float) -> float:
     log_p, log_q = math.log(p), math.log1p(-p)
     cdf = sum(math.exp(math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1) + r * log_p + x * log_q) for x in range(k))
     return min(1.0, max(0.0, 1.0 - cdf))
+
+
+def nb_tail(k: int, mean: float, c: float) -> float:
+    """P(X ≥ k) for an over-dispersed count of this mean whose rate varies from window to window with
+    relative variance ``c`` (negative binomial NB2: variance = mean + c·mean², shape 1/c); c = 0 is Poisson."""
+    if c <= 1e-9:
+        return poisson_tail(k, mean)
+    if mean <= 0:
+        return 0.0 if k > 0 else 1.0
+    shape = 1.0 / c
+    return negative_binomial_tail(k, shape, shape / (shape + mean))
+
+
+def combined_dispersion(burst: float, events: float) -> float:
+    """Relative variance of a window's rate when it varies by ``burst`` between windows and is itself
+    only known from ``events`` baseline events (relative variance 1/events): (1+b)(1+1/r) − 1."""
+    return (1.0 + burst) * (1.0 + 1.0 / max(events, 0.5)) - 1.0
 
 
 def dimension(series: str) -> str:
@@ -106,6 +128,12 @@ class DetectorConfig:
     prior_per_hour: dict[str, float] = field(default_factory=dict)
     cold_start_share: dict[str, float] = field(default_factory=dict)
     new_series_min_age_min: int = 60
+    # Open alerts are judged on this window (and young series at most on it).
+    open_window_min: int = 15
+    # Over-dispersion of a series' rate (NB2 relative variance): assumed before its own history
+    # shows it, and how many baseline chunks that assumption weighs against the estimate.
+    prior_dispersion: float = 0.3
+    dispersion_prior_weight: float = 30.0
 
     @classmethod
     def from_settings(cls, alerts: AlertSettings) -> DetectorConfig:
@@ -127,6 +155,9 @@ class DetectorConfig:
             prior_per_hour=dict(alerts.prior_per_hour),
             cold_start_share=dict(alerts.cold_start_share),
             new_series_min_age_min=alerts.new_series_min_age_min,
+            open_window_min=alerts.open_window_min,
+            prior_dispersion=alerts.prior_dispersion,
+            dispersion_prior_weight=alerts.dispersion_prior_weight,
         )
 
     def prior(self, series: str) -> float:
@@ -214,13 +245,16 @@ class Signal:
     observed: float
     p_value: float | None = None
     z: float | None = None
-    # Quasi-Poisson dispersion φ used by the volume test (1 = plain Poisson).
-    dispersion: float = 1.0
+    # Relative variance c of the window's rate used by the volume test (NB2; 0 = plain Poisson).
+    dispersion: float = 0.0
     # Judged on a prior (cold start) rather than the series' own full baseline.
     cold: bool = False
     # Share of the window's messages from VIP customers, and their mean sentiment (severity).
     vip_share: float = 0.0
     mean_score: float = 0.0
+    # Combined evidence: the channel where the window's messages crowd (channel series, its count), when
+    # that is what made the verdict significant.
+    focus: tuple[str, int] | None = None
 
 
 def event_series(event: EnrichedFeedback, config: DetectorConfig) -> tuple[list[str], list[str]]:
@@ -259,7 +293,17 @@ class Detector:
         self.stream_start: int | None = None  # first bucket ever seen
         self.watermark: datetime | None = None  # latest event time seen
         # A theme's parent series (the issue type of its latest message): a young theme is judged against it.
+        # Stored with the state (a restarted alerter judges young themes the same way): the theme's latest
+        # bucket, and the themes changed since the last save.
         self.parents: dict[str, str] = {}
+        self.parent_buckets: dict[str, int] = {}
+        self.parents_dirty: set[str] = set()
+        # Pooled burstiness per (dimension, baseline end, baseline length): it changes once a bucket.
+        self._pool_cache: dict[tuple[str, int, int], tuple[float, float]] = {}
+        self._chunk_cache: dict[tuple[str, int, int], tuple[float, float, int]] = {}
+        # Decaying sums of the pooled burstiness per dimension (see _remember), and the hour last added.
+        self.memory: dict[str, tuple[float, float, float]] = {}
+        self.memory_hour: int | None = None
 
     def bucket_of(self, ts: datetime) -> int:
         return int(_as_utc(ts).timestamp() // self.config.bucket_s)
@@ -277,9 +321,14 @@ class Detector:
             self.stream_start = bucket
         if self.watermark is None or received_at > self.watermark:
             self.watermark = _as_utc(received_at)
+            self._remember()
         volume, sentiment = series_of(theme_id, primary_issue, channel, self.config)
         if theme_id:
-            self.parents[f"theme:{theme_id}"] = f"issue_type:{primary_issue}"
+            theme = f"theme:{theme_id}"
+            if bucket >= self.parent_buckets.get(theme, bucket):
+                self.parents[theme] = f"issue_type:{primary_issue}"
+                self.parent_buckets[theme] = bucket
+                self.parents_dirty.add(theme)
         for series in volume:
             self.counts.add(self.VOLUME_PREFIX + series, bucket, score)
             if vip:
@@ -303,16 +352,22 @@ class Detector:
         w = cfg.buckets(signal.window_min)
         overlap = self.counts.total(self._pair(signal.series, other), end - w + 1, end).count
         count = signal.count - overlap
-        p = quasi_poisson_tail(count, signal.baseline, signal.dispersion) if signal.baseline > 0 else 1.0
+        p = nb_tail(count, signal.baseline, signal.dispersion) if signal.baseline > 0 else 1.0
         firing = count >= cfg.min_count and count >= cfg.min_ratio * signal.baseline and p < cfg.p_value
-        return Signal(signal.kind, signal.series, firing, not firing, signal.window_min, count, signal.baseline, count, p)
+        return Signal(signal.kind, signal.series, firing, not firing, signal.window_min, count, signal.baseline, count, p,
+                      dispersion=signal.dispersion)
 
     def _history(self, now_bucket: int) -> int:
         return 0 if self.stream_start is None else now_bucket - self.stream_start + 1
 
     def prune(self) -> None:
         if self.watermark is not None:
-            self.counts.prune(self.bucket_of(self.watermark) - self.config.horizon_buckets)
+            oldest = self.bucket_of(self.watermark) - self.config.horizon_buckets
+            self.counts.prune(oldest)
+            for theme in [t for t, b in self.parent_buckets.items() if b < oldest]:
+                del self.parent_buckets[theme]
+                self.parents.pop(theme, None)
+                self.parents_dirty.discard(theme)
 
     # --- verdicts ---------------------------------------------------------------
 
@@ -344,7 +399,7 @@ class Detector:
         start = end if start is None else start
         history = end - start + 1
         stored = self.VOLUME_PREFIX + series
-        shortest = min(cfg.windows_min)
+        judged_max = cfg.open_window_min
         young = dimension(series) in BORN_SERIES and history < cfg.buckets(max(cfg.new_series_min_age_min, 1))
         best: Signal | None = None
         for window_min in windows or cfg.windows_min:
@@ -355,44 +410,98 @@ class Detector:
             count = window.count
             warm = history >= cfg.buckets(cfg.min_history_min) and base_n >= w
             parent = self.parents.get(series) if young else None
-            if young and (window_min != shortest or parent is None or series_label(parent) in cfg.ignore_issue_types):
-                signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
-            elif not young and not warm and window_min != shortest:
-                signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
+            quiet = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
+            if young and (window_min > judged_max or parent is None or series_label(parent) in cfg.ignore_issue_types):
+                signal = quiet
+            elif not young and not warm and window_min > judged_max:
+                signal = quiet
             else:
                 if young:
                     # A theme born minutes ago has no rate of its own: it spikes only above what its whole
-                    # issue type is expected to bring in the window.
+                    # issue type is expected to bring in the window (and as loosely as that is known).
                     judged = self.volume(parent, now, [window_min], since=since)
                     if judged.cold or judged.baseline <= 0:
                         # Not while the stream itself is young: its issue types are judged on priors.
-                        signal = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
-                        if best is None or _more_significant(signal, best):
-                            best = signal
+                        if best is None or _more_significant(quiet, best):
+                            best = quiet
                         continue
-                    expected, phi = judged.baseline, 1.0
+                    expected, c = judged.baseline, judged.dispersion
                 elif warm:
-                    expected, phi = self._expectation(stored, base_end, w, base_n)
+                    expected, burst = self._expectation(stored, base_end, w, base_n)
+                    # The baseline's rate is itself an estimate from its events: a short baseline (the first
+                    # hours) or a sparse series knows it loosely, so its predictive count is wider.
                     base_count = self.counts.total(stored, base_end - base_n + 1, base_end).count
+                    c = combined_dispersion(burst, base_count + 0.5)
                 else:
                     limit = None if since is None else self.bucket_of(since) - 1
-                    expected, phi = self._cold_expectation(series, stored, start, end, w, limit), 1.0
-                p = quasi_poisson_tail(count, expected, phi)
-                if warm and not young and p < cfg.p_value:
-                    # The baseline's rate is itself an estimate: a short baseline (the first hours, a
-                    # theme's first hours) or a sparse series knows it loosely. The predictive count of
-                    # the window given the baseline's events (negative binomial) must be small too: a few
-                    # quiet baseline minutes by chance must not turn ordinary traffic into a "spike".
-                    p = max(p, negative_binomial_tail(count, base_count + 0.5, base_n / (base_n + w)))
-                firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < cfg.p_value
+                    expected = self._cold_expectation(series, stored, start, end, w, limit)
+                    # The prior rate and share are the conservative part here (both at least the stream's own):
+                    # a dispersion on top of them would need 12+ messages before the first alert of a restart.
+                    c = 0.0
+                p = nb_tail(count, expected, c)
+                focus = None
+                if dimension(series) == "issue_type" and not young and count >= cfg.min_count and p < cfg.resolve_p_value:
+                    # Combined evidence of the signals one incident touches: its messages crowd into one
+                    # channel of the issue type far beyond that channel's usual share of it.
+                    base_first = start if not warm else base_end - base_n + 1
+                    base_last = base_end if warm else end - min(w, history)
+                    focus = self._channel_focus(series, end, w, base_first, base_last, expected, c)
+                    if focus is not None and focus[2] < p:
+                        p = focus[2]
+                    else:
+                        focus = None
+                firing = count >= cfg.min_count and count >= cfg.min_ratio * expected and p < self._threshold(window_min)
                 calm = not firing and (p >= cfg.resolve_p_value or count < cfg.min_count)
                 vip = self.counts.total(self.VIP_PREFIX + series, end - w + 1, end).count
-                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p, dispersion=phi,
+                signal = Signal(AlertKind.spike, series, firing, calm, window_min, count, expected, count, p, dispersion=c,
                                 cold=not warm, vip_share=vip / count if count else 0.0,
-                                mean_score=window.score_sum / count if count else 0.0)
+                                mean_score=window.score_sum / count if count else 0.0,
+                                focus=None if focus is None else (focus[0], focus[1]))
             if best is None or _more_significant(signal, best):
                 best = signal
         assert best is not None
+        return best
+
+    def _threshold(self, window_min: int) -> float:
+        """The spike p-value threshold of a window: ``spike_p_value`` for windows of the open-alert window's
+        length or longer, proportionally stricter for shorter ones (a 5-minute window is tested three times as
+        often as a 15-minute one: the same false-alert rate per hour for each)."""
+        cfg = self.config
+        return cfg.p_value * min(1.0, window_min / cfg.open_window_min)
+
+    def _channel_focus(self, series: str, end: int, w: int, base_first: int, base_last: int, expected: float,
+                       c: float) -> tuple[str, int, float] | None:
+        """The channel where the window's messages of ``series`` crowd most beyond the channel's usual share
+        of it: (channel series, its count, p-value Bonferroni-corrected over the channels), if any fires.
+
+        The share is the pair's count over the issue type's in the baseline, with the channel's share of
+        the whole stream as a prior weighing FOCUS_PRIOR_WEIGHT messages; the expectation is the issue
+        type's expected count × that share, tested like the issue type itself (same dispersion)."""
+        cfg = self.config
+        channels = [key[len(self.VOLUME_PREFIX):] for key in self.counts.buckets
+                    if key.startswith(self.VOLUME_PREFIX + "channel:")]
+        if not channels or base_last < base_first:
+            return None
+        stored = self.VOLUME_PREFIX + series
+        issue_base = self.counts.total(stored, base_first, base_last).count
+        # The channel's share of everything: over the baseline, or (cold) over the stream so far.
+        all_first, all_last = (base_first, base_last) if issue_base else (base_first, end)
+        all_count = self.counts.total(self.SENTIMENT_PREFIX + ALL_SERIES, all_first, all_last).count
+        best: tuple[str, int, float] | None = None
+        for channel in channels:
+            pair = self._pair(series, channel)
+            n = self.counts.total(pair, end - w + 1, end).count
+            if n < cfg.min_count:
+                continue
+            channel_all = self.counts.total(self.VOLUME_PREFIX + channel, all_first, all_last).count
+            prior = (channel_all + 1) / (all_count + len(channels))
+            share = (self.counts.total(pair, base_first, base_last).count + prior * FOCUS_PRIOR_WEIGHT) / (issue_base + FOCUS_PRIOR_WEIGHT)
+            focus_expected = expected * share
+            if n < cfg.min_ratio * focus_expected:
+                continue
+            p = min(1.0, nb_tail(n, focus_expected, c) * len(channels))
+            if best is None or p < best[2]:
+                best = (channel, n, p)
         return best
 
     def _cold_expectation(self, series: str, stored: str, start: int, end: int, w: int, limit: int | None = None) -> float:
@@ -408,20 +517,33 @@ class Detector:
         per_bucket = cfg.bucket_s / 3600
         base = self.counts.total(stored, start, base_last).count if base_n else 0
         rate = (base + cfg.prior(series) * per_bucket * max(0, h - base_n)) / max(h, base_n, 1)
-        # The rest of the stream in the window (all events minus this series') at the prior share.
+        # The rest of the stream in the window (all events minus this series') at the series' share: the
+        # prior share (cold_start_share) as much as COLD_SHARE_WEIGHT messages, updated by what the stream
+        # before the window showed (so a quiet series in a busy stream is not held to 20 % of it).
         total = self.counts.total(self.SENTIMENT_PREFIX + ALL_SERIES, end - w_eff + 1, end).count
         count = self.counts.total(stored, end - w_eff + 1, end).count
-        share = min(cfg.cold_start_share.get(dimension(series), 0.2), 0.95)
-        from_rest = share / (1 - share) * max(0, total - count)
+        prior_share = min(cfg.cold_start_share.get(dimension(series), 0.2), 0.95)
+        all_before = self.counts.total(self.SENTIMENT_PREFIX + ALL_SERIES, start, base_last).count if base_n else 0
+        share = (base + prior_share * COLD_SHARE_WEIGHT) / (all_before + COLD_SHARE_WEIGHT)
+        share = min(max(share, prior_share / 2), 0.95)
+        # The rest in a short window is noisy (a lull elsewhere is no spike here): also its rate over all
+        # the history there is, scaled to the window; the larger of the two.
+        history = end - start + 1
+        rest_history = (self.counts.total(self.SENTIMENT_PREFIX + ALL_SERIES, start, end).count
+                        - self.counts.total(stored, start, end).count)
+        rest = max(total - count, rest_history * w_eff / history, 0)
+        from_rest = share / (1 - share) * rest
         return max(rate * w_eff, from_rest, cfg.floor_per_hour * per_bucket * w_eff)
 
     def _expectation(self, stored: str, base_end: int, w: int, base_n: int) -> tuple[float, float]:
-        """Expected count in a window of ``w`` buckets from the baseline ending at ``base_end``, and the dispersion.
+        """Expected count in a window of ``w`` buckets from the baseline ending at ``base_end``, and the
+        series' burstiness b (relative variance of its rate between windows, NB2).
 
         The rate is the larger of the whole baseline's and its latest hour's, so a daily ramp
-        (mornings) raises the expectation as it happens. The dispersion φ = variance / mean of
-        the window-sized chunks of the baseline (≥ 1, ≤ MAX_DISPERSION) widens the test for
-        bursty series: real feedback is rarely as regular as a Poisson process.
+        (mornings) raises the expectation as it happens. Real feedback is burstier than a Poisson
+        process: b is estimated from the window-sized chunks of the baseline by moments,
+        (variance − mean) / mean², and shrunk toward ``prior_dispersion`` (weighing
+        ``dispersion_prior_weight`` chunks): a few hours show a series' burstiness only roughly.
         """
         cfg = self.config
         base = self.counts.total(stored, base_end - base_n + 1, base_end).count
@@ -429,14 +551,92 @@ class Detector:
         recent = self.counts.total(stored, base_end - recent_n + 1, base_end).count
         floor = cfg.floor_per_hour * cfg.bucket_s / 3600
         expected = max(base / base_n, recent / recent_n, floor) * w
-        chunks = [self.counts.total(stored, start, start + w - 1).count for start in range(base_end - (base_n // w) * w + 1, base_end + 1, w)]
-        phi = 1.0
-        if len(chunks) >= MIN_CHUNKS:
-            mean = sum(chunks) / len(chunks)
-            if mean > 0:
-                variance = sum((c - mean) ** 2 for c in chunks) / (len(chunks) - 1)
-                phi = min(max(variance / mean, 1.0), MAX_DISPERSION)
-        return expected, phi
+        own = self._chunk_stats(stored, base_end, base_n)
+        estimate, weight = 0.0, 0.0
+        if own is not None and own[0] > 0:
+            mean, variance, n = own
+            estimate, weight = min(max((variance - mean) / (mean * mean), 0.0), MAX_DISPERSION), n - 1
+        pooled, pooled_weight = self._pooled_dispersion(dimension(stored[len(self.VOLUME_PREFIX):]), base_end, base_n)
+        pooled_weight = min(pooled_weight, POOL_MAX_WEIGHT)
+        prior = cfg.dispersion_prior_weight
+        burst = ((prior * cfg.prior_dispersion + pooled_weight * pooled + weight * estimate)
+                 / (prior + pooled_weight + weight))
+        return expected, burst
+
+    def _chunk_stats(self, stored: str, base_end: int, base_n: int) -> tuple[float, float, int] | None:
+        """Mean and variance of a series' counts in the 15-minute chunks of the baseline (whatever the
+        window: shorter chunks are mostly Poisson noise, and 6 hours hold too few hour-long ones).
+
+        Chunks are aligned on the clock, so the figures change once a chunk and are cached."""
+        size = self.config.buckets(DISPERSION_CHUNK_MIN)
+        last = (base_end + 1) // size * size - 1  # end of the latest whole chunk in the baseline
+        n = (last - (base_end - base_n)) // size
+        if n < MIN_CHUNKS:
+            return None
+        key = (stored, last, n)
+        if key in self._chunk_cache:
+            return self._chunk_cache[key]
+        first = last - n * size + 1
+        chunks = [0] * n
+        for bucket, value in self.counts.buckets.get(stored, {}).items():
+            if first <= bucket <= last:
+                chunks[(bucket - first) // size] += value.count
+        mean = sum(chunks) / n
+        result = (mean, sum((x - mean) ** 2 for x in chunks) / (n - 1), n)
+        if len(self._chunk_cache) > CACHE_SIZE:
+            self._chunk_cache.clear()
+        self._chunk_cache[key] = result
+        return result
+
+    def _pool_sums(self, dim: str, base_end: int, base_n: int) -> tuple[float, float, float]:
+        """Σ(n−1)(variance − mean), Σ(n−1)·mean² and Σ(n−1) over the chunks of every series of one
+        dimension in a baseline: the pooled moment estimate of their burstiness is the first over the second."""
+        size = self.config.buckets(DISPERSION_CHUNK_MIN)
+        key = (dim, (base_end + 1) // size, (base_n + size - 1) // size)
+        if key in self._pool_cache:
+            return self._pool_cache[key]
+        prefix = f"{self.VOLUME_PREFIX}{dim}:"
+        num = den = weight = 0.0
+        for stored in [k for k in self.counts.buckets if k.startswith(prefix)]:
+            stats = self._chunk_stats(stored, base_end, base_n)
+            if stats is None or stats[0] < POOL_MIN_MEAN:
+                continue
+            mean, variance, n = stats
+            num += (n - 1) * (variance - mean)
+            den += (n - 1) * mean * mean
+            weight += n - 1
+        if len(self._pool_cache) > CACHE_SIZE:
+            self._pool_cache.clear()
+        self._pool_cache[key] = (num, den, weight)
+        return num, den, weight
+
+    def _pooled_dispersion(self, dim: str, base_end: int, base_n: int) -> tuple[float, float]:
+        """The burstiness of all series of one dimension (every issue type, every channel, every theme),
+        and its weight in chunks: over this baseline and the remembered earlier ones (``memory``, decaying
+        with a half-life of MEMORY_HALF_LIFE_H). Six hours show one series' burstiness only roughly (six
+        hourly swings, often all calm); its siblings over days show the stream's."""
+        num, den, weight = self._pool_sums(dim, base_end, base_n)
+        m_num, m_den, m_weight = self.memory.get(dim, (0.0, 0.0, 0.0))
+        num, den, weight = num + m_num, den + m_den, weight + m_weight
+        return (min(max(num / den, 0.0), MAX_DISPERSION), weight) if den > 0 else (0.0, 0.0)
+
+    def _remember(self) -> None:
+        """Once an hour of event time: add the hour's baseline burstiness of each dimension to the decaying
+        memory (stored with the state, so a restarted alerter remembers as much)."""
+        cfg = self.config
+        hour_len = cfg.buckets(60)
+        hour = self.bucket_of(self.watermark) // hour_len
+        if self.memory_hour is None or hour <= self.memory_hour:
+            self.memory_hour = hour if self.memory_hour is None else self.memory_hour
+            return
+        decay = 0.5 ** ((hour - self.memory_hour) / MEMORY_HALF_LIFE_H)
+        base_end = hour * hour_len - 1
+        base_n = min(cfg.buckets(cfg.baseline_min), base_end - (self.stream_start or base_end) + 1)
+        for dim in ("issue_type", "channel", "theme"):
+            old = self.memory.get(dim, (0.0, 0.0, 0.0))
+            new = self._pool_sums(dim, base_end, base_n) if base_n > 0 else (0.0, 0.0, 0.0)
+            self.memory[dim] = tuple(decay * a + b for a, b in zip(old, new))
+        self.memory_hour = hour
 
     def sentiment(self, series: str, now: datetime, without: str | None = None, since: datetime | None = None) -> Signal:
         """Sentiment verdict; ``without`` leaves out the events shared with another series (residual test);

@@ -67,6 +67,13 @@ alerter_alert_state = sa.Table(
     sa.Column("deleted", sa.Boolean, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+alerter_series_parents = sa.Table(
+    "alerter_series_parents", _meta,
+    sa.Column("series", sa.String(400), primary_key=True),
+    sa.Column("parent", sa.String(400), nullable=False),
+    sa.Column("bucket", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
 alerter_processed = sa.Table(
     "alerter_processed", _meta,
     sa.Column("event_id", sa.String(128), primary_key=True),
@@ -279,15 +286,24 @@ class AlertStateStore:
         detector, book = alert_engine.detector, alert_engine.book
         if since is None:
             detector.counts.buckets.clear()
+            detector.parents.clear()
+            detector.parent_buckets.clear()
             book.states.clear()
             detector.stream_start, detector.watermark = None, None
         detector.counts.dirty.clear()
+        detector.parents_dirty.clear()
         book.dirty.clear()
         meta = {row.name: row.value for row in conn.execute(sa.select(alerter_meta))}
         if meta.get("stream_start") is not None:
             detector.stream_start = int(meta["stream_start"])
         if meta.get("watermark") is not None:
             detector.watermark = datetime.fromisoformat(meta["watermark"])
+        if meta.get("dispersion_memory") is not None:
+            memory = json.loads(meta["dispersion_memory"])
+            detector.memory_hour = memory.pop("hour", None)
+            detector.memory = {dim: tuple(sums) for dim, sums in memory.items()}
+        elif since is None:
+            detector.memory, detector.memory_hour = {}, None
         query = sa.select(alerter_buckets)
         if since is not None:
             query = query.where(alerter_buckets.c.version > since)
@@ -295,6 +311,13 @@ class AlertStateStore:
         for row in conn.execute(query):
             detector.counts.put(row.series, row.bucket, Bucket(row.count, row.score_sum, row.score_sq))
             loaded += 1
+        query = sa.select(alerter_series_parents)
+        if since is not None:
+            query = query.where(alerter_series_parents.c.version > since)
+        for row in conn.execute(query):
+            if row.bucket >= detector.parent_buckets.get(row.series, row.bucket):
+                detector.parents[row.series] = row.parent
+                detector.parent_buckets[row.series] = row.bucket
         query = sa.select(alerter_alert_state)
         if since is not None:
             query = query.where(alerter_alert_state.c.version > since)
@@ -315,6 +338,9 @@ class AlertStateStore:
             meta_rows.append({"name": "stream_start", "value": str(detector.stream_start), "version": version})
         if detector.watermark is not None:
             meta_rows.append({"name": "watermark", "value": detector.watermark.isoformat(), "version": version})
+        if detector.memory_hour is not None:
+            meta_rows.append({"name": "dispersion_memory", "version": version,
+                              "value": json.dumps({"hour": detector.memory_hour, **detector.memory})})
         upsert(conn, alerter_meta, meta_rows, ["name"])
         bucket_rows = []
         for series, bucket in sorted(detector.counts.dirty):
@@ -324,9 +350,14 @@ class AlertStateStore:
                                     "score_sum": value.score_sum, "score_sq": value.score_sq, "version": version})
         upsert(conn, alerter_buckets, bucket_rows, ["series", "bucket"])
         detector.counts.dirty.clear()
+        parent_rows = [{"series": theme, "parent": detector.parents[theme], "bucket": detector.parent_buckets[theme], "version": version}
+                       for theme in sorted(detector.parents_dirty) if theme in detector.parents]
+        upsert(conn, alerter_series_parents, parent_rows, ["series"])
+        detector.parents_dirty.clear()
         if detector.watermark is not None:
             oldest = detector.bucket_of(detector.watermark) - detector.config.horizon_buckets
             conn.execute(sa.delete(alerter_buckets).where(alerter_buckets.c.bucket < oldest))
+            conn.execute(sa.delete(alerter_series_parents).where(alerter_series_parents.c.bucket < oldest))
         state_rows = []
         for kind, key in sorted(book.dirty):
             state = book.states.get((kind, key))

@@ -177,3 +177,41 @@ def test_the_registered_stage_is_built_from_settings(store_url, tmp_path) -> Non
     stage.sinks[0].close(0.1)
     with pytest.raises(RulesError, match="not found"):
         build_stage("alerter", Settings(store={"url": store_url}, alerts={"rules_path": str(tmp_path / "nope.yaml")}))
+
+
+def test_a_restarted_alerter_judges_a_young_theme_like_one_that_ran_through(store: sa.Engine, matcher: TermMatcher, tmp_path) -> None:
+    # A theme born at 6 h outgrows its whole issue type: while it is young it is judged against its
+    # parent (the issue type of its latest message), which must survive a restart (migration 203).
+    from pipelines.bench.alert_streams import SpikeSpec, StreamSpec, generate
+    from topics.schemas import IssueType
+
+    spec = StreamSpec(T0 + timedelta(hours=1), timedelta(hours=6, minutes=30), seed=3, spike=SpikeSpec(
+        IssueType.technical, timedelta(hours=6), timedelta(minutes=20), 240.0, theme_id="t-new"))
+    events = generate(spec)
+    stream = messages(events)
+    reference_store = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    migrate(reference_store)
+    reference_stage = _stage(reference_store, matcher)
+    reference = [a for batch in _batches(stream) for a in _run(reference_stage, batch)]
+    spikes = [a for a in reference if a.kind == AlertKind.spike]
+    assert spikes and spikes[0].key == "theme:t-new", [(a.key, a.status.value) for a in spikes]
+
+    # Restart while the young theme's alert is open, on an event of another series: the new instance
+    # judges the open theme (to update or resolve it) from the store alone.
+    opened_at = spikes[0].last_seen
+    cut = next(i for i, event in enumerate(events) if event.received_at > opened_at and event.theme_id != "t-new")
+    first = _stage(store, matcher)
+    before = [a for i in range(0, cut, BATCH) for a in _run(first, stream[i : min(i + BATCH, cut)])]
+    assert any(a.key == "theme:t-new" for a in before)
+    with store.connect() as conn:
+        parents = dict(conn.execute(sa.text("SELECT series, parent FROM alerter_series_parents")).all())
+    assert parents["theme:t-new"] == "issue_type:technical"
+    second = _stage(store, matcher)
+    with second.state.batch(second.engine, []):  # loads the state, counts nothing
+        pass
+    # The open theme's verdict (the one that updates or resolves it) is the same from the store alone.
+    detector = first.engine.detector
+    assert second.engine.detector.volume("theme:t-new", detector.watermark, [15]) == detector.volume("theme:t-new", detector.watermark, [15])
+    after = [a for i in range(cut, len(stream), BATCH) for a in _run(second, stream[i : i + BATCH])]
+    assert _signature(before + after) == _signature(reference)
+    reference_store.dispose()
