@@ -51,6 +51,7 @@ def test_bench_pipeline_small_run(broker, tmp_path):
     summary = report["summary"]
     assert summary["ratio_pipeline_to_model"] == pytest.approx(throughput["raw_to_enriched_per_s"] / model["per_s"], rel=0.01)
     assert summary["offered_per_s"] == pytest.approx(0.5 * min(throughput["raw_to_enriched_per_s"], throughput["raw_to_alerts_per_s"]), abs=0.1)
+    assert 0 < summary["enricher_cpu_efficiency"] < 2
     assert isinstance(summary["goal_ratio_at_least_0_9"], bool) and isinstance(summary["goal_alert_p95_at_most_1s"], bool)
     assert len(report["load"]["start"]) == len(report["load"]["end"]) == 3
 
