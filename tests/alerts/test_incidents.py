@@ -72,6 +72,21 @@ def test_steady_streams_never_page_p1(matcher: TermMatcher) -> None:
     assert report.priorities.get("P1", 0) == 0
 
 
+@pytest.mark.parametrize("burstiness", [0.0, 0.3])
+def test_the_pooled_burstiness_finds_the_streams_own(burstiness: float) -> None:
+    # Hourly Gamma rate factors of variance b per issue type: the pooled, remembered estimate over a day
+    # lands near b (six hours of one series alone are often six calm hours), and near 0 for Poisson traffic.
+    from consumers.alerter.spikes import Detector, DetectorConfig
+
+    detector = Detector(DetectorConfig.from_settings(AlertSettings()))
+    for event in generate(StreamSpec(T0, timedelta(hours=30), seed=5, burstiness=burstiness)):
+        detector.observe(event)
+    end = detector.bucket_of(detector.watermark)
+    estimate, weight = detector._pooled_dispersion("issue_type", end - 15, 360)
+    assert weight > 200
+    assert (0.15 <= estimate <= 0.5) if burstiness else estimate <= 0.08, estimate
+
+
 def test_rule_cases_keep_their_rule_as_title(matcher: TermMatcher) -> None:
     engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
     # The classifier calls it account security; the title says what the rule found.
