@@ -247,6 +247,10 @@ class OnnxPooler:
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(num_threads or 0)  # 0: one thread per physical core
         so.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: the enricher shares its cores with the
+        # broker and the other stages, and spinning threads doubled its CPU per text there
+        # (bench pipeline, docs/operations.md: 21-23 ms per text spinning, 12-13 ms not).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"],
                                             disabled_optimizers=DISABLED_FUSIONS)
