@@ -44,6 +44,7 @@ enriched_feedback = sa.Table(
     sa.Column("theme_id", sa.String(64)),
     sa.Column("embedding", sa.LargeBinary, nullable=False),
     sa.Column("theme_embedding", sa.LargeBinary),  # m0002; NULL for rows stored before it
+    sa.Column("aspect_sentiments", sa.JSON),  # m0003: {issue type: sentiment}; NULL for rows stored before it
     sa.Column("model_version", sa.String(100), nullable=False),
     sa.Column("flags", sa.JSON, nullable=False),
     sa.Column("signals", sa.JSON, nullable=False),
@@ -167,6 +168,7 @@ class FeedbackStore:
             "issue_scores": {sc.label.value: sc.probability for sc in event.issue_scores},
             "sentiment": event.sentiment.label.value,
             "sentiment_score": event.sentiment.score,
+            "aspect_sentiments": {a.issue_type.value: a.sentiment.value for a in event.aspect_sentiments},
             "theme_id": event.theme_id,
             "embedding": to_float16_bytes(embedding),
             "theme_embedding": None if theme_embedding is None else to_float16_bytes(theme_embedding),
@@ -216,7 +218,8 @@ class FeedbackStore:
         """One week's feedback; ``embeddings`` are the theme embeddings (the classifier's for rows stored before m0002)."""
         t = enriched_feedback
         query = sa.select(
-            t.c.event_id, sa.func.coalesce(t.c.theme_embedding, t.c.embedding).label("embedding"), t.c.text, t.c.channel, t.c.primary_issue, t.c.sentiment, t.c.sentiment_score, t.c.theme_id
+            t.c.event_id, sa.func.coalesce(t.c.theme_embedding, t.c.embedding).label("embedding"), t.c.text, t.c.channel, t.c.primary_issue, t.c.sentiment, t.c.sentiment_score, t.c.theme_id,
+            t.c.aspect_sentiments,
         ).where(t.c.week == week).order_by(t.c.received_at, t.c.event_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
@@ -231,6 +234,7 @@ class FeedbackStore:
             sentiments=[r.sentiment for r in rows],
             sentiment_scores=[float(r.sentiment_score) for r in rows],
             live_theme_ids=[r.theme_id for r in rows],
+            aspect_sentiments=[r.aspect_sentiments or {} for r in rows],
         )
 
     def week_counts(self, weeks: Sequence[str]) -> dict[str, dict[str, Counter]]:

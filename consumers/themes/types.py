@@ -34,6 +34,8 @@ class WeekFeedback:
     sentiments: list[str]
     sentiment_scores: list[float]
     live_theme_ids: list[str | None]
+    # {issue type: sentiment} per message (empty where the model gave none).
+    aspect_sentiments: list[dict[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.event_ids)
@@ -58,6 +60,8 @@ class WeeklyTheme:
     status: str = "steady"  # first_week | new | emerging | steady | fading | gone
     # A gone theme: this week's messages nearest to its centroid (its volume now; not stored).
     current_estimate: int = 0
+    # Per issue type, how its members felt about that aspect: {issue type: {sentiment: count}} (not stored).
+    aspect_mix: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def growth(self) -> float | None:

@@ -237,6 +237,16 @@ def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid
     return quotes
 
 
+def aspect_mix(aspects: Sequence[dict[str, str]], members: Sequence[int]) -> dict[str, dict[str, int]]:
+    """{issue type: {sentiment: count}} over the members' aspect sentiments (none recorded: empty)."""
+    out: dict[str, Counter] = {}
+    for i in members:
+        if i < len(aspects):
+            for issue, sentiment in aspects[i].items():
+                out.setdefault(issue, Counter())[sentiment] += 1
+    return {issue: dict(counts) for issue, counts in out.items()}
+
+
 def weekly_theme_id(week: str, event_ids: Sequence[str]) -> str:
     """Id of a theme first seen this week, from its members: rebuilding a week gives the same ids."""
     digest = hashlib.sha1("\n".join([week, *sorted(event_ids)]).encode()).hexdigest()
@@ -324,6 +334,7 @@ def build_week(
                 sentiment_mix=dict(Counter(feedback.sentiments[i] for i in idx)),
                 issue_mix=dict(Counter(feedback.primary_issues[i] for i in idx)),
                 channel_mix=dict(Counter(feedback.channels[i] for i in idx)),
+                aspect_mix=aspect_mix(feedback.aspect_sentiments, idx),
                 emerging=emerging,
                 fading=fading,
                 status=status,

@@ -103,9 +103,22 @@ def _also(t: WeeklyTheme) -> str:
     return " · ".join(k for k in t.keywords if k not in shown.split("、"))
 
 
+def aspects_text(t: WeeklyTheme, top: int = 3) -> str:
+    """How the theme's messages felt about each aspect they raise, most-mentioned first:
+    物流 logistics 正面 12 · 负面 3 — praise of delivery inside a complaint theme shows here."""
+    ranked = sorted(t.aspect_mix.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:top]
+    parts = []
+    for issue, counts in ranked:
+        split = " · ".join(f"{label} {counts[k]}" for k, label in (("negative", "负面"), ("neutral", "中性"), ("positive", "正面"))
+                           if counts.get(k))
+        parts.append(f"{issue_label(issue)}: {split}")
+    return "; ".join(parts)
+
+
 def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
     e = escape
     top_issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    aspects = aspects_text(t)
     change = "first week" if first_week or t.status == "first_week" else f"{growth_text(t)} ({t.previous_size} → {t.size})"
     also = _also(t)
     return "".join([
@@ -114,6 +127,7 @@ def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
         f"<p class=\"facts\"><b>{t.size}</b> messages · <span class=\"{change_class(t)}\">{e(change)}</span> · {e(_split_text(t.sentiment_mix))}</p>",
         _sentiment_bar(t.sentiment_mix),
         f"<p class=\"facts\">Issue types: {e(top_issues)}</p>" if top_issues else "",
+        f"<p class=\"facts\">Aspects: {e(aspects)}</p>" if aspects else "",
         *(f"<blockquote>{e(q)}</blockquote>" for q in t.quotes),
         f"<small class=\"meta\">{e(t.theme_id)}</small></div>",
     ])
@@ -229,6 +243,7 @@ def render_markdown(d: Digest) -> str:
             issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
             lines += [f"#### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})" if heading else
                       f"### {_md(_theme_title(t))} ({t.size} messages, {growth_text(t, d.first_week)})", "",
-                      f"- Sentiment: {_md(_split_text(t.sentiment_mix))}", f"- Issue types: {_md(issues)}", ""]
+                      f"- Sentiment: {_md(_split_text(t.sentiment_mix))}", f"- Issue types: {_md(issues)}",
+                      *([f"- Aspects: {_md(aspects_text(t))}"] if t.aspect_mix else []), ""]
             lines += [f"> {_md(q)}" for q in t.quotes] + [""]
     return "\n".join(lines) + "\n"

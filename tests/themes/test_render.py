@@ -76,3 +76,18 @@ def test_chromium_renders_the_digest(digest, chromium, tmp_path):
     assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom
     assert "Emerging themes" in dom and "充电宝、鼓包" in dom and "Volume by issue type" in dom
     (tmp_path.parent / "last-digest.png").write_bytes(shot.read_bytes())  # kept for a look by a person
+
+
+def test_theme_cards_show_how_each_aspect_was_felt(digest):
+    from consumers.themes.weekly import aspect_mix
+
+    aspects = [{"logistics": "positive", "product_quality": "negative"}, {"logistics": "positive"}, {}, {"logistics": "negative"}]
+    digest.themes[0].aspect_mix = aspect_mix(aspects, [0, 1, 2, 3])
+    assert digest.themes[0].aspect_mix == {"logistics": {"positive": 2, "negative": 1}, "product_quality": {"negative": 1}}
+    from pipelines.digest.render import _md, issue_label
+
+    html, markdown = render_html(digest), render_markdown(digest)
+    line = f"{issue_label('logistics')}: 负面 1 · 正面 2; {issue_label('product_quality')}: 负面 1"
+    assert f"Aspects: {line}" in html and f"- Aspects: {_md(line)}" in markdown
+    # A theme without recorded aspects (older rows) shows no aspects line.
+    assert html.count("Aspects:") == 1

@@ -11,6 +11,7 @@ from consumers.store import schema_version
 from consumers.store.feedback_store import FeedbackStore
 from consumers.themes.types import Theme, WeeklyTheme
 from tests.themes.factories import enriched
+from topics.schemas import EnrichedFeedback
 
 
 def unit(seed: int) -> np.ndarray:
@@ -96,3 +97,13 @@ def test_the_theme_embedding_is_stored_and_weekly_themes_read_it(store):
     got = dict(zip(week.event_ids, week.embeddings))
     # The theme embedding where there is one; a row stored without one (before m0002) gives its embedding.
     assert np.abs(got["e1"] - unit(7)).max() < 1e-3 and np.abs(got["e2"] - unit(2)).max() < 1e-3
+
+
+def test_aspect_sentiments_are_kept_and_reach_the_week(store):
+    mixed = EnrichedFeedback.model_validate({**enriched("e1", text="骑手很快，但是态度很差").model_dump(), "aspect_sentiments": [
+        {"issue_type": "logistics", "sentiment": "positive"}, {"issue_type": "service_attitude", "sentiment": "negative"}]})
+    store.upsert_enriched([(mixed, unit(1)), (enriched("e2"), unit(2))])
+    assert store.get_enriched("e1")["aspect_sentiments"] == {"logistics": "positive", "service_attitude": "negative"}
+    week = store.week_feedback("2026-W47")
+    assert dict(zip(week.event_ids, week.aspect_sentiments)) == {
+        "e1": {"logistics": "positive", "service_attitude": "negative"}, "e2": {}}
