@@ -556,11 +556,18 @@ class Detector:
         if own is not None and own[0] > 0:
             mean, variance, n = own
             estimate, weight = min(max((variance - mean) / (mean * mean), 0.0), MAX_DISPERSION), n - 1
-        pooled, pooled_weight = self._pooled_dispersion(dimension(stored[len(self.VOLUME_PREFIX):]), base_end, base_n)
+        dim = dimension(stored[len(self.VOLUME_PREFIX):])
+        pooled, pooled_weight = self._pooled_dispersion(dim, base_end, base_n)
         pooled_weight = min(pooled_weight, POOL_MAX_WEIGHT)
         prior = cfg.dispersion_prior_weight
         burst = ((prior * cfg.prior_dispersion + pooled_weight * pooled + weight * estimate)
                  / (prior + pooled_weight + weight))
+        if dim != "issue_type":
+            # A channel sums several issue types (a theme is part of one): its moments look calm, but its
+            # tail is one issue type's burst passing through it. It is at least as bursty as they are.
+            issue, issue_weight = self._pooled_dispersion("issue_type", base_end, base_n)
+            issue_weight = min(issue_weight, POOL_MAX_WEIGHT)
+            burst = max(burst, (prior * cfg.prior_dispersion + issue_weight * issue) / (prior + issue_weight))
         return expected, burst
 
     def _chunk_stats(self, stored: str, base_end: int, base_n: int) -> tuple[float, float, int] | None:
