@@ -58,6 +58,7 @@ def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | 
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
         "max_poll_records": settings.runtime.batch_size,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
         # Topics are created as specified (topics.admin), never by a reader: Tansu would auto-create
         # a missing one with its own partition count when a restarted broker lost it.
         "allow_auto_create_topics": False,

@@ -134,6 +134,7 @@ class StreamRuntime:
         self._producer = self._producer or self._new_producer()
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
+        linger = self.settings.runtime.linger_ms / 1000
         last_input = time.monotonic()
         join_allowance = 2 * self.settings.kafka.session_timeout_ms / 1000
         log.info("stage %s consuming %s as group %s", self.stage.name, self.stage.input_topic, self.group_id)
@@ -150,6 +151,8 @@ class StreamRuntime:
                     break
                 wait = batch_timeout if self._batch_started is None else max(0.0, self._batch_started + batch_timeout - time.monotonic())
                 wait = min(wait, 0.5)  # stay responsive to stop requests whatever the batch timeout
+                if self._pending:
+                    wait = min(wait, linger)
                 records = self._poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
                 if self.reposition_needed:
                     continue  # a rebalance ran inside this poll: these records may come from stale positions
@@ -160,7 +163,9 @@ class StreamRuntime:
                     last_input = time.monotonic()
                     metrics.PENDING.labels(self.stage.name).set(len(self._pending))
                 due = self._batch_started is not None and time.monotonic() - self._batch_started >= batch_timeout
-                if len(self._pending) >= batch_size or (due and self._pending):
+                # Nothing new for `linger`: no backlog to wait for, so the batch goes now.
+                lull = not records and time.monotonic() - last_input >= linger
+                if len(self._pending) >= batch_size or (self._pending and (due or lull)):
                     self.flush_pending()
                 # Idle time counts from the later of the last input and joining the group (a join takes seconds).
                 idle_since = max(last_input, self.assigned_at or last_input + join_allowance)

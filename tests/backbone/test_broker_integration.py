@@ -189,6 +189,7 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(kafka_settings):
         "FEEDBACK_MINER_KAFKA__GROUP_PREFIX": kafka_settings.kafka.group_prefix,
         # A batch that stays open for a minute: only SIGTERM can close it in time.
         "FEEDBACK_MINER_RUNTIME__BATCH_TIMEOUT_MS": "60000",
+        "FEEDBACK_MINER_RUNTIME__LINGER_MS": "60000",
         "FEEDBACK_MINER_RUNTIME__METRICS_PORT": str(metrics_port),
     }
     process = subprocess.Popen([sys.executable, "-m", "pipelines", "consume", "normalizer"], env=env,

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -17,8 +18,9 @@ from tests.backbone.factories import raw_event_bytes
 RAW, NORMALIZED, DLQ = "feedback.raw", "feedback.normalized", "feedback.deadletter"
 
 
-def make_settings(batch_size=4, batch_timeout_ms=50) -> Settings:
-    return Settings(kafka={"bootstrap_servers": "memory:0"}, runtime={"batch_size": batch_size, "batch_timeout_ms": batch_timeout_ms})
+def make_settings(batch_size=4, batch_timeout_ms=50, linger_ms=20) -> Settings:
+    return Settings(kafka={"bootstrap_servers": "memory:0"},
+                    runtime={"batch_size": batch_size, "batch_timeout_ms": batch_timeout_ms, "linger_ms": linger_ms})
 
 
 def fill(log: MemoryLog, n: int, bad: set[int] = frozenset()) -> None:
@@ -235,11 +237,28 @@ def test_restart_resumes_from_the_committed_offset():
 def test_stop_finishes_the_pending_batch_and_commits():
     log = MemoryLog()
     fill(log, 2)
-    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=100, batch_timeout_ms=60_000))
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=100, batch_timeout_ms=60_000,
+                                                                          linger_ms=60_000))
     threading.Timer(0.3, runtime.stop).start()
     stats = runtime.run()
     assert stats.processed == 2  # flushed on stop, long before the batch timeout
     assert consumer.commits and consumer.closed
+
+
+def test_a_lull_closes_a_started_batch_long_before_its_timeout():
+    log = MemoryLog()
+    fill(log, 3)
+    runtime, consumer = runtime_for(log, NormalizerStage(), make_settings(batch_size=100, batch_timeout_ms=60_000,
+                                                                          linger_ms=20))
+    committed_at: list[float] = []
+    commit = consumer.commit
+    consumer.commit = lambda offsets: (committed_at.append(time.monotonic()), commit(offsets))
+    threading.Timer(1.5, runtime.stop).start()
+    started = time.monotonic()
+    stats = runtime.run()
+    # The three events went out in one batch as soon as a poll found nothing more, not at stop.
+    assert stats.batches == 1 and stats.processed == 3
+    assert committed_at and committed_at[0] - started < 0.7
 
 
 def test_metrics_endpoint_reports_processed_and_dead_lettered():

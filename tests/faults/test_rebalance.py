@@ -31,7 +31,7 @@ def test_a_batch_dropped_on_rebalance_is_read_again(kafka_settings: Settings) ->
     events = raw_events(90, "rb")
     publish_raw(kafka_settings, RAW, events)
     # The first member holds everything in one open batch (large, and no batch timeout in sight).
-    holder_settings = fault_settings(kafka_settings, batch_size=1000, batch_timeout_ms=120_000)
+    holder_settings = fault_settings(kafka_settings, batch_size=1000, batch_timeout_ms=120_000, linger_ms=120_000)
     holder = StageThread(StreamRuntime(NormalizerStage(), holder_settings)).start()
     newcomer = None
     try:
