@@ -110,12 +110,6 @@ def run_themes_benchmark(settings: Settings, messages: int, real: int, data_dir:
 
 
 # --- two weeks with planted stories -------------------------------------------------------
-import csv
-import json
-import random
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
 # Real complaint stories, picked by a pattern inside one source (negative reviews only).
 # Each seed plants a different pair (one growing, one fading): nothing is tuned to one story.

@@ -157,7 +157,6 @@ def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data,
     from models.promotion import LOG, current_version, read_log, version_dir
     from pipelines.cli import app
     from pipelines.flows.training import training_flow
-    from topics.settings import Settings
 
     folder, heldout = small_data
     registry = tmp_path / "registry"
@@ -174,7 +173,6 @@ def test_correct_retrain_promote_rollback(kafka_settings, model_dir, small_data,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    settings = Settings()
     train = dict(quick=True, skip_finetune=True, issue_data=str(folder), shared_data=str(small_sentiment),
                  model_dir=str(model_dir), cache_dir=str(tmp_path / "cache"), quantize=False)
 

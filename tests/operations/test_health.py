@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
