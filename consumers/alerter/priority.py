@@ -81,4 +81,10 @@ def assess(event: EnrichedFeedback, matcher: TermMatcher) -> Assessment:
         categories.append("negative")
         reasons.append(f"负面({score:.2f}) · {ISSUE_TYPE_ZH[event.primary_issue]}")
         return Assessment(Priority.P3, reasons, categories, hits)
+    blamed = [a.issue_type for a in event.aspect_sentiments
+              if a.sentiment == SentimentLabel.negative and a.issue_type.value not in rules.unspecific_issue_types]
+    if rules.negative_aspects and not negative and blamed:
+        categories.append("negative_aspect")
+        reasons.append(f"负面方面: {'、'.join(ISSUE_TYPE_ZH[t] for t in blamed)}(整体{event.sentiment.label.value})")
+        return Assessment(Priority.P3, reasons, categories, hits)
     return Assessment(Priority.P4, reasons, categories, hits)

@@ -44,6 +44,7 @@ class Rules:
     social_min_mentions: int
     negative_score: float
     unspecific_issue_types: frozenset[str]
+    negative_aspects: bool = True
 
     def category(self, name: str) -> Category:
         return next(c for c in self.categories if c.name == name)
@@ -80,6 +81,7 @@ def parse_rules(data: object) -> Rules:
             social_min_mentions=int(reach.get("min_mentions", 10**9)),
             negative_score=float(p3["negative_score"]),
             unspecific_issue_types=frozenset(_strings(p3["unspecific_issue_types"], "p3.unspecific_issue_types")),
+            negative_aspects=bool(p3.get("negative_aspects", True)),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise RulesError(f"malformed rules file: missing or wrong {exc}") from exc

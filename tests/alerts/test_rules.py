@@ -94,6 +94,23 @@ def test_p3_needs_a_specific_issue_type_and_p4_is_the_rest(matcher: TermMatcher)
     assert assess(enriched("希望增加夜间模式", issue=IssueType.suggestion, score=0.0), matcher).priority == Priority.P4
 
 
+def test_a_blamed_aspect_in_a_praising_message_is_p3_for_that_aspect(matcher: TermMatcher) -> None:
+    from topics.schemas import AspectSentiment, EnrichedFeedback
+
+    def with_aspects(event, **aspects):
+        return EnrichedFeedback.model_validate({**event.model_dump(), "aspect_sentiments": [
+            AspectSentiment(issue_type=k, sentiment=v).model_dump() for k, v in aspects.items()]})
+
+    praised = enriched("菜很好吃，就是送得太慢了", issue=IssueType.product_quality, score=0.5)
+    assert assess(praised, matcher).priority == Priority.P4  # the verdict alone: nothing to act on
+    blamed = assess(with_aspects(praised, product_quality="positive", logistics="negative"), matcher)
+    assert blamed.priority == Priority.P3 and blamed.categories == ["negative_aspect"]
+    assert any("负面方面" in r and "物流" in r for r in blamed.reasons)
+    # Praise of every aspect, or a blamed aspect that names no specific issue, stays P4.
+    assert assess(with_aspects(praised, product_quality="positive", logistics="positive"), matcher).priority == Priority.P4
+    assert assess(with_aspects(praised, other="negative"), matcher).priority == Priority.P4
+
+
 def test_rules_file_path_and_bad_files(tmp_path) -> None:
     custom = tmp_path / "rules.yaml"
     custom.write_text(
