@@ -27,6 +27,15 @@ def broker(tmp_path_factory) -> EmbeddedBroker:
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> EmbeddedBroker:
+    """A broker of this test alone, to restart (on the same port) or freeze; the session broker is shared."""
+    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def kafka_settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     """Settings on the shared broker, isolated per test by a unique topic prefix and group prefix."""
     from topics.admin import ensure_topics

@@ -209,9 +209,38 @@ class AlertRecord:
     last_sample: str | None
 
 
+class BackgroundReader:
+    """A daemon thread of the benchmark that reads the broker until stopped; its error surfaces in the waits."""
+
+    thread_name = "bench-reader"
+
+    def _init_thread(self) -> None:
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _raise_error(self, reading: str) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"reading {reading} failed: {self.error}") from self.error
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class TopicRecorder:
+class TopicRecorder(BackgroundReader):
     """Reads the enriched, alert and dead-letter topics from the start, in a thread of the benchmark."""
+
+    thread_name = "bench-recorder"
 
     settings: Settings
     enriched_ms: dict[str, int] = field(default_factory=dict)  # event id → first enriched record's timestamp
@@ -222,20 +251,9 @@ class TopicRecorder:
     alerts: list[AlertRecord] = field(default_factory=list)
     # Events out (enriched or dead-lettered, first time) per phase: the event id without its number.
     finished: Counter = field(default_factory=Counter)
-    error: BaseException | None = None
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="bench-recorder", daemon=True)
-
-    def start(self) -> TopicRecorder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self._init_thread()
 
     def _run(self) -> None:
         from kafka import TopicPartition
@@ -279,35 +297,25 @@ class TopicRecorder:
         """How many events of a phase (ids ``<phase><number>``) came out enriched or dead-lettered.
 
         A counter, not a scan of the ids: the waits poll it and must not take CPU from the stages."""
-        if self.error is not None:
-            raise RuntimeError(f"reading the output topics failed: {self.error}") from self.error
+        self._raise_error("the output topics")
         with self.lock:
             return self.finished[phase]
 
 
-class AlerterProgress:
+class AlerterProgress(BackgroundReader):
     """The alerter group's committed offsets on the enriched topic, polled in a thread (OffsetFetch; joins no group).
 
     The alerter commits a batch only after its alerts were acknowledged: the first time a committed
     offset passes an event's enriched record is when the alerter was done with that event.
     """
 
+    thread_name = "bench-alerter-offsets"
+
     def __init__(self, settings: Settings, interval_s: float = 0.25):
         self.settings = settings
         self.interval_s = interval_s
-        self.lock = threading.Lock()
         self.history: dict[int, list[tuple[int, int]]] = {}  # partition → [(time ms, committed offset)], rising
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-alerter-offsets", daemon=True)
-
-    def start(self) -> AlerterProgress:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self._init_thread()
 
     def _run(self) -> None:
         from kafka import TopicPartition
@@ -332,8 +340,7 @@ class AlerterProgress:
             consumer.close()
 
     def caught_up(self, ends: dict[int, int]) -> bool:
-        if self.error is not None:
-            raise RuntimeError(f"reading the alerter's offsets failed: {self.error}") from self.error
+        self._raise_error("the alerter's offsets")
         with self.lock:
             return all(self.history.get(p) and self.history[p][-1][1] >= end for p, end in ends.items())
 

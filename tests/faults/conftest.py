@@ -32,15 +32,6 @@ def feedback_model():
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> EmbeddedBroker:
-    """A broker of this test alone, to restart or freeze (the session broker is shared)."""
-    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
 def own_broker_settings(own_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     """Settings on ``own_broker`` with a SQLite file store of the test (topics not yet provisioned)."""
     return Settings(

@@ -32,15 +32,6 @@ RECOVERY_S = 30.0
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> EmbeddedBroker:
-    """A broker of this test alone, restartable on the same port (the session broker is shared)."""
-    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
-@pytest.fixture
 def settings(own_broker: EmbeddedBroker, tmp_path: Path) -> Settings:
     base = Settings(
         kafka={
