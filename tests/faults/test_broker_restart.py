@@ -47,15 +47,6 @@ pytestmark = pytest.mark.broker
 log = logging.getLogger(__name__)
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> EmbeddedBroker:
-    """A broker of this test alone, restartable on the same port (the session broker is shared)."""
-    broker = EmbeddedBroker(log_path=tmp_path / "tansu.log")
-    broker.start()
-    yield broker
-    broker.stop()
-
-
 def _reference_alerts(batches: list[list[EnrichedFeedback]], tmp_path: Path) -> list[list[Alert]]:
     """The alerts of each batch, run in-process on a fresh SQLite store (no broker, no fault)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'reference.db'}")
