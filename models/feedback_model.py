@@ -87,6 +87,14 @@ def decide_issue_labels(probs: np.ndarray, thresholds: np.ndarray, primary_index
     return primary, labels
 
 
+def decide_issues(issue: np.ndarray, primary: np.ndarray, thresholds: np.ndarray,
+                  other_below: float) -> list[tuple[str, list[str]]]:
+    """The served decision for each row: (primary label, label set) from the one-vs-rest
+    probabilities and the calibrated primary-label probabilities (``PrimaryCalibration``)."""
+    chosen = decide_primary(primary, other_below)
+    return [decide_issue_labels(p, thresholds, int(c)) for p, c in zip(issue, chosen)]
+
+
 SCALE_SUFFIX = ".int8_scale"
 
 
@@ -223,8 +231,7 @@ class FeedbackModel:
         if not texts:
             return []
         out = self.forward(texts, batch_size=batch_size)
-        chosen = decide_primary(out["primary"], self.calibration.other_below)
-        decided = [decide_issue_labels(out["issue"][i], self.thresholds, int(chosen[i])) for i in range(len(texts))]
+        decided = decide_issues(out["issue"], out["primary"], self.thresholds, self.calibration.other_below)
         aspects = self.aspect_sentiments(texts, [labels for _, labels in decided], out["sentiment"])
         preds = []
         for i in range(len(texts)):

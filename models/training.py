@@ -53,12 +53,12 @@ from models.feedback_model import (
     NGRAMS_FILE,
     SENTIMENT_NGRAMS_FILE,
     artifact_prefix,
-    decide_issue_labels,
+    decide_issues,
     issue_features,
     pack_tuned_layers,
     unpack_tuned_layers,
 )
-from models.issue_heads import IssueHeads, PrimaryCalibration, blend_probs, decide_primary, fit_issue_heads, view_probs
+from models.issue_heads import IssueHeads, PrimaryCalibration, blend_probs, fit_issue_heads, view_probs
 from models.lexical import CharNgrams
 from models.sentiment_heads import fit_lexical_sentiment, lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
@@ -444,15 +444,14 @@ def _binary_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
 
 def _issue_metrics(probs: np.ndarray, primary: np.ndarray, rows: list[Example], thresholds: np.ndarray,
                    calibration: PrimaryCalibration) -> dict:
-    """``primary``: primary-label probabilities; the decision is the served one (``decide_issue_labels``)."""
+    """``primary``: primary-label probabilities; the decision is the served one (``decide_issues``)."""
     from models.evaluation import EvalRow, issue_type_report
 
     primary = calibration.apply(primary)
-    chosen = decide_primary(primary, calibration.other_below)
-    decided = [decide_issue_labels(p, thresholds, int(c)) for p, c in zip(probs, chosen)]
+    decided = decide_issues(probs, primary, thresholds, calibration.other_below)
     ev = [EvalRow(i, r.text, r.label, tuple(r.labels)) for i, r in enumerate(rows)]
     return issue_type_report(ev, [d[0] for d in decided], [d[1] for d in decided],
-                             [float(q[c]) for q, c in zip(primary, chosen)])
+                             [float(q[ISSUE_TYPES.index(d[0])]) for q, d in zip(primary, decided)])
 
 
 def evaluate_sentiment(rows: Rows, tuned: Tuned, fitted: FittedHeads, features: Features) -> dict:
