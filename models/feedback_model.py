@@ -26,6 +26,7 @@ from models.lexical import CharNgrams
 from models.pooling import l2_normalize
 from models.sentiment_heads import PREFIX as SENTIMENT_LEXICAL, lexical_logits, sentiment_probs
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS
+from models.topic_branch import TOPIC, TopicBranch
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONFIG_FILE = "config.json"
@@ -44,9 +45,9 @@ class Prediction:
     sentiment: str
     sentiment_score: float
     sentiment_probs: dict[str, float] = field(default_factory=dict)
-    # The topic embedding for themes: the L2-normalised mean pool of the untuned layers below the
-    # split (same pass, no extra cost). The classifier embedding above groups by sentiment and issue
-    # type; this one by subject (docs/themes.md). None from models that do not provide it.
+    # The topic embedding for themes: the L2-normalised mean pool of the topic branch (the untuned
+    # top layers, same pass: models.topic_branch), else of the layers below the split. The classifier
+    # embedding above groups by sentiment and issue type; this one by subject (docs/themes.md).
     theme_embedding: np.ndarray | None = field(default=None, repr=False)
     # The primary-label head's probability of ``primary_issue`` (its confidence; calibration in METHOD.md).
     issue_confidence: float = float("nan")
@@ -172,8 +173,12 @@ class FeedbackModel:
         max_batch_tokens: int | None = None,
         registry_dir: Path | None = None,
         encoder: Encoder | None = None,
+        topic_max_tokens: int | None = None,
     ) -> FeedbackModel:
         """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts.
+
+        ``topic_max_tokens``: predictions carry the topic branch's theme embedding (``models.topic_branch``: the
+        untuned layers above the split, reading that many tokens) instead of the split-layer pool.
 
         ``encoder``: one already built for these artifacts' tuned layers (``models.promotion.load_model``
         shares it between versions that differ only in their heads)."""
@@ -196,6 +201,8 @@ class FeedbackModel:
             max_batch_tokens=max_batch_tokens,
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
             prefix=artifact_prefix(config),
+            topic_branch=TopicBranch(int(config["split_layer"]), int(config["num_layers"]), topic_max_tokens)
+            if topic_max_tokens else None,
         )
         heads = load_file(str(art / HEADS_FILE))
 
@@ -210,8 +217,10 @@ class FeedbackModel:
     # -- inference ----------------------------------------------------------------
     def forward(self, texts: Sequence[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Raw outputs: embedding, sentiment probs (n,3), issue probs (n,11), calibrated primary-label probs (n,11),
-        theme embedding (n,384: the normalised split-layer pool)."""
-        emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size, layers=[self.split, self.last])
+        theme embedding (n,384: the normalised topic-branch pool, else the split-layer pool)."""
+        topic = getattr(self.encoder, "topic_branch", None) is not None
+        emb, pooled = self.encoder.encode(list(texts), batch_size=batch_size,
+                                          layers=[self.split, self.last, *([TOPIC] if topic else [])])
         split_pool, last_pool = pooled[:, 0], pooled[:, 1]
         lexical = None if self.sentiment_ngrams is None else lexical_logits(self.sentiment_ngrams, texts, self.heads)
         sent = sentiment_probs(last_pool @ self.sent_w.T + self.sent_b, lexical, self.sentiment_blend)
@@ -222,7 +231,7 @@ class FeedbackModel:
         issue, primary = blend_probs(views, self.blend)
         primary = self.calibration.apply(primary)
         return {"embedding": emb, "sentiment": sent, "issue": issue, "primary": primary,
-                "theme": np.ascontiguousarray(l2_normalize(split_pool), dtype=np.float32)}
+                "theme": np.ascontiguousarray(l2_normalize(pooled[:, 2] if topic else split_pool), dtype=np.float32)}
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         if isinstance(texts, str):

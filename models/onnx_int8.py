@@ -1,12 +1,12 @@
 """The fast CPU path: the encoder exported to ONNX, fused and int8-quantised for ONNX Runtime.
 
-Built once per (base model, tuned weights, pooled layers, onnxruntime version) into the model
+Built once per (base model, tuned weights, pooled layers, topic branch, onnxruntime version) into the model
 directory, like the converted encoder folder (``models.atomic_build``): torch export (eager attention, so ONNX
 Runtime's transformer optimiser can fuse attention, embedding + LayerNorm and bias + GELU),
 then int8 quantisation of every MatMul and the attention projections with one scale per weight
 column and **calibrated, fixed activation scales** (so a text's scores never depend on its batch
-neighbours; see ``build_onnx_int8``). The graph returns the mean pools of the requested layers,
-so pooling costs nothing extra in Python.
+neighbours; see ``build_onnx_int8``). The graph returns the mean pools of the requested layers
+(and of the topic branch, ``models.topic_branch``), so pooling costs nothing extra in Python.
 
 Speed against torch fp32 depends on the CPU's int8 instructions; ``bench model`` measures it in
 every run (benchmarks/model.json). Measured 2026-12-06 (2 cores, AVX-512 VNNI, short sentences):
@@ -28,6 +28,7 @@ import numpy as np
 
 from models.atomic_build import ensure_built, sha256_file, utc_stamp
 from models.pooling import mean_pool
+from models.topic_branch import TopicBranch, topic_module
 
 EXPORT_VERSION = "2"  # 2: calibrated activation scales (batch-independent scores)
 MODEL_FILE = "encoder-int8.onnx"
@@ -37,11 +38,12 @@ MANIFEST = "manifest.json"
 DISABLED_FUSIONS = ["SkipLayerNormFusion"]
 
 
-def export_key(base_version: str, state: dict, layers: Sequence[int]) -> str:
-    """Identifies one build: base model, tuned weights, pooled layers and the onnxruntime version."""
+def export_key(base_version: str, state: dict, layers: Sequence[int], topic: TopicBranch | None = None) -> str:
+    """Identifies one build: base model, tuned weights, pooled layers, topic branch and the onnxruntime version."""
     import onnxruntime
 
-    h = hashlib.sha256(f"{EXPORT_VERSION}|{base_version}|{list(layers)}|{onnxruntime.__version__}".encode())
+    branch = f"|{topic.version}" if topic else ""
+    h = hashlib.sha256(f"{EXPORT_VERSION}|{base_version}|{list(layers)}{branch}|{onnxruntime.__version__}".encode())
     for name in sorted(state):
         h.update(name.encode())
         h.update(np.ascontiguousarray(state[name].detach().numpy() if hasattr(state[name], "detach")
@@ -49,13 +51,15 @@ def export_key(base_version: str, state: dict, layers: Sequence[int]) -> str:
     return h.hexdigest()[:16]
 
 
-def _export_fp32(folder: Path, state: dict | None, layers: Sequence[int], path: Path) -> tuple[int, int]:
+def _export_fp32(folder: Path, state: dict | None, layers: Sequence[int], path: Path,
+                 topic: TopicBranch | None = None) -> tuple[int, int]:
     import warnings
 
     import torch
     from transformers import BertModel
 
     model = BertModel.from_pretrained(str(folder), add_pooling_layer=False, attn_implementation="eager")
+    branch = topic_module(model, topic) if topic else None  # copied before the tuned weights go in
     if state:
         model.load_state_dict(state, strict=False)
     model.eval()
@@ -65,11 +69,15 @@ def _export_fp32(folder: Path, state: dict | None, layers: Sequence[int], path: 
         def __init__(self) -> None:
             super().__init__()
             self.bert = model
+            self.topic = branch
 
         def forward(self, input_ids, attention_mask):
             res = self.bert(input_ids=input_ids, attention_mask=attention_mask,
                             token_type_ids=torch.zeros_like(input_ids), output_hidden_states=True)
-            return torch.stack([mean_pool(res.hidden_states[k], attention_mask) for k in layers], dim=1)
+            pools = [mean_pool(res.hidden_states[k], attention_mask) for k in layers]
+            if self.topic is not None:
+                pools.append(self.topic(res.hidden_states[topic.from_layer], attention_mask))
+            return torch.stack(pools, dim=1)
 
     ids = torch.randint(5, 1000, (2, 12))
     with warnings.catch_warnings(), torch.inference_mode():
@@ -108,7 +116,8 @@ CALIBRATION_TEXTS = [
 CALIBRATION_MARGIN = 1.25
 
 
-def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out: Path) -> dict:
+def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out: Path,
+                    topic: TopicBranch | None = None) -> dict:
     """Export, fuse and quantise into the folder ``out``; returns build facts for the manifest.
 
     Weights are int8 per output column. Activations use **fixed, calibrated** scales (one per
@@ -125,7 +134,7 @@ def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
-        heads, hidden = _export_fp32(folder, state, layers, raw)
+        heads, hidden = _export_fp32(folder, state, layers, raw, topic)
         options = FusionOptions("bert")
         options.enable_skip_layer_norm = False
         options.enable_bias_skip_layer_norm = False
@@ -214,9 +223,10 @@ def fix_activation_scales(dynamic: Path, fused: Path, folder: Path, out: Path) -
 
 
 def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: Sequence[int],
-                     base_version: str) -> Path:
-    """The quantised ONNX file for this encoder, built when missing or corrupt."""
-    key = export_key(base_version, state or {}, layers)
+                     base_version: str, topic: TopicBranch | None = None) -> Path:
+    """The quantised ONNX file for this encoder, built when missing or corrupt; with ``topic``, its pools end
+    with the topic branch's (``models.topic_branch``)."""
+    key = export_key(base_version, state or {}, layers, topic)
     target = Path(model_dir) / "onnx" / key
 
     def check(full: bool) -> str | None:
@@ -229,9 +239,10 @@ def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: 
         return None if ok else "checksum mismatch"
 
     def build(tmp: Path) -> dict:
-        facts = build_onnx_int8(folder, state, layers, tmp)
+        facts = build_onnx_int8(folder, state, layers, tmp, topic)
         f = tmp / MODEL_FILE
-        facts.update({"key": key, "base": base_version, "layers": list(layers), "size": f.stat().st_size,
+        facts.update({"key": key, "base": base_version, "layers": list(layers),
+                      "topic_branch": topic.version if topic else None, "size": f.stat().st_size,
                       "sha256": sha256_file(f), "built_at": utc_stamp()})
         return facts
 
@@ -239,9 +250,10 @@ def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: 
 
 
 class OnnxPooler:
-    """ONNX Runtime session: (input_ids, attention_mask) → mean pools, (n, len(layers), hidden)."""
+    """ONNX Runtime session: (input_ids, attention_mask) → mean pools, (n, len(layers), hidden); ``layers``
+    names what each pool is (layer numbers, and ``TOPIC`` last for a graph with the topic branch)."""
 
-    def __init__(self, path: Path, layers: Sequence[int], num_threads: int | None = None) -> None:
+    def __init__(self, path: Path, layers: Sequence[int | str], num_threads: int | None = None) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()

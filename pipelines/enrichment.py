@@ -14,36 +14,22 @@ from topics.settings import Settings
 
 @lru_cache(maxsize=2)
 def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None,
-                registry_dir: Path | None = None):
+                registry_dir: Path | None = None, topic_max_tokens: int | None = None):
     from models.feedback_model import FeedbackModel
 
     return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads,
-                              max_batch_tokens=max_batch_tokens, registry_dir=registry_dir)
+                              max_batch_tokens=max_batch_tokens, registry_dir=registry_dir,
+                              topic_max_tokens=topic_max_tokens)
 
 
-@lru_cache(maxsize=2)
-def _load_theme_encoder(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None):
-    from models.theme_encoder import ThemeEncoder
-
-    return ThemeEncoder(model_dir, max_length=max_length, quantize=quantize, num_threads=num_threads,
-                        max_batch_tokens=max_batch_tokens)
-
-
-@lru_cache(maxsize=2)
-def _with_theme_encoder(model, themes):
-    from models.theme_encoder import WithThemeEncoder
-
-    return WithThemeEncoder(model, themes)
-
-
-def production_model(settings: Settings):
+def production_model(settings: Settings, with_topic_branch: bool = True):
     """The model the enricher uses (the promoted version, else the shipped one); loaded once per process and shared.
-    Its predictions' theme embedding comes from the topic encoder (settings ``enrichment.theme_encoder``)."""
+    Its predictions' theme embedding comes from the topic branch (models/topic_branch.py; settings
+    ``enrichment.theme_encoder``); ``with_topic_branch=False`` is the model without it (benchmarks measure its cost)."""
     m = settings.model
-    model = _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
-                        Path(settings.promotion.registry_dir))
-    t = settings.enrichment.theme_encoder
-    return _with_theme_encoder(model, _load_theme_encoder(Path(m.dir), m.quantize, t.max_length, m.num_threads, m.max_batch_tokens))
+    topic_tokens = settings.enrichment.theme_encoder.max_length if with_topic_branch else None
+    return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
+                       Path(settings.promotion.registry_dir), topic_tokens)
 
 
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:

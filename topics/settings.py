@@ -197,10 +197,11 @@ class WeeklyThemeSettings(_Section):
 
 
 class ThemeEncoderSettings(_Section):
-    """The topic embedding themes cluster on: a second int8 pass through the untuned encoder (models/theme_encoder.py;
-    docs/themes.md). Changing it changes the vector space: recompute the centre and recalibrate (themes calibrate)."""
+    """The topic embedding themes cluster on: the untuned encoder's top layers as a branch of the served model's pass
+    (models/topic_branch.py; docs/themes.md). Changing it changes the vector space: recompute the centre and
+    recalibrate (themes calibrate)."""
 
-    # Tokens of a text the topic pass reads (median review: 23; p90: 73); shorter is cheaper.
+    # Tokens of a text the topic branch reads (median review: 23; p90: 73); shorter is cheaper.
     max_length: int = Field(64, ge=8, le=512)
 
 
