@@ -125,7 +125,7 @@ def test_the_digest_can_group_theme_cards_by_polarity_without_changing_the_theme
 
 
 @pytest.mark.model
-def test_the_topic_encoder_groups_by_subject_not_by_sentiment(feedback_model):
+def test_the_topic_branch_groups_by_subject_not_by_sentiment(feedback_model):
     from consumers.enricher.classifier import theme_vector
 
     texts = ["外卖送得太慢了，等了两个小时饭菜都凉了", "外卖送得很快，饭菜到的时候还是热的",
@@ -135,8 +135,11 @@ def test_the_topic_encoder_groups_by_subject_not_by_sentiment(feedback_model):
     sims = v @ v.T
     # Complaint and praise about delivery are closer than two complaints about different subjects.
     assert sims[0, 1] > sims[0, 2] and sims[2, 3] > sims[1, 3]
-    # Only the theme embedding comes from the topic encoder: the classifier's outputs are the served model's.
-    served = getattr(feedback_model, "model", feedback_model).predict(texts)
+    # Only the theme embedding comes from the topic branch: the classifier's outputs are the served model's.
+    from pipelines.enrichment import production_model
+    from topics.settings import Settings
+
+    served = production_model(Settings(), with_topic_branch=False).predict(texts)
     assert [p.sentiment for p in predictions] == [p.sentiment for p in served]
     assert np.allclose(predictions[0].embedding, served[0].embedding)
     assert not np.allclose(predictions[0].theme_embedding, served[0].theme_embedding)
