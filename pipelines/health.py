@@ -58,6 +58,13 @@ class OpenHealthAlert:
     priority: str
     title: str
     first_seen: datetime
+    # What the open event said (an acknowledgement re-publishes it), and who took it (``alerts ack``).
+    summary: str = ""
+    reasons: list[str] = field(default_factory=list)
+    count: int = 0
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    ack_note: str | None = None
 
 
 @dataclass
@@ -80,7 +87,8 @@ class HealthMemory:
             "deadletters": self.deadletters,
             "model_checked_at": stamp(self.model_checked_at),
             "model_error": self.model_error,
-            "open_alerts": {k: {**asdict(v), "first_seen": stamp(v.first_seen)} for k, v in self.open_alerts.items()},
+            "open_alerts": {k: {**asdict(v), "first_seen": stamp(v.first_seen), "acknowledged_at": stamp(v.acknowledged_at)}
+                            for k, v in self.open_alerts.items()},
         }
 
     @classmethod
@@ -93,8 +101,11 @@ class HealthMemory:
             deadletters=data.get("deadletters"),
             model_checked_at=parse(data["model_checked_at"]) if data.get("model_checked_at") else None,
             model_error=data.get("model_error"),
-            open_alerts={k: OpenHealthAlert(v["alert_id"], v["revision"], v["priority"], v["title"], parse(v["first_seen"]))
-                         for k, v in data.get("open_alerts", {}).items()},
+            open_alerts={k: OpenHealthAlert(
+                v["alert_id"], v["revision"], v["priority"], v["title"], parse(v["first_seen"]), v.get("summary", ""),
+                list(v.get("reasons", [])), v.get("count", 0), v.get("acknowledged_by"),
+                parse(v["acknowledged_at"]) if v.get("acknowledged_at") else None, v.get("ack_note"))
+                for k, v in data.get("open_alerts", {}).items()},
         )
 
 
@@ -220,14 +231,54 @@ def alerts_for(findings: list[Finding], memory: HealthMemory, now: datetime) -> 
         opened = memory.open_alerts.get(finding.key)
         if finding.firing and opened is None:
             alert = _alert(finding, str(uuid.uuid4()), 0, AlertStatus.open, now, now)
-            memory.open_alerts[finding.key] = OpenHealthAlert(alert.alert_id, 0, finding.priority.value, finding.title, now)
+            memory.open_alerts[finding.key] = OpenHealthAlert(alert.alert_id, 0, finding.priority.value, finding.title, now,
+                                                              finding.summary, list(finding.reasons), finding.count)
             alerts.append(alert)
         elif not finding.firing and opened is not None:
             cleared = Finding(finding.key, False, Priority(opened.priority), title=f"已恢复: {opened.title}",
                               summary=f"{finding.key} is back within its threshold", reasons=("cleared at this health check",))
-            alerts.append(_alert(cleared, opened.alert_id, opened.revision + 1, AlertStatus.resolved, opened.first_seen, now))
+            alerts.append(_with_ack(_alert(cleared, opened.alert_id, opened.revision + 1, AlertStatus.resolved,
+                                           opened.first_seen, now), opened))
             del memory.open_alerts[finding.key]
     return alerts
+
+
+def find_open(memory: HealthMemory, alert_id: str) -> str | None:
+    """The check key of the open health alert with this id, if any."""
+    return next((key for key, opened in memory.open_alerts.items() if opened.alert_id == alert_id), None)
+
+
+def operator_action(memory: HealthMemory, alert_id: str, action: str, who: str, note: str | None, now: datetime) -> Alert:
+    """``alerts ack|resolve`` on an open health alert; updates ``memory`` (the caller saves it and publishes the event).
+
+    ``ack``: an update (next revision) that carries who, when and the note, as every later event of the alert
+    does. ``resolve``: the resolution; if the check still fires, the next health run opens a new alert."""
+    key = find_open(memory, alert_id)
+    if key is None:
+        raise ValueError(f"no open health alert {alert_id!r}")
+    opened = memory.open_alerts[key]
+    finding = Finding(key, True, Priority(opened.priority), opened.title, opened.summary, tuple(opened.reasons), opened.count)
+    opened.revision += 1
+    if action == "ack":
+        opened.acknowledged_by, opened.acknowledged_at, opened.ack_note = who, now, note
+        return _with_ack(_alert(finding, opened.alert_id, opened.revision, AlertStatus.update, opened.first_seen, now), opened)
+    if action == "resolve":
+        why = f"人工解决 ({who})" + (f": {note}" if note else "")
+        resolved = Finding(key, False, finding.priority, f"已解决: {opened.title}", why, (why, *opened.reasons), opened.count)
+        del memory.open_alerts[key]
+        return _with_ack(_alert(resolved, opened.alert_id, opened.revision, AlertStatus.resolved, opened.first_seen, now), opened)
+    raise ValueError(f"unknown action {action!r}")
+
+
+def _with_ack(alert: Alert, opened: OpenHealthAlert) -> Alert:
+    """The alert event with the acknowledgement fields and its first reason line (as the alerter's carry them)."""
+    if not opened.acknowledged_by:
+        return alert
+    from consumers.alerter.display import ack_text
+
+    line = ack_text(opened.acknowledged_by, opened.acknowledged_at, opened.ack_note)
+    return alert.model_copy(update={"acknowledged_by": opened.acknowledged_by, "acknowledged_at": opened.acknowledged_at,
+                                    "ack_note": opened.ack_note, "reasons": [line, *alert.reasons]})
 
 
 def _alert(finding: Finding, alert_id: str, revision: int, status: AlertStatus, first_seen: datetime, now: datetime) -> Alert:

@@ -163,10 +163,16 @@ def _operator(alert_id: str, action: str, note: str | None, by: str | None) -> N
     s = settings()
     require_broker(s, f"alerts {action}")
     store = _store()
-    engine = AlertEngine.build(TermMatcher(load_rules(s.alerts.rules_path)), s.alerts, utcnow)
-    state = AlertStateStore(store)
     who = by or getpass.getuser()
-    alert = state.operator_action(engine, alert_id, action, who, note)
+    # Health alerts (the pipeline_health flow's) live in its memory, not in the alerter's tables.
+    health = _health_action(store, alert_id, action, who, note)
+    state = None
+    if health is not None:
+        alert = health
+    else:
+        engine = AlertEngine.build(TermMatcher(load_rules(s.alerts.rules_path)), s.alerts, utcnow)
+        state = AlertStateStore(store)
+        alert = state.operator_action(engine, alert_id, action, who, note)
     console.print(render_alert(alert, s.alerts.timezone))
     # Recorded in the store; now the event for everyone on feedback.alerts.
     from consumers.kafka_io import make_producer, send
@@ -178,8 +184,23 @@ def _operator(alert_id: str, action: str, note: str | None, by: str | None) -> N
         producer.flush()
     finally:
         producer.close()
-    state.mark_published([alert])
+    if state is not None:
+        state.mark_published([alert])
     console.print(f"[green]{'acknowledged' if action == 'ack' else 'resolved'} {alert_id}; published on {ALERTS} (revision {alert.revision})[/]")
+
+
+def _health_action(store, alert_id: str, action: str, who: str, note: str | None):
+    """``ack``/``resolve`` of an open health alert (its memory in the store is updated), else None."""
+    from pipelines.health import find_open, operator_action
+    from pipelines.pipeline_probe import load_memory, save_memory
+    from topics.schemas import utcnow
+
+    memory = load_memory(store)
+    if find_open(memory, alert_id) is None:
+        return None
+    alert = operator_action(memory, alert_id, action, who, note, utcnow())
+    save_memory(store, memory)
+    return alert
 
 
 @alerts_app.command("ack")

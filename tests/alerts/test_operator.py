@@ -97,3 +97,84 @@ def test_alerts_list_ack_resolve_commands(kafka_settings, matcher: TermMatcher) 
     tail = runner.invoke(app, ["alerts", "tail", "--from-beginning", "--max", "2", "--timeout", "10"], env=env)
     assert tail.exit_code == 0 and tail.stdout.count("已确认: carol") == 2 and "+08:00" in tail.stdout, tail.output
     store.dispose()
+
+
+def _health_memory_with_open_alert():
+    from pipelines.health import HealthMemory, Observation, StageLag, alerts_for, judge
+    from topics.settings import HealthSettings
+
+    obs = Observation(T0, {"enricher": StageLag("enricher", 5000, 10)})
+    findings, memory = judge(obs, HealthMemory(), HealthSettings(max_lag=1000))
+    opened = alerts_for(findings, memory, T0)
+    assert [a.status for a in opened] == [AlertStatus.open]
+    return memory, opened[0]
+
+
+def test_health_alerts_can_be_acknowledged_and_resolved() -> None:
+    # Health alerts (pipelines/health.py) are not in the alerter's tables: their memory holds them.
+    from pipelines.health import (
+        HealthMemory,
+        Observation,
+        StageLag,
+        alerts_for,
+        judge,
+        operator_action,
+    )
+    from topics.settings import HealthSettings
+
+    memory, opened = _health_memory_with_open_alert()
+    acked = operator_action(memory, opened.alert_id, "ack", "alice", "扩容中", T0 + minutes(2))
+    assert acked.alert_id == opened.alert_id and acked.status == AlertStatus.update and acked.revision == 1
+    assert (acked.acknowledged_by, acked.ack_note) == ("alice", "扩容中") and acked.reasons[0].startswith("已确认: alice")
+    assert acked.title == opened.title and acked.summary == opened.summary and acked.kind == opened.kind
+    # The acknowledgement survives the memory's round trip through the store (JSON) ...
+    memory = HealthMemory.from_json(json.loads(json.dumps(memory.to_json())))
+    assert memory.open_alerts["stage:enricher:lag"].acknowledged_by == "alice"
+    # ... and the automatic resolution, when the lag clears, carries it with the next revision.
+    findings, memory = judge(Observation(T0 + minutes(5), {"enricher": StageLag("enricher", 0, 5010)}), memory,
+                             HealthSettings(max_lag=1000))
+    resolved = [a for a in alerts_for(findings, memory, T0 + minutes(5)) if a.alert_id == opened.alert_id]
+    assert [(a.status, a.revision, a.acknowledged_by) for a in resolved] == [(AlertStatus.resolved, 2, "alice")]
+
+    # Resolved by hand: the resolution event, and the alert is no longer open (a check still firing opens a new one).
+    memory, opened = _health_memory_with_open_alert()
+    done = operator_action(memory, opened.alert_id, "resolve", "bob", "重启了 enricher", T0 + minutes(3))
+    assert done.status == AlertStatus.resolved and done.revision == 1 and done.reasons[0] == "人工解决 (bob): 重启了 enricher"
+    assert memory.open_alerts == {}
+    with pytest.raises(ValueError, match="no open health alert"):
+        operator_action(memory, opened.alert_id, "ack", "bob", None, T0)
+
+
+@pytest.mark.broker
+def test_alerts_ack_and_resolve_commands_find_health_alerts(kafka_settings) -> None:
+    from consumers.kafka_io import read_topic
+    from consumers.store import make_engine, migrate
+    from pipelines.cli import app
+    from pipelines.pipeline_probe import load_memory, save_memory
+    from topics.schemas import Alert
+    from topics.serde import decode
+    from topics.specs import ALERTS
+
+    store = make_engine(kafka_settings.store.url)
+    migrate(store)
+    memory, opened = _health_memory_with_open_alert()
+    save_memory(store, memory)
+    env = {
+        "FEEDBACK_MINER_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.kafka.bootstrap_servers,
+        "FEEDBACK_MINER_KAFKA__TOPIC_PREFIX": kafka_settings.kafka.topic_prefix,
+        "FEEDBACK_MINER_STORE__URL": kafka_settings.store.url,
+    }
+    runner = CliRunner()
+    acked = runner.invoke(app, ["alerts", "ack", opened.alert_id, "--note", "on it", "--by", "carol"], env=env)
+    assert acked.exit_code == 0, acked.output
+    assert load_memory(store).open_alerts["stage:enricher:lag"].acknowledged_by == "carol"
+    done = runner.invoke(app, ["alerts", "resolve", opened.alert_id, "--by", "carol"], env=env)
+    assert done.exit_code == 0, done.output
+    assert load_memory(store).open_alerts == {}
+    again = runner.invoke(app, ["alerts", "resolve", opened.alert_id], env=env)
+    assert again.exit_code == 2 and "no alert" in again.output
+    published = [decode(Alert, r.value) for r in read_topic(kafka_settings, ALERTS)]
+    assert [(a.alert_id, a.kind.value, a.status.value, a.revision) for a in published] == [
+        (opened.alert_id, "health", "update", 1), (opened.alert_id, "health", "resolved", 2)]
+    assert all(a.acknowledged_by == "carol" for a in published)
+    store.dispose()
