@@ -9,7 +9,8 @@ Counts live in fixed event-time buckets per series (``issue_type:logistics``,
   the window fires when count ≥ min_count, count ≥ min_ratio × expected and
   the Poisson upper tail P(X ≥ count | expected) < p_value;
 - sentiment drop: the window's mean sentiment score is at least ``drop``
-  below the baseline mean and z = drop / (sd_baseline / √n) ≥ z.
+  below the baseline mean and z = drop / √(sd_baseline² (1/n + 1/n_baseline) + drift) ≥ z, where
+  drift is the variance of the window mean between windows beyond sampling noise.
 
 Everything keys on event time (``received_at``), so a replay gives the same
 verdicts, and nothing fires before ``min_history`` of stream history exists.
@@ -38,6 +39,10 @@ CACHE_SIZE = 20_000
 # The remembered burstiness halves its weight every this many hours of event time.
 MEMORY_HALF_LIFE_H = 48.0
 MAX_DISPERSION = 4.0
+# Sentiment: the window mean's drift between windows (sd) assumed before the baseline shows its own, and how
+# many baseline windows that assumption weighs.
+SENTIMENT_DRIFT_PRIOR = 0.1
+SENTIMENT_DRIFT_PRIOR_WEIGHT = 6.0
 # Cold start: the prior share of a series in the stream weighs as much as this many messages of history.
 COLD_SHARE_WEIGHT = 30.0
 # A channel's usual share of an issue type: its share of the whole stream weighs as much as this many messages.
@@ -672,10 +677,43 @@ class Detector:
         var_b = max(base.score_sq / base.count - mean_b * mean_b, 0.0)
         sd_b = max(math.sqrt(var_b), 0.1)
         drop = mean_b - mean_w
-        z = drop / (sd_b / math.sqrt(window.count))
+        # Two-sample z: the baseline's mean is itself an estimate (a young stream's hour of a channel holds
+        # a few dozen messages, and its mean can sit 0.1-0.2 off by chance). Real traffic's mean also drifts
+        # between windows beyond that noise (its mix of praise and complaints changes hour by hour): that
+        # drift's variance, estimated from the baseline's windows, is added like the burstiness of volume.
+        drift = self._sentiment_drift(stored, base_end, base_n, w, var_b)
+        z = drop / math.sqrt(sd_b * sd_b * (1 / window.count + 1 / base.count) + drift)
         firing = window.count >= cfg.sentiment_min_count and drop >= cfg.sentiment_drop and z >= cfg.sentiment_z
         calm = not firing and (drop < cfg.sentiment_drop / 2 or window.count < cfg.sentiment_min_count)
         return Signal(AlertKind.sentiment_drop, series, firing, calm, cfg.sentiment_window_min, window.count, mean_b, mean_w, None, z)
+
+    def _sentiment_drift(self, stored: str, base_end: int, base_n: int, w: int, var_b: float) -> float:
+        """Variance of a series' window mean between windows beyond sampling noise: a moment estimate over
+        the baseline's window-long chunks (aligned on the clock, cached), shrunk toward SENTIMENT_DRIFT_PRIOR."""
+        last = (base_end + 1) // w * w - 1
+        n = (last - (base_end - base_n)) // w
+        key = ("drift", stored, last, n)
+        if key not in self._chunk_cache:
+            first = last - n * w + 1
+            chunks = [Bucket() for _ in range(max(n, 0))]
+            for bucket, value in self.counts.buckets.get(stored, {}).items():
+                if first <= bucket <= last:
+                    c = chunks[(bucket - first) // w]
+                    c.count, c.score_sum = c.count + value.count, c.score_sum + value.score_sum
+            used = [c for c in chunks if c.count >= 2]
+            estimate, weight = 0.0, 0.0
+            if len(used) >= MIN_CHUNKS:
+                means = [c.score_sum / c.count for c in used]
+                grand = sum(means) / len(means)
+                spread = sum((m - grand) ** 2 for m in means) / (len(means) - 1)
+                noise = sum(var_b / c.count for c in used) / len(used)
+                estimate, weight = max(spread - noise, 0.0), len(used) - 1.0
+            if len(self._chunk_cache) > CACHE_SIZE:
+                self._chunk_cache.clear()
+            self._chunk_cache[key] = (estimate, weight, 0)
+        estimate, weight, _ = self._chunk_cache[key]
+        prior_weight = SENTIMENT_DRIFT_PRIOR_WEIGHT
+        return (prior_weight * SENTIMENT_DRIFT_PRIOR ** 2 + weight * estimate) / (prior_weight + weight)
 
     def _sentiment_store(self, series: str) -> str:
         # channel and theme buckets are shared with volume counting; ``all`` has its own.

@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 from consumers.alerter.engine import AlertEngine
-from pipelines.bench.alert_streams import StreamSpec, generate
 from consumers.alerter.rules import TermMatcher
 from consumers.alerter.spikes import event_series
+from pipelines.bench.alert_streams import StreamSpec, generate
 from topics.schemas import Alert, AlertKind, AlertStatus, EnrichedFeedback
 from topics.settings import AlertSettings
+
+FIVE_MINUTES = timedelta(minutes=5)
 
 
 @dataclass
@@ -51,6 +54,9 @@ class SpikeReport:
     priority: str | None = None
     max_priority: str | None = None
     signals: list[str] = field(default_factory=list)
+    # Messages of the incident's issue type (injected or not) in its first five minutes: a detector that
+    # needs ``spike_min_count`` messages cannot alert within five minutes with fewer.
+    first_5_min_messages: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +76,8 @@ def spike_report(spec: StreamSpec, settings: AlertSettings, matcher: TermMatcher
         series_alert_ids=len({e.alert.alert_id for e in series}),
         detected=False,
     )
+    report.first_5_min_messages = sum(1 for ev in events if ev.primary_issue == spec.spike.issue_type
+                                      and onset <= ev.received_at <= onset + FIVE_MINUTES)
     first = next((e for e in spikes if e.alert.status == AlertStatus.open and e.event.received_at >= onset), None)
     if first is None:
         return report, emitted

@@ -1,20 +1,38 @@
-"""Deterministic synthetic enriched-feedback streams for the alert tests and benchmark.
+"""Deterministic enriched-feedback streams for the alert tests and benchmark.
 
 A steady stream is a Poisson process per issue type (rates per hour) spread
 over channels; a spike adds a second Poisson process for one issue type, theme
-and channel from a known onset. The texts are real-looking complaints per issue
-type, so the rules see the same language as in production; the seed fixes
-everything, so a stream is identical run to run.
+and channel from a known onset. The seed fixes everything, so a stream is
+identical run to run.
+
+Background texts are either the short written complaints below (the tests:
+no data, no model) or real reviews and posts from the shared data sets
+(``RealTexts``, the benchmark): each one carries what the production model
+predicts for it (issue types, their probabilities, sentiment), cached on disk,
+and the issue-type mix of the stream is the model's mix over those texts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from topics.schemas import Channel, Customer, EnrichedFeedback, IssueType, IssueTypeScore, Sentiment, SentimentLabel
+from topics.schemas import (
+    AspectSentiment,
+    Channel,
+    Customer,
+    EnrichedFeedback,
+    IssueType,
+    IssueTypeScore,
+    Sentiment,
+    SentimentLabel,
+)
 
 TEXTS: dict[IssueType, list[str]] = {
     IssueType.logistics: ["快递三天了还没到，物流信息一直不更新", "包裹被放在门口丢了，快递员不接电话", "外卖送了一个半小时，饭都凉了", "物流太慢了，说好次日达结果一周"],
@@ -37,6 +55,101 @@ DEFAULT_RATES: dict[IssueType, float] = {
     IssueType.praise: 8.0, IssueType.other: 3.0,
 }
 CHANNEL_WEIGHTS = {Channel.app: 0.5, Channel.social: 0.3, Channel.email: 0.2}
+REAL_SOURCES = ("online_shopping_9_cats.csv", "waimai_10k.csv", "chnsenticorp_train.csv", "weibo_emotion_virus.jsonl")
+
+
+@dataclass(frozen=True)
+class RealText:
+    """A real text with the production model's verdict on it."""
+
+    text: str
+    source: str
+    primary_issue: IssueType
+    issue_types: tuple[IssueType, ...]
+    issue_probs: dict[str, float]
+    sentiment: SentimentLabel
+    score: float
+    aspects: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RealTexts:
+    """Real texts by the model's primary issue type; ``describe`` says where they came from."""
+
+    by_issue: dict[IssueType, list[RealText]]
+    model_version: str
+    cache_file: str
+
+    def rates(self, total_per_hour: float) -> dict[IssueType, float]:
+        """Rates per issue type for a stream of ``total_per_hour`` messages with the texts' mix."""
+        n = sum(len(v) for v in self.by_issue.values())
+        return {issue: total_per_hour * len(texts) / n for issue, texts in self.by_issue.items() if texts}
+
+    def describe(self) -> dict:
+        texts = [t for v in self.by_issue.values() for t in v]
+        return {
+            "texts": len(texts), "by_source": dict(sorted(Counter(t.source for t in texts).items())),
+            "by_primary_issue": {k.value: len(v) for k, v in sorted(self.by_issue.items(), key=lambda kv: -len(kv[1]))},
+            "by_sentiment": dict(sorted(Counter(t.sentiment.value for t in texts).items())),
+            "labels_from": f"production model {self.model_version} (cached: {self.cache_file})",
+        }
+
+
+def _read_real_texts(data_dir: Path, limit: int, seed: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` distinct (text, source file) from the shared data sets, a seeded sample of each file
+    in proportion to its size (6-200 characters, as the other benchmarks read them)."""
+    from pipelines.bench.themes import _load_sources
+
+    missing = [name for name in REAL_SOURCES if not (data_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"the alert benchmark's streams are real reviews from {data_dir} (Settings.shared_data, "
+            f"FEEDBACK_MINER_SHARED_DATA), which lacks {', '.join(missing)}")
+    rows = {text: source for cat in _load_sources(data_dir).values() for text, _, source in cat}
+    ordered = sorted(rows.items())
+    random.Random(seed).shuffle(ordered)
+    return ordered[:limit]
+
+
+def load_real_texts(data_dir: Path, cache_dir: Path, predictor=None, limit: int = 3000, seed: int = 0) -> RealTexts:
+    """The real texts with the production model's predictions, cached in ``cache_dir`` under a key of the
+    texts and the served model's artifacts (a promoted model gets new predictions). ``predictor``: a
+    loaded model (else the production model is loaded only when the cache misses)."""
+    from models.feedback_model import artifacts_digest
+    from models.promotion import current_artifacts
+    from topics.settings import Settings
+
+    texts = _read_real_texts(Path(data_dir), limit, seed)
+    if predictor is not None:
+        identity = predictor.version
+    else:
+        art = current_artifacts(Path(Settings().promotion.registry_dir))
+        identity = f"{art}:{artifacts_digest(art)[:16]}"
+    key = hashlib.sha256(json.dumps([identity, texts], ensure_ascii=False).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) / f"alert-texts-{key}.json"
+    if cache.is_file():
+        rows = json.loads(cache.read_text(encoding="utf-8"))
+    else:
+        if predictor is None:
+            from pipelines.enrichment import production_model
+
+            predictor = production_model(Settings())
+        preds = predictor.predict([t for t, _ in texts])
+        rows = {"model_version": predictor.version, "texts": [
+            {"text": t, "source": src, "primary_issue": p.primary_issue, "issue_labels": list(p.issue_labels),
+             "issue_probs": {k: round(float(v), 4) for k, v in p.issue_probs.items()}, "sentiment": p.sentiment,
+             "score": round(float(p.sentiment_score), 4), "aspects": dict(p.aspect_sentiments)}
+            for (t, src), p in zip(texts, preds)]}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(cache)
+    by_issue: dict[IssueType, list[RealText]] = {}
+    for r in rows["texts"]:
+        t = RealText(r["text"], r["source"], IssueType(r["primary_issue"]), tuple(IssueType(x) for x in r["issue_labels"]),
+                     r["issue_probs"], SentimentLabel(r["sentiment"]), max(-1.0, min(1.0, r["score"])), r.get("aspects", {}))
+        by_issue.setdefault(t.primary_issue, []).append(t)
+    return RealTexts(by_issue, rows["model_version"], str(cache))
 
 
 @dataclass(frozen=True)
@@ -72,6 +185,8 @@ class StreamSpec:
     # New themes during steady traffic: every issue type's themes are replaced by new ids this often
     # (staggered per issue type), as the enricher's live clustering births candidate themes.
     theme_turnover: timedelta | None = None
+    # Background texts: real ones with the model's labels and sentiment (None: the written ones above).
+    texts: RealTexts | None = None
 
 
 def _sentiment(issue: IssueType, rng: random.Random) -> Sentiment:
@@ -86,12 +201,22 @@ def _sentiment(issue: IssueType, rng: random.Random) -> Sentiment:
 def make_event(
     event_id: str, at: datetime, issue: IssueType, channel: Channel, text: str, rng: random.Random,
     theme_id: str | None = None, tier: str | None = None, customer_id: str | None = None,
-    sentiment: Sentiment | None = None, duplicate_of: str | None = None,
+    sentiment: Sentiment | None = None, duplicate_of: str | None = None, real: RealText | None = None,
 ) -> EnrichedFeedback:
+    customer = Customer(id=customer_id or f"c{rng.randrange(100_000)}", tier=tier)
+    if real is not None:
+        # The model's verdict on the real text, as the enricher would have published it.
+        return EnrichedFeedback(
+            event_id=event_id, channel=channel, source="replay", received_at=at, customer=customer, text=real.text,
+            primary_issue=real.primary_issue, issue_types=list(real.issue_types),
+            issue_scores=[IssueTypeScore(label=t, probability=real.issue_probs.get(t.value, 0.0)) for t in IssueType],
+            sentiment=sentiment or Sentiment(label=real.sentiment, score=real.score),
+            aspect_sentiments=[AspectSentiment(issue_type=IssueType(k), sentiment=SentimentLabel(v)) for k, v in real.aspects.items()],
+            theme_id=theme_id, model_version="replay", duplicate_of=duplicate_of,
+        )
     scores = [IssueTypeScore(label=t, probability=0.9 if t == issue else 0.01) for t in IssueType]
     return EnrichedFeedback(
-        event_id=event_id, channel=channel, source="replay", received_at=at,
-        customer=Customer(id=customer_id or f"c{rng.randrange(100_000)}", tier=tier), text=text,
+        event_id=event_id, channel=channel, source="replay", received_at=at, customer=customer, text=text,
         primary_issue=issue, issue_types=[issue], issue_scores=scores,
         sentiment=sentiment or _sentiment(issue, rng), theme_id=theme_id, model_version="replay",
         duplicate_of=duplicate_of,
@@ -124,10 +249,19 @@ def _modulated_times(rng: random.Random, spec: StreamSpec, rate_per_hour: float)
     return [at for at in _poisson_times(rng, spec.start, spec.duration, peak) if rng.random() < rate(at) / peak]
 
 
+def _background_text(spec: StreamSpec, issue: IssueType, rng: random.Random) -> str | RealText:
+    if spec.texts is None:
+        return rng.choice(TEXTS[issue])
+    pool = spec.texts.by_issue.get(issue)
+    if not pool:
+        raise ValueError(f"no real text the model classifies as {issue.value}: use RealTexts.rates() for the stream's rates")
+    return rng.choice(pool)
+
+
 def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
     """The stream, ordered by event time; spike events have ids starting with ``spike-``."""
     rng = random.Random(spec.seed)
-    items: list[tuple[datetime, str, IssueType, Channel, str, str | None]] = []
+    items: list[tuple[datetime, str, IssueType, Channel, str | RealText, str | None]] = []
     channels, weights = zip(*CHANNEL_WEIGHTS.items())
     modulated = spec.daily_amplitude > 0 or spec.burstiness > 0
     for issue, rate in spec.rates_per_hour.items():
@@ -140,7 +274,7 @@ def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
                 offset = turnover * (list(DEFAULT_RATES).index(issue) % 7) / 7 if issue in DEFAULT_RATES else 0.0
                 generation = f"g{int(((at - spec.start).total_seconds() + offset) // turnover)}-"
             theme = f"t-{issue.value}-{generation}{rng.randrange(3)}" if rng.random() < 0.7 else None
-            items.append((at, "steady", issue, channel, rng.choice(TEXTS[issue]), theme))
+            items.append((at, "steady", issue, channel, _background_text(spec, issue, rng), theme))
     if spec.spike is not None:
         s = spec.spike
         others = [c for c in channels if c != s.channel]
@@ -159,5 +293,7 @@ def generate(spec: StreamSpec) -> list[EnrichedFeedback]:
         if kind == "spike" and spec.spike is not None and spec.spike.score is not None:
             sentiment = Sentiment(label=SentimentLabel.negative if spec.spike.score < -0.1 else SentimentLabel.neutral,
                                   score=round(max(-1.0, min(1.0, spec.spike.score + rng.gauss(0, 0.05))), 3))
-        events.append(make_event(f"{kind}-{n:06d}", at, issue, channel, text, rng, theme, tier, sentiment=sentiment))
+        real = text if isinstance(text, RealText) else None
+        events.append(make_event(f"{kind}-{n:06d}", at, issue, channel, real.text if real else text, rng, theme, tier,
+                                 sentiment=sentiment, real=real))
     return events
