@@ -246,6 +246,10 @@ class AlertEngine:
                     # A drop that vanishes without the events of an incident's series is part of that incident.
                     if not self.detector.sentiment(signal.series, now, without=member).firing:
                         return state
+                elif not self.detector.sentiment(ALL_SERIES, now, without=signal.series).firing:
+                    # Everything is part of ``all``; a drop of all feedback that vanishes without this series'
+                    # events was this series' drop, seen first in the total: the same incident.
+                    return state
         return None
 
     def _signal_reason(self, signal: Signal) -> str:
