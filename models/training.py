@@ -133,12 +133,16 @@ SENTIMENT_DRAWS = (
     ("chnsenticorp_train", None, 9000, 4),
     ("weibo_emotion_virus", None, 100000, 5),
 )
-ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout", "written_heldout",
-               "adjudicated_heldout")
+# weak_extra_train: training-only rows for the weak classes (stage 6; data/issue_type/DATA_CARD.md).
+ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "weak_extra_train", "real_heldout",
+               "written_heldout", "adjudicated_heldout")
 ISSUE_HELDOUT = ("real_heldout", "written_heldout", "adjudicated_heldout")
 ADJUDICATED = "adjudicated"
 # Rows of these origins were read by the encoder's tuning run; any other origin is new to it.
 ENCODER_TUNED_ORIGINS = frozenset({"real", "written"})
+# Rows new to the encoder that still do not choose the primary-label calibration: keyword-selected real
+# rows and self-written rows of the weak classes (weak_extra_train) do not follow the channel mix.
+NOT_CALIBRATING_ORIGINS = frozenset({"real_extra", "written_extra"})
 
 
 def _held_out(domain: str, holdout: list[str]) -> bool:
@@ -216,7 +220,7 @@ def select_rows(cfg: TrainConfig) -> Rows:
     # Adjudicated rows (data/adjudicated) are marked: the shipped encoder was never tuned on them,
     # so their out-of-fold scores can calibrate the primary-label decision (models.issue_heads).
     adjudicated = [dataclasses.replace(r, origin=ADJUDICATED) for r in sets.get("adjudicated_train", [])]
-    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated
+    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated + sets.get("weak_extra_train", [])
     if cfg.quick:
         issue_train = issue_train[:80]
     if not issue_train:
@@ -426,7 +430,8 @@ def fit_heads(cfg: TrainConfig, rows: Rows, tuned: Tuned, features: Features, re
             1 if cfg.quick else recipe.sentiment_lexical_min_df)
         heads.update(lexical_heads)
     issue = rows.issue_train
-    unseen = np.array([r.origin not in ENCODER_TUNED_ORIGINS for r in issue]) if tuned.refit else np.ones(len(issue), bool)
+    unseen = np.array([r.origin not in ENCODER_TUNED_ORIGINS | NOT_CALIBRATING_ORIGINS for r in issue]
+                      ) if tuned.refit else np.array([r.origin not in NOT_CALIBRATING_ORIGINS for r in issue])
     fitted = fit_issue_heads(features.issue(issue, "issue-type features"), [r.text for r in issue],
                              [r.labels for r in issue], [r.label for r in issue], recipe.issue_C, recipe.lexical_C,
                              cfg.seed, quick=cfg.quick, blend=recipe.issue_blend, encoder_unseen=unseen)
