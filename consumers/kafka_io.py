@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from topics.admin import BrokerUnreachable
 from topics.schemas import Event
 from topics.serde import encode, encode_key, make_headers
 from topics.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _bootstrapped(client: type, settings: Settings, options: dict):
@@ -44,6 +47,28 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         **overrides,
     }
     return _bootstrapped(KafkaProducer, settings, options)
+
+
+def close_now(producer: KafkaProducer) -> None:
+    """Close a failed producer at once, dropping what it still holds.
+
+    kafka-python's ``close(timeout=0)`` flushes first and raises when batches are still
+    incomplete (the broker is gone), leaving its I/O thread running and retrying them:
+    then the thread is force-closed, which fails those batches, and the close completes.
+    """
+    try:
+        producer.close(timeout=0)
+        return
+    except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: batches still incomplete
+        log.debug("failed producer still holds batches (%s); force-closing it", exc)
+    sender = getattr(producer, "_sender", None)
+    try:
+        if sender is not None:
+            sender.force_close()
+            sender.join(5)
+        producer.close(timeout=0)
+    except Exception as exc:  # noqa: BLE001 - the producer is thrown away either way
+        log.warning("closing a failed producer: %s", exc)
 
 
 def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | None = None, **overrides: object) -> KafkaConsumer:

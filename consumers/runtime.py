@@ -28,7 +28,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers import metrics
 from consumers.faults import describe, is_transient, needs_new_producer
-from consumers.kafka_io import make_consumer, make_producer, subscribe_without_creating
+from consumers.kafka_io import close_now, make_consumer, make_producer, subscribe_without_creating
 from consumers.stage import InMessage, Record, Stage, StageResult, process_batch
 from topics.admin import ensure_topics
 from topics.settings import Settings
@@ -343,10 +343,7 @@ class StreamRuntime:
     def _replace_producer(self, exc: BaseException) -> None:
         if needs_new_producer(exc):
             log.warning("stage %s: the broker lost this producer's state (restarted?); creating a new producer", self.stage.name)
-        try:
-            self._producer.close(timeout=0)
-        except Exception:  # noqa: BLE001 - the old producer is being thrown away
-            pass
+        close_now(self._producer)  # else its I/O thread lives on, retrying what it held
         self._producer = self._new_producer()
 
     def _pause(self, exc: BaseException) -> None:

@@ -30,7 +30,7 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
 from consumers.faults import describe, needs_new_producer
-from consumers.kafka_io import make_producer, send
+from consumers.kafka_io import close_now, make_producer, send
 from topics.admin import BrokerUnreachable, ensure_topics
 from topics.schemas import MAX_JSON_DEPTH, RawFeedback, escape_surrogates
 from topics.serde import DecodeError, encode, parse_json
@@ -152,28 +152,6 @@ def _require_acks_all(producer) -> None:
         raise ValueError("the ingest producer must be built with acks=all (consumers.kafka_io.make_producer)")
 
 
-def _close_now(producer) -> None:
-    """Close a failed producer at once, dropping what it still holds.
-
-    kafka-python's ``close(timeout=0)`` flushes first and raises when batches are still
-    incomplete (the broker is gone), leaving its I/O thread running and retrying them:
-    then the thread is force-closed, which fails those batches, and the close completes.
-    """
-    try:
-        producer.close(timeout=0)
-        return
-    except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: batches still incomplete
-        log.debug("ingest: failed producer still holds batches (%s); force-closing it", describe(exc))
-    sender = getattr(producer, "_sender", None)
-    try:
-        if sender is not None:
-            sender.force_close()
-            sender.join(5)
-        producer.close(timeout=0)
-    except Exception as exc:  # noqa: BLE001 - the producer is thrown away either way
-        log.warning("ingest: closing the failed producer: %s", describe(exc))
-
-
 class _ProducerSlot:
     """The ingest's current producer: thrown away after a failed send, remade (topics provisioned first) on next use.
 
@@ -213,7 +191,7 @@ class _ProducerSlot:
             log.warning("ingest: the broker lost this producer's state (restarted?); the next request makes a new one")
         else:
             log.warning("ingest: send failed (%s); the next request makes a new producer", describe(exc))
-        _close_now(producer)  # drops what it still holds: those requests got 503 and are retried
+        close_now(producer)  # drops what it still holds: those requests got 503 and are retried
 
     def close(self) -> None:
         with self._lock:
