@@ -160,3 +160,42 @@ def test_an_unrelated_vip_complaint_on_the_incidents_channel_still_pages(matcher
                                   score=-0.9, issue=IssueType.logistics, channel=Channel.social,
                                   at=T0 + timedelta(hours=6, minutes=10)))
     assert [(a.kind, a.priority) for a in out if a.kind == AlertKind.message] == [(AlertKind.message, Priority.P2)]
+
+
+def test_a_drop_seen_first_in_all_feedback_then_in_its_channel_is_one_alert(matcher: TermMatcher) -> None:
+    # The app channel's sentiment falls to -0.95 for an hour; on this stream the total crosses first, the channel
+    # three minutes later. All feedback would not drop without the channel's messages: the same incident.
+    from topics.schemas import Sentiment, SentimentLabel
+
+    onset = T0 + timedelta(hours=5)
+    events = []
+    for event in generate(StreamSpec(T0, timedelta(hours=8), seed=904)):
+        if event.channel == Channel.app and onset <= event.received_at < onset + timedelta(hours=1):
+            event = event.model_copy(update={"sentiment": Sentiment(label=SentimentLabel.negative, score=-0.95)})
+        events.append(event)
+    engine = AlertEngine.build(matcher, AlertSettings(), lambda: NOW)
+    series = [e.alert for e in run_engine(engine, events) if e.alert.kind != AlertKind.message]
+    assert {a.alert_id for a in series} and len({a.alert_id for a in series}) == 1
+    assert series[0].kind == AlertKind.sentiment_drop and series[0].key == "all:*"
+    assert any(r.startswith("同时: 应用评价渠道") for a in series for r in a.reasons)
+
+
+def test_a_sentiment_mean_that_swings_between_windows_needs_a_larger_drop() -> None:
+    # Real traffic's mix of praise and complaints changes hour by hour, so a channel's window mean swings far
+    # more than its messages' spread alone says: the baseline's windows show it, and the drop must exceed it.
+    from consumers.alerter.spikes import Detector, DetectorConfig
+
+    def run(swinging: bool) -> bool:
+        detector = Detector(DetectorConfig.from_settings(AlertSettings()))
+        for i in range(7 * 60):  # one message a minute; the last 30 minutes average -0.55
+            chunk = i // 30
+            if i >= 6 * 60 + 30:
+                score = -0.55
+            elif swinging:
+                score = 0.6 if chunk % 2 else -0.5  # mostly praise, then mostly complaints, half-hour by half-hour
+            else:
+                score = 0.6 if i % 2 else -0.5  # the same messages, well mixed
+            detector.count(T0 + minutes(i), None, "logistics", "app", score)
+        return detector.sentiment("channel:app", T0 + minutes(7 * 60 - 1)).firing
+
+    assert run(swinging=False) and not run(swinging=True)
