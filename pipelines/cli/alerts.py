@@ -117,19 +117,25 @@ def list_alerts(
     open_only: Annotated[bool, typer.Option("--open/--all", help="Only open alerts (default), or also those resolved within the cool-down.")] = True,
     raw: Annotated[bool, typer.Option(help="One JSON object per line.")] = False,
 ) -> None:
-    """The alerts the alerter keeps in the store, most urgent first."""
+    """The alerts the alerter keeps in the store, most urgent first, then the pipeline_health flow's open ones."""
     import json
 
-    from consumers.alerter.display import ack_text, span
+    from consumers.alerter.display import ack_text, local, span
     from consumers.alerter.state import alert_states
+    from pipelines.pipeline_probe import load_memory
 
     s = settings()
-    states = alert_states(_store(), open_only)
+    store = _store()
+    states = alert_states(store, open_only)
+    # The pipeline_health flow's open alerts (kept in its memory, not in the alerter's tables).
+    health = load_memory(store).open_alerts
     if raw:
         for st in states:
             print(json.dumps(st.to_json(), ensure_ascii=False))
+        for key, opened in health.items():
+            print(json.dumps({"kind": "health", "key": key, "open": True, **_health_json(opened)}, ensure_ascii=False))
         return
-    if not states:
+    if not states and not health:
         console.print("no open alerts" if open_only else "no alerts")
         return
     out = Console(highlight=False)
@@ -147,6 +153,23 @@ def list_alerts(
         line.append(f"\n    {span(st.first_seen, st.last_seen, s.alerts.timezone)} · {st.total_count} 条 · {st.kind.value} {st.key}", style="dim")
         line.append(f"\n    id {st.alert_id}", style="dim")
         out.print(line)
+    for key, opened in health.items():
+        line = Text()
+        line.append(f" {opened.priority} ", style=PRIORITY_STYLE[Priority(opened.priority)])
+        line.append(" open ", style="bold")
+        line.append(opened.title, style="bold")
+        acked = ack_text(opened.acknowledged_by, opened.acknowledged_at, opened.ack_note, s.alerts.timezone)
+        line.append(f"  [{acked}]" if acked else "  [未确认]", style="green" if acked else "yellow")
+        line.append(f"\n    since {local(opened.first_seen, s.alerts.timezone)} · health {key}", style="dim")
+        line.append(f"\n    id {opened.alert_id}", style="dim")
+        out.print(line)
+
+
+def _health_json(opened) -> dict:
+    """An open health alert as ``alerts list --raw`` prints it."""
+    from dataclasses import asdict
+
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(opened).items()}
 
 
 def _operator(alert_id: str, action: str, note: str | None, by: str | None) -> None:

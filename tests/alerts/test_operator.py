@@ -178,3 +178,23 @@ def test_alerts_ack_and_resolve_commands_find_health_alerts(kafka_settings) -> N
         (opened.alert_id, "health", "update", 1), (opened.alert_id, "health", "resolved", 2)]
     assert all(a.acknowledged_by == "carol" for a in published)
     store.dispose()
+
+
+def test_alerts_list_shows_open_health_alerts(tmp_path) -> None:
+    from consumers.store import make_engine, migrate
+    from pipelines.cli import app
+    from pipelines.pipeline_probe import save_memory
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = make_engine(url)
+    migrate(store)
+    memory, opened = _health_memory_with_open_alert()
+    save_memory(store, memory)
+    store.dispose()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["alerts", "list"], env={"FEEDBACK_MINER_STORE__URL": url})
+    assert listed.exit_code == 0, listed.output
+    assert opened.alert_id in listed.stdout and "health stage:enricher:lag" in listed.stdout and "未确认" in listed.stdout
+    raw = runner.invoke(app, ["alerts", "list", "--raw"], env={"FEEDBACK_MINER_STORE__URL": url})
+    row = json.loads(raw.stdout.splitlines()[0])
+    assert (row["kind"], row["alert_id"], row["key"]) == ("health", opened.alert_id, "stage:enricher:lag")
