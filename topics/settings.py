@@ -174,6 +174,11 @@ class WeeklyThemeSettings(_Section):
     # One problem, one entry: themes flagged the same way (both emerging, or both fading) at this centroid
     # similarity or more are one story cut in pieces by the clustering, and become one theme (None: never).
     story_merge_similarity: float | None = Field(0.4, ge=-1.0, le=1.0)
+    # Emerging / fading measured on one average-linkage tree of both weeks' messages together (week-blind, so
+    # a node's split between the weeks is binomial when nothing changed; consumers/themes/changes.py): the
+    # significant nodes become the flagged entries. False: each of this week's clusters is tested against
+    # last week's messages nearest to it (the test used when last week's messages are not available).
+    story_scan: bool = True
     # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
     # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)

@@ -62,6 +62,8 @@ class WeeklyTheme:
     current_estimate: int = 0
     # Per issue type, how its members felt about that aspect: {issue type: {sentiment: count}} (not stored).
     aspect_mix: dict[str, dict[str, int]] = field(default_factory=dict)
+    # A flagged story's messages last week by sentiment (what grew or faded from; not stored).
+    previous_sentiment_mix: dict[str, int] = field(default_factory=dict)
 
     @property
     def growth(self) -> float | None:

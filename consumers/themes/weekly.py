@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from consumers.themes.changes import Story, StoryRules, detect_stories
 from consumers.themes.clustering import Clusterer
 from consumers.themes.keywords import KeywordExtractor
-from consumers.themes.types import WeeklyTheme, WeekFeedback
+from consumers.themes.types import WeekFeedback, WeeklyTheme
 from topics.settings import WeeklyThemeSettings
-
 
 _SETTINGS = WeeklyThemeSettings()
 
@@ -47,6 +47,13 @@ class WeeklyRules:
     member_similarity: float = _SETTINGS.member_similarity
     attach_similarity: float | None = _SETTINGS.attach_similarity
     story_merge_similarity: float | None = _SETTINGS.story_merge_similarity
+    # Emerging / fading found on one tree of both weeks' messages (consumers/themes/changes.py) when last
+    # week's messages are at hand; nodes as coherent as a theme (the clusterer's merge threshold) are tested.
+    story_scan: bool = _SETTINGS.story_scan
+    story_coherence: float = _SETTINGS.merge_similarity
+    min_theme_size: int = _SETTINGS.min_theme_size
+    micro_clusters: int = _SETTINGS.micro_clusters
+    seed: int = _SETTINGS.seed
     emerging_growth: float = _SETTINGS.emerging_growth
     emerging_min_volume: int = _SETTINGS.emerging_min_volume
     fading_ratio: float = _SETTINGS.fading_ratio
@@ -253,6 +260,48 @@ def weekly_theme_id(week: str, event_ids: Sequence[str]) -> str:
     return f"th-{digest[:12]}"
 
 
+def story_rules(rules: WeeklyRules) -> StoryRules:
+    return StoryRules(
+        coherence=rules.story_coherence, significance=rules.significance, emerging_growth=rules.emerging_growth,
+        emerging_min_volume=rules.emerging_min_volume, fading_ratio=rules.fading_ratio, fading_min_volume=rules.fading_min_volume,
+        merge_similarity=rules.story_merge_similarity, micro_clusters=rules.micro_clusters, seed=rules.seed,
+    )
+
+
+def carve_stories(embeddings: np.ndarray, clusters: list[np.ndarray], stories: Sequence[Story], min_size: int,
+                  attach_similarity: float | None) -> tuple[list[np.ndarray], list[Story | None]]:
+    """This week's themes with each story's messages as a theme of its own: the story's messages leave the
+    clusters they were in; what is left of a cluster under ``min_size`` joins the nearest remaining cluster
+    (at ``attach_similarity`` or more) or none. A fading story with nothing left this week gets no cluster.
+    Returns the clusters and, for each, its story (None for a plain cluster)."""
+    owner = np.full(len(embeddings), -1, dtype=np.int64)
+    for k, story in enumerate(stories):
+        free = story.now[owner[story.now] < 0]
+        owner[free] = k
+    rest = [idx[owner[idx] < 0] for idx in clusters]
+    kept = [idx for idx in rest if len(idx) >= min_size]
+    loose = np.concatenate([idx for idx in rest if 0 < len(idx) < min_size] or [np.zeros(0, dtype=np.int64)])
+    if len(loose) and kept and attach_similarity is not None:
+        cents = _units(np.stack([embeddings[idx].mean(0) for idx in kept]).astype(np.float32))
+        sims = np.asarray(embeddings[loose], dtype=np.float32) @ cents.T
+        best = np.argmax(sims, axis=1)
+        ok = sims[np.arange(len(loose)), best] >= attach_similarity
+        for k in range(len(kept)):
+            extra = loose[ok & (best == k)]
+            if len(extra):
+                kept[k] = np.sort(np.concatenate([kept[k], extra]))
+    out: list[np.ndarray] = []
+    story_of: list[Story | None] = []
+    for k, story in enumerate(stories):
+        idx = np.flatnonzero(owner == k)
+        if len(idx):
+            out.append(idx)
+            story_of.append(story)
+    out += kept
+    story_of += [None] * len(kept)
+    return out, story_of
+
+
 def build_week(
     week: str,
     feedback: WeekFeedback,
@@ -263,8 +312,8 @@ def build_week(
     previous_feedback: WeekFeedback | None = None,
 ) -> WeekResult:
     """``previous``: last week's snapshot (empty: this is the first week); ``previous_feedback``:
-    last week's messages, for the week-over-week counts (without them, matched themes compare
-    with last week's theme size)."""
+    last week's messages, for the week-over-week counts and the story scan (without them, matched
+    themes compare with last week's theme size, cluster by cluster)."""
     labels = clusterer.cluster(feedback.embeddings) if len(feedback) else np.zeros(0, dtype=np.int64)
     labels = attach_noise(feedback.embeddings, labels, rules.attach_similarity)
     clusters = [np.flatnonzero(labels == k) for k in range(int(labels.max()) + 1)] if len(labels) else []
@@ -275,9 +324,21 @@ def build_week(
     previous = [p for p in previous if p.size > 0]
     last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
     scale = len(feedback) / last_total if last_total else 1.0
+    scan = rules.story_scan and have_last and not first_week
+    stories: list[Story] = detect_stories(previous_feedback.embeddings, feedback.embeddings, story_rules(rules)) if scan else []
+    story_of: list[Story | None] = [None] * len(clusters)
+    if scan:
+        clusters, story_of = carve_stories(feedback.embeddings, clusters, stories, rules.min_theme_size, rules.attach_similarity)
+
+    def story_centroid(idx: np.ndarray, story: Story | None) -> np.ndarray:
+        if story is None or story.kind != "fading":
+            return feedback.embeddings[idx].mean(0)
+        # What faded is last week's: the theme's direction is that of all its messages, both weeks.
+        both = np.vstack([previous_feedback.embeddings[story.before], feedback.embeddings[idx]])
+        return both.mean(0)
 
     def changes(clusters: list[np.ndarray]):
-        centroids = [feedback.embeddings[idx].mean(0) for idx in clusters]
+        centroids = [story_centroid(idx, st) for idx, st in zip(clusters, story_of)]
         matches = match_previous(centroids, previous, rules.continuity_similarity)
         if have_last:
             # Both weeks counted the same way: messages nearest to this week's centroids.
@@ -286,6 +347,12 @@ def build_week(
         else:
             before = np.array([previous[m].size if m is not None else 0 for m in matches], dtype=np.int64)
             now = np.array([len(idx) for idx in clusters], dtype=np.int64)
+        if scan:
+            # The story scan decides: a story's theme is flagged with its own counts, nothing else is.
+            before = np.array([len(st.before) if st is not None else b for st, b in zip(story_of, before)], dtype=np.int64)
+            emerging = [st is not None and st.kind == "emerging" for st in story_of]
+            fading = [st is not None and st.kind == "fading" for st in story_of]
+            return centroids, matches, before, now, emerging, fading
         # Both of this week's measures (cluster size, nearest-centroid count) must agree: the
         # smaller one is tested for growth, the larger one for a drop.
         emerging = [not first_week and is_emerging(min(len(idx), int(n)), int(b), scale, rules) for idx, n, b in zip(clusters, now, before)]
@@ -293,22 +360,35 @@ def build_week(
         return centroids, matches, before, now, emerging, fading
 
     centroids, matches, before_counts, now_counts, emerging_flags, fading_flags = changes(clusters)
-    if not first_week and rules.story_merge_similarity is not None:
+    if not first_week and not scan and rules.story_merge_similarity is not None:
         # One problem, one entry: a story the clustering cut in pieces shows as several similar pieces
         # changing the same way; they are one theme.
         sources = fading_sources(previous_feedback.embeddings, centroids, previous, rules.member_similarity) if have_last else None
         merged = merge_flagged(feedback.embeddings, clusters, emerging_flags, fading_flags, rules.story_merge_similarity, sources)
         if len(merged) != len(clusters):
             clusters = merged
+            story_of = [None] * len(clusters)
             centroids, matches, before_counts, now_counts, emerging_flags, fading_flags = changes(clusters)
-    terms = keywords.keywords([[feedback.texts[i] for i in idx] for idx in clusters], top=rules.keywords)
+
+    def member_texts(idx: np.ndarray, story: Story | None) -> list[str]:
+        # A fading story is labelled by what faded (last week's messages), not by what is left of it.
+        own = [feedback.texts[i] for i in idx]
+        return [previous_feedback.texts[i] for i in story.before] + own if story is not None and story.kind == "fading" else own
+
+    texts_of = [member_texts(idx, st) for idx, st in zip(clusters, story_of)]
+    # A fading story with nothing left this week is listed from last week's messages alone.
+    gone_stories = [st for st in stories if st.kind == "fading" and not any(st is o for o in story_of)]
+    gone_texts = [[previous_feedback.texts[i] for i in st.before] for st in gone_stories]
+    terms = keywords.keywords(texts_of + gone_texts, top=rules.keywords)
+    gone_terms = terms[len(texts_of):]
+    terms = terms[: len(texts_of)]
 
     previous_ids = {p.theme_id for p in previous}
     taken = {previous[m].theme_id for m in matches if m is not None}
     themes: list[WeeklyTheme] = []
     members: dict[str, str] = {}
-    for idx, centroid, match, words, before, now, emerging, fading in zip(
-            clusters, centroids, matches, terms, before_counts, now_counts, emerging_flags, fading_flags):
+    for idx, centroid, match, words, before, now, emerging, fading, story, texts in zip(
+            clusters, centroids, matches, terms, before_counts, now_counts, emerging_flags, fading_flags, story_of, texts_of):
         before, now = int(before), int(now)
         if match is not None:
             theme_id = previous[match].theme_id
@@ -322,6 +402,9 @@ def build_week(
             status = "first_week"
         else:
             status = "emerging" if emerging else "fading" if fading else "new" if match is None and before == 0 else "steady"
+        quote_vectors = feedback.embeddings[idx]
+        if story is not None and story.kind == "fading":
+            quote_vectors = np.vstack([previous_feedback.embeddings[story.before], quote_vectors])
         themes.append(
             WeeklyTheme(
                 theme_id=theme_id,
@@ -330,7 +413,7 @@ def build_week(
                 previous_size=before,
                 centroid=centroid.astype(np.float32),
                 keywords=words,
-                quotes=representative_quotes([feedback.texts[i] for i in idx], feedback.embeddings[idx], centroid, rules.quotes, rules.quote_chars),
+                quotes=representative_quotes(texts, quote_vectors, centroid, rules.quotes, rules.quote_chars),
                 sentiment_mix=dict(Counter(feedback.sentiments[i] for i in idx)),
                 issue_mix=dict(Counter(feedback.primary_issues[i] for i in idx)),
                 channel_mix=dict(Counter(feedback.channels[i] for i in idx)),
@@ -338,6 +421,8 @@ def build_week(
                 emerging=emerging,
                 fading=fading,
                 status=status,
+                previous_sentiment_mix=(dict(Counter(previous_feedback.sentiments[i] for i in story.before))
+                                        if story is not None else {}),
             )
         )
         members.update((feedback.event_ids[i], theme_id) for i in idx)
@@ -349,7 +434,7 @@ def build_week(
     gone_entries: list[WeeklyTheme] = []
     for p, now in zip(gone, now_counts):
         before = p.size
-        fading = is_fading(int(now), before, scale, rules)
+        fading = not scan and is_fading(int(now), before, scale, rules)
         if not fading and now > 0:
             continue  # still there, inside another theme, without a significant drop: no news
         gone_entries.append(
@@ -359,7 +444,29 @@ def build_week(
                 emerging=False, fading=fading, status="gone", current_estimate=int(now),
             )
         )
-    if rules.story_merge_similarity is not None:
+    if scan:
+        # A fading story with nothing left: listed once, under the id of last week's theme nearest to what faded.
+        for story, words in zip(gone_stories, gone_terms):
+            centroid = previous_feedback.embeddings[story.before].mean(0).astype(np.float32)
+            home = match_previous([centroid], previous, -1.0)[0] if previous else None
+            theme_id = previous[home].theme_id if home is not None and previous[home].theme_id not in continued else \
+                weekly_theme_id(week, [previous_feedback.event_ids[i] for i in story.before])
+            gone_entries = [g for g in gone_entries if g.theme_id != theme_id]
+            before_texts = [previous_feedback.texts[i] for i in story.before]
+            gone_entries.append(WeeklyTheme(
+                theme_id=theme_id, week=week, size=0, previous_size=len(story.before), centroid=centroid, keywords=words,
+                quotes=representative_quotes(before_texts, previous_feedback.embeddings[story.before], centroid, rules.quotes, rules.quote_chars),
+                sentiment_mix=dict(Counter(previous_feedback.sentiments[i] for i in story.before)),
+                issue_mix=dict(Counter(previous_feedback.primary_issues[i] for i in story.before)), channel_mix={},
+                emerging=False, fading=True, status="gone", current_estimate=0,
+            ))
+        # A theme of last week that did not continue is not listed beside the fading story it belongs to.
+        fading_now = [t for t in themes if t.fading] + [g for g in gone_entries if g.fading]
+        threshold = rules.story_merge_similarity if rules.story_merge_similarity is not None else rules.continuity_similarity
+        gone_entries = [g for g in gone_entries if g.fading or not any(
+            float(_unit(g.centroid) @ _unit(f.centroid)) >= threshold for f in fading_now)]
+    elif rules.story_merge_similarity is not None:
         gone_entries = merge_gone(gone_entries, [t for t in themes if t.fading], rules.story_merge_similarity)
     themes.extend(gone_entries)
-    return WeekResult(week, themes, members, len(feedback), int((labels < 0).sum()), first_week)
+    unclustered = len(feedback) - sum(len(idx) for idx in clusters)
+    return WeekResult(week, themes, members, len(feedback), int(unclustered), first_week)

@@ -7,10 +7,17 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from consumers.themes.clustering import AgglomerativeClusterer, average_linkage
-from consumers.themes.types import WeeklyTheme
 from consumers.themes.keywords import KeywordExtractor
-from consumers.themes.types import WeekFeedback
-from consumers.themes.weekly import WeeklyRules, build_week, is_emerging, is_fading, match_previous, merge_similar, nearest_counts
+from consumers.themes.types import WeekFeedback, WeeklyTheme
+from consumers.themes.weekly import (
+    WeeklyRules,
+    build_week,
+    is_emerging,
+    is_fading,
+    match_previous,
+    merge_similar,
+    nearest_counts,
+)
 
 
 def blobs(n_per: int, centres: int, spread: float, dim: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -132,8 +139,8 @@ def test_continuity_only_by_similarity_and_a_first_week_flags_nothing():
 def test_last_weeks_messages_without_a_snapshot_still_give_a_comparison():
     e = np.eye(4, dtype=np.float32)
     rules = WeeklyRules(merge_centroid_similarity=0.99, member_similarity=0.5, emerging_min_volume=10)
-    last = _feedback(np.stack([e[0]] * 20), "a")
-    week = build_week("2026-W47", _feedback(np.stack([e[0]] * 20 + [e[1]] * 15), "b"), [], _Fixed([0] * 20 + [1] * 15), KeywordExtractor(), rules, last)
+    last = _feedback(np.stack([e[0]] * 30), "a")
+    week = build_week("2026-W47", _feedback(np.stack([e[0]] * 30 + [e[1]] * 15), "b"), [], _Fixed([0] * 30 + [1] * 15), KeywordExtractor(), rules, last)
     assert not week.first_week
     status = {t.size: t.status for t in week.themes}
-    assert status == {20: "steady", 15: "emerging"}
+    assert status == {30: "steady", 15: "emerging"}

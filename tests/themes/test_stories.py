@@ -3,7 +3,7 @@ phrases; the digest's optional polarity view; the topic encoder groups by subjec
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -54,7 +54,9 @@ def test_a_story_cut_in_two_emerging_pieces_is_one_entry_and_another_story_stays
     last = _feedback(np.stack(steady + [a] * 3 + [b] * 2 + [other] * 2), "a")
     first = build_week("2026-W46", last, [], _Fixed([0] * 40 + [-1] * 7), KeywordExtractor(), RULES, None)
     now = _feedback(np.stack(steady + [a] * 30 + [b] * 25 + [other] * 20), "b")
-    week = build_week("2026-W47", now, first.themes, _Fixed([0] * 40 + [1] * 30 + [2] * 25 + [3] * 20), KeywordExtractor(), RULES, last)
+    # The cluster-by-cluster path (last week's messages at hand, story scan off): test_changes covers the scan.
+    rules = WeeklyRules(**{**RULES.__dict__, "story_scan": False})
+    week = build_week("2026-W47", now, first.themes, _Fixed([0] * 40 + [1] * 30 + [2] * 25 + [3] * 20), KeywordExtractor(), rules, last)
     emerging = sorted(t.size for t in week.themes if t.emerging)
     assert emerging == [20, 55]  # the two pieces are one entry; the unrelated story is its own
     spill = next(t for t in week.themes if t.size == 55)
@@ -110,7 +112,7 @@ def test_the_digest_can_group_theme_cards_by_polarity_without_changing_the_theme
 
     themes = [_theme("th-a", ["骑手超时"], {"negative": 25, "positive": 5}), _theme("th-b", ["口味很好"], {"positive": 28, "negative": 2}),
               _theme("th-c", ["包装盒"], {"negative": 10, "positive": 10, "neutral": 10})]
-    d = Digest("2026-W47", datetime(2026, 11, 23, tzinfo=timezone.utc), 90, 60, 0, [("2026-W47", Counter(negative=37))],
+    d = Digest("2026-W47", datetime(2026, 11, 23, tzinfo=UTC), 90, 60, 0, [("2026-W47", Counter(negative=37))],
                Counter(logistics=90), Counter(logistics=60), Counter(app=90), themes, [], [])
     plain = render_html(d)
     assert "All top themes" in plain and "Mostly complaints" not in plain
