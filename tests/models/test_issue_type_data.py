@@ -40,15 +40,18 @@ def test_written_examples_split_into_the_committed_files(tools):
 def test_weak_class_extra_rows_train_only_and_never_held_out():
     """weak_extra_train.jsonl (stage 6): valid rows, read by training, none of them a held-out text."""
     from models.data import dedup_key
-    from models.training import ISSUE_FILES, ISSUE_HELDOUT, NOT_CALIBRATING_ORIGINS
+    from models.data import load_issue_type_file
+    from models.training import ISSUE_HELDOUT, NOT_CALIBRATING_ORIGINS, WEAK_EXTRA_FILE
 
-    rows = [json.loads(line) for line in (DATA / "weak_extra_train.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in (DATA / WEAK_EXTRA_FILE).read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 300
     for r in rows:
         assert r["labels"] and r["label"] == r["labels"][0] and set(r["labels"]) <= set(ISSUE_TYPES)
         assert len(set(r["labels"])) == len(r["labels"]) and r["text"].strip()
         assert r["origin"] in NOT_CALIBRATING_ORIGINS and (r["source"] == "written") == (r["origin"] == "written_extra")
-    assert "weak_extra_train" in ISSUE_FILES and "weak_extra_train" not in ISSUE_HELDOUT
+    assert WEAK_EXTRA_FILE.removesuffix(".jsonl") not in ISSUE_HELDOUT
+    # read as extra training rows (TrainConfig.extra_issue_rows), they keep their origins
+    assert {r.origin for r in load_issue_type_file(DATA / WEAK_EXTRA_FILE)} == set(NOT_CALIBRATING_ORIGINS)
     adjudicated = DATA.parent / "adjudicated"
     held = [*DATA.glob("*_heldout.jsonl"), *(adjudicated / "eval").glob("*.jsonl")]
     held_keys = {dedup_key(json.loads(line)["text"]) for p in held for line in p.read_text(encoding="utf-8").splitlines()
