@@ -77,13 +77,12 @@ def pooled_tree(embeddings: np.ndarray, exact_up_to: int, micro_clusters: int, s
         order = np.random.default_rng(seed).permutation(n)
         z = linkage(emb[order].astype(np.float64), method="average", metric="cosine")
         return np.argsort(order), z[:, :2].astype(np.int64), 1.0 - z[:, 2], n
-    from consumers.themes.clustering import AgglomerativeClusterer
+    from consumers.themes.clustering import AgglomerativeClusterer, group_sums
 
     leaf = AgglomerativeClusterer(0.0, micro_clusters, 1, seed)._micro_clusters(emb)
     m = int(leaf.max()) + 1
     counts = np.bincount(leaf, minlength=m).astype(np.float64)
-    sums = np.zeros((m, emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, leaf, emb)
+    sums = group_sums(leaf, emb, m)
     means = sums / counts[:, None]
     sims = means @ means.T
     np.fill_diagonal(sims, -np.inf)

@@ -58,6 +58,16 @@ def average_linkage(means: np.ndarray, counts: np.ndarray, stop_below: float) ->
     return labels
 
 
+def group_sums(labels: np.ndarray, embeddings: np.ndarray, groups: int) -> np.ndarray:
+    """Sum of the rows of each group (float64), as one sparse product: ``np.add.at`` over 200k rows of 384
+    takes tens of seconds."""
+    from scipy.sparse import csr_matrix
+
+    labels = np.asarray(labels, dtype=np.int64)
+    onehot = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(groups, len(labels)))
+    return np.asarray(onehot @ np.asarray(embeddings, dtype=np.float64))
+
+
 def _relabel_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Noise for groups under ``min_size``; the rest numbered 0.. by decreasing size."""
     out = np.full(len(labels), -1, dtype=np.int64)
@@ -95,8 +105,7 @@ class AgglomerativeClusterer:
         micro = self._micro_clusters(emb)
         groups = np.unique(micro)
         counts = np.bincount(micro, minlength=len(groups)).astype(np.float64)
-        sums = np.zeros((len(groups), emb.shape[1]), dtype=np.float64)
-        np.add.at(sums, micro, emb)
+        sums = group_sums(micro, emb, len(groups))
         merged = average_linkage(sums / counts[:, None], counts, self.merge_similarity)
         return _relabel_small(merged[micro], self.min_size)
 

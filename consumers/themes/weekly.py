@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from consumers.themes.changes import Story, StoryRules, detect_stories
-from consumers.themes.clustering import Clusterer
+from consumers.themes.clustering import Clusterer, group_sums
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.types import WeekFeedback, WeeklyTheme
 from topics.settings import WeeklyThemeSettings
@@ -127,8 +127,7 @@ def attach_noise(embeddings: np.ndarray, labels: np.ndarray, threshold: float | 
     if threshold is None or not len(noise) or labels.max(initial=-1) < 0:
         return labels
     k = int(labels.max()) + 1
-    sums = np.zeros((k, embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, labels[labels >= 0], embeddings[labels >= 0])
+    sums = group_sums(labels[labels >= 0], embeddings[labels >= 0], k)
     sims = embeddings[noise] @ _units(sums).astype(np.float32).T
     best = np.argmax(sims, axis=1)
     ok = sims[np.arange(len(noise)), best] >= threshold
