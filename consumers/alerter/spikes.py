@@ -416,7 +416,10 @@ class Detector:
             warm = history >= cfg.buckets(cfg.min_history_min) and base_n >= w
             parent = self.parents.get(series) if young else None
             quiet = Signal(AlertKind.spike, series, False, True, window_min, count, 0.0, count)
-            if young and (window_min > judged_max or parent is None or series_label(parent) in cfg.ignore_issue_types):
+            if self._ignored_theme(series):
+                # A theme of praise is praise: its surge is no incident, whatever its age.
+                signal = quiet
+            elif young and (window_min > judged_max or parent is None or series_label(parent) in cfg.ignore_issue_types):
                 signal = quiet
             elif not young and not warm and window_min > judged_max:
                 signal = quiet
@@ -466,6 +469,11 @@ class Detector:
                 best = signal
         assert best is not None
         return best
+
+    def _ignored_theme(self, series: str) -> bool:
+        """A theme whose messages are of an issue type that never spikes (``spike_ignore_issue_types``)."""
+        parent = self.parents.get(series) if dimension(series) == "theme" else None
+        return parent is not None and series_label(parent) in self.config.ignore_issue_types
 
     def _threshold(self, window_min: int) -> float:
         """The spike p-value threshold of a window: ``spike_p_value`` for windows of the open-alert window's

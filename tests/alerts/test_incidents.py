@@ -199,3 +199,16 @@ def test_a_sentiment_mean_that_swings_between_windows_needs_a_larger_drop() -> N
         return detector.sentiment("channel:app", T0 + minutes(7 * 60 - 1)).firing
 
     assert run(swinging=False) and not run(swinging=True)
+
+
+@pytest.mark.parametrize("issue, fires", [("praise", False), ("logistics", True)])
+def test_a_theme_of_praise_never_spikes_however_old(issue: str, fires: bool) -> None:
+    # spike_ignore_issue_types covers the themes of those issue types too, not only while they are young.
+    from consumers.alerter.spikes import Detector, DetectorConfig
+
+    detector = Detector(DetectorConfig.from_settings(AlertSettings()))
+    for i in range(0, 6 * 60, 20):  # six hours at 3/h
+        detector.count(T0 + minutes(i), "t-1", issue, "app", 0.8)
+    for i in range(30):  # then 30 in 15 minutes
+        detector.count(T0 + minutes(6 * 60 + i / 2), "t-1", issue, "app", 0.8)
+    assert detector.volume("theme:t-1", T0 + minutes(6 * 60 + 15)).firing is fires
