@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -229,15 +230,22 @@ def is_fading(size: int, before: int, scale: float, rules: WeeklyRules) -> bool:
     return before >= rules.fading_min_volume and size <= rules.fading_ratio * expected and poisson_cdf(size, expected) < rules.significance
 
 
+_PUNCT = re.compile(r"[\s\W_]+")
+
+
 def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid: np.ndarray, count: int, max_chars: int) -> list[str]:
-    """The members closest to the centroid, distinct texts only, clipped."""
+    """The members closest to the centroid, clipped; a text that says what a chosen one says (the same words,
+    other punctuation: 支付页面报错。 / 支付页面报错！) is not shown twice."""
     order = np.argsort(-(embeddings @ _unit(centroid)), kind="stable")
     quotes: list[str] = []
+    seen: set[str] = set()
     for i in order:
         text = " ".join(texts[i].split())
         text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-        if text and text not in quotes:
+        key = _PUNCT.sub("", text)
+        if text and key not in seen:
             quotes.append(text)
+            seen.add(key)
         if len(quotes) == count:
             break
     return quotes
@@ -389,6 +397,11 @@ def build_week(
     for idx, centroid, match, words, before, now, emerging, fading, story, texts in zip(
             clusters, centroids, matches, terms, before_counts, now_counts, emerging_flags, fading_flags, story_of, texts_of):
         before, now = int(before), int(now)
+        if have_last and story is None and now > 0:
+            # Last week's count is of messages nearest to the centroid; the cluster's own size is counted
+            # otherwise (average linkage). Shown beside the size, it is put on the size's footing (the same
+            # share of nearest-centroid messages in both weeks), so 40 → 81 is not read off two measures.
+            before = round(before * len(idx) / now)
         if match is not None:
             theme_id = previous[match].theme_id
         else:

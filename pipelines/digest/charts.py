@@ -17,24 +17,25 @@ def _svg(width: int, height: int, body: list[str], title: str) -> str:
     )
 
 
-def paired_bars(title: str, rows: Sequence[tuple[str, int, int]], width: int = 760, label_w: int = 250) -> str:
-    """Horizontal bars per label: this week (dark) over last week (light). Labels are clipped to fit."""
+def paired_bars(title: str, rows: Sequence[tuple[str, int, int]], width: int = 760, label_w: int = 250, compare: bool = True) -> str:
+    """Horizontal bars per label: this week (dark) over last week (light). Labels are clipped to fit.
+    ``compare`` False (a first week: there is no last week): this week's bars only, no "last week" key or zeros."""
     bar_h, gap = 11, 8
     rows = [(label if len(label) <= 24 else label[:23] + "…", now, before) for label, now, before in rows]
     height = max(1, len(rows)) * (2 * bar_h + gap) + 30
     top = max([max(a, b) for _, a, b in rows] + [1])
     scale = (width - label_w - 60) / top
-    body = [
-        f'<rect x="{label_w}" y="4" width="10" height="10" fill="{THIS_WEEK}"/><text x="{label_w + 14}" y="13">this week</text>',
-        f'<rect x="{label_w + 90}" y="4" width="10" height="10" fill="{LAST_WEEK}"/><text x="{label_w + 104}" y="13">last week</text>',
-    ]
+    body = [f'<rect x="{label_w}" y="4" width="10" height="10" fill="{THIS_WEEK}"/><text x="{label_w + 14}" y="13">this week</text>']
+    if compare:
+        body.append(f'<rect x="{label_w + 90}" y="4" width="10" height="10" fill="{LAST_WEEK}"/><text x="{label_w + 104}" y="13">last week</text>')
     for i, (label, now, before) in enumerate(rows):
         y = 24 + i * (2 * bar_h + gap)
         body.append(f'<text x="{label_w - 6}" y="{y + bar_h + 3}" text-anchor="end">{escape(label)}</text>')
         body.append(f'<rect x="{label_w}" y="{y}" width="{now * scale:.1f}" height="{bar_h}" fill="{THIS_WEEK}"/>')
         body.append(f'<text x="{label_w + now * scale + 4:.1f}" y="{y + bar_h - 1}">{now}</text>')
-        body.append(f'<rect x="{label_w}" y="{y + bar_h}" width="{before * scale:.1f}" height="{bar_h}" fill="{LAST_WEEK}"/>')
-        body.append(f'<text x="{label_w + before * scale + 4:.1f}" y="{y + 2 * bar_h - 1}" fill="#667">{before}</text>')
+        if compare:
+            body.append(f'<rect x="{label_w}" y="{y + bar_h}" width="{before * scale:.1f}" height="{bar_h}" fill="{LAST_WEEK}"/>')
+            body.append(f'<text x="{label_w + before * scale + 4:.1f}" y="{y + 2 * bar_h - 1}" fill="#667">{before}</text>')
     return _svg(width, height, body, title)
 
 

@@ -158,12 +158,29 @@ def _cards(d: Digest) -> list[str]:
     return out
 
 
+def fading_mix(t: WeeklyTheme) -> tuple[dict[str, int], str]:
+    """The sentiment split a fading entry shows and which week it is of: what faded (last week's messages)
+    where known — a gone theme's mix is last week's — else this week's remnant, said so."""
+    if t.previous_sentiment_mix:
+        return t.previous_sentiment_mix, "last week"
+    return t.sentiment_mix, "last week" if t.status == "gone" else "this week"
+
+
+def _fading_class(t: WeeklyTheme) -> str:
+    """Fewer complaints is good, less praise bad (by what faded)."""
+    mix = fading_mix(t)[0]
+    kind = polarity(WeeklyTheme(t.theme_id, t.week, 0, 0, t.centroid, [], [], mix, {}, {}))
+    return "good" if kind == "negative" else "bad" if kind == "positive" else "flat"
+
+
 def render_html(d: Digest) -> str:
     e = escape
     issues = sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k))
-    issue_chart = paired_bars("Volume by issue type", [(issue_label(k), d.issue_volume.get(k, 0), d.previous_issue_volume.get(k, 0)) for k in issues])
+    compare = not d.first_week  # a first week has no last week: no "last week" bars of zero
+    issue_chart = paired_bars("Volume by issue type", [(issue_label(k), d.issue_volume.get(k, 0), d.previous_issue_volume.get(k, 0)) for k in issues],
+                              compare=compare)
     trend_chart = stacked_columns("Sentiment trend", [(w, dict(c)) for w, c in d.sentiment_trend], SENTIMENTS, SENTIMENT_COLOURS)
-    theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t), t.size, t.previous_size) for t in d.top_themes])
+    theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t), t.size, t.previous_size) for t in d.top_themes], compare=compare)
     neg = d.sentiment_trend[-1][1].get("negative", 0) if d.sentiment_trend else 0
     parts = [
         "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">",
@@ -171,7 +188,7 @@ def render_html(d: Digest) -> str:
         f"<h1>Customer feedback digest · {e(d.week)}</h1>",
         f"<p class=\"meta\">Generated {e(d.generated_at.strftime('%Y-%m-%d %H:%M UTC'))} by feedback-miner</p>",
         "<div class=\"cards\">",
-        f"<div class=\"card\"><b>{d.total}</b>messages (last week {d.previous_total})</div>",
+        f"<div class=\"card\"><b>{d.total}</b>messages ({'first week' if d.first_week else f'last week {d.previous_total}'})</div>",
         f"<div class=\"card\"><b>{len(d.themes)}</b>themes ({d.unclustered} messages in none)</div>",
         f"<div class=\"card\"><b>{len(d.emerging)}</b>emerging themes</div>",
         f"<div class=\"card\"><b>{(neg / d.total if d.total else 0):.0%}</b>negative</div>",
@@ -189,7 +206,7 @@ def render_html(d: Digest) -> str:
     if d.fading:
         parts.append("<ul>" + "".join(
             f"<li><b>{e(_theme_title(t))}</b>: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size} messages"
-            f" <span class=\"{'good' if polarity(t) == 'negative' else 'bad' if polarity(t) == 'positive' else 'flat'}\">({e(_split_text(t.sentiment_mix))} last week)</span>"
+            f" <span class=\"{_fading_class(t)}\">({e(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})</span>"
             + (f"<blockquote>{e(t.quotes[0])}</blockquote>" if t.quotes else "") + "</li>" for t in d.fading) + "</ul>")
     else:
         parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No fading theme this week.</p>")
@@ -210,7 +227,7 @@ def render_markdown(d: Digest) -> str:
     lines = [
         f"# Customer feedback digest · {d.week}",
         "",
-        f"- Messages: **{d.total}** (last week {d.previous_total})",
+        f"- Messages: **{d.total}** ({'first week' if d.first_week else f'last week {d.previous_total}'})",
         f"- Themes: **{len(d.themes)}** ({d.unclustered} messages in none), emerging: **{len(d.emerging)}**",
         "",
         "## Volume by issue type",
@@ -224,7 +241,8 @@ def render_markdown(d: Digest) -> str:
     lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in d.sentiment_trend]
     lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]
     for t in d.top_themes:
-        lines.append(f"| {_md(_theme_title(t))} ({status_text(t)}) | {t.size} | {growth_text(t, d.first_week)} ({t.previous_size}→{t.size}) | {_md(_split_text(t.sentiment_mix))} |")
+        change = growth_text(t, d.first_week) if d.first_week else f"{growth_text(t)} ({t.previous_size}→{t.size})"
+        lines.append(f"| {_md(_theme_title(t))} ({status_text(t)}) | {t.size} | {change} | {_md(_split_text(t.sentiment_mix))} |")
     lines += [f"- {_md(n)}" for n in d.notes]
     lines += ["", "## Emerging themes", ""]
     if not d.emerging:
@@ -233,7 +251,8 @@ def render_markdown(d: Digest) -> str:
         lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages; {_md(_split_text(t.sentiment_mix))})", ""]
         lines += [f"> {_md(q)}" for q in t.quotes] + [""]
     lines += ["", "## Fading themes", ""]
-    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}" for t in d.fading] or ["No fading theme this week."]
+    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}"
+              f" ({_md(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})" for t in d.fading] or ["No fading theme this week."]
     lines += ["", "## Theme cards", ""]
     groups = [(h, [t for t in d.top_themes if polarity(t) == k]) for k, h in POLARITY_GROUPS] if d.split_by_polarity else [(None, d.top_themes)]
     for heading, group in groups:

@@ -91,3 +91,36 @@ def test_theme_cards_show_how_each_aspect_was_felt(digest):
     assert f"Aspects: {line}" in html and f"- Aspects: {_md(line)}" in markdown
     # A theme without recorded aspects (older rows) shows no aspects line.
     assert html.count("Aspects:") == 1
+
+
+def test_a_first_week_shows_no_last_week_of_zeros(digest):
+    digest.first_week = True
+    html, md = render_html(digest), render_markdown(digest)
+    assert "last week" not in html.split("<h2>Emerging themes</h2>")[0]  # cards and charts: no zero bars for last week
+    assert "messages (first week)" in html and "(first week)" in md and "(0→12)" not in md
+
+
+def test_a_fading_entry_shows_how_what_faded_felt_and_says_which_week():
+    from pipelines.digest.render import fading_mix
+
+    faded = theme("th-battery", 14, 66, ["电池", "死机"], ["电池不耐用"], status="fading")
+    faded.fading = True
+    faded.sentiment_mix = {"positive": 10, "negative": 4}  # what is left this week
+    assert fading_mix(faded) == ({"positive": 10, "negative": 4}, "this week")
+    faded.previous_sentiment_mix = {"negative": 63, "positive": 3}  # what faded
+    assert fading_mix(faded) == ({"negative": 63, "positive": 3}, "last week")
+    d = Digest(week="2026-W47", generated_at=datetime(2026, 11, 23, 6, tzinfo=timezone.utc), total=14, previous_total=66, unclustered=0,
+               sentiment_trend=[], issue_volume=Counter(), previous_issue_volume=Counter(), channel_volume=Counter(),
+               themes=[faded], emerging=[], fading=[faded])
+    html = render_html(d)
+    # Fewer complaints is good news: green, with last week's split.
+    assert '<span class="good">(负面 95% · 中性 0% · 正面 5% last week)</span>' in html
+    assert "负面 95% · 中性 0% · 正面 5% last week" in render_markdown(d)
+
+
+def test_quotes_do_not_repeat_one_text_with_other_punctuation():
+    from consumers.themes.weekly import representative_quotes
+
+    texts = ["支付页面报错，耽误我买东西。", "支付页面报错，耽误我买东西", "支付页面报错，耽误我买东西！", "付款页面白屏"]
+    vectors = np.array([[1.0, 0.0], [0.99, 0.1], [0.98, 0.2], [0.9, 0.3]], dtype=np.float32)
+    assert representative_quotes(texts, vectors, np.array([1.0, 0.0]), 3, 120) == ["支付页面报错，耽误我买东西。", "付款页面白屏"]
