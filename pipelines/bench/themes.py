@@ -243,7 +243,8 @@ def cached_theme_inputs(settings: Settings, texts: list[str], cache_dir: Path) -
     # int8 activation scales) under the same version must not reuse stale vectors.
     probe = model.predict(["支付页面打不开，钱扣了订单却没成功。", "酒店早餐品种太少"], batch_size=settings.model.batch_size)
     fingerprint = np.round(np.concatenate([p.theme_embedding for p in probe]), 3).astype(np.float32).tobytes()
-    key = hashlib.sha1(model.version.encode() + fingerprint).hexdigest()[:12]
+    branch = model.encoder.topic_branch  # its token count changes only long texts' vectors, not the probe's
+    key = hashlib.sha1(f"{model.version}|{branch.version if branch else None}".encode() + fingerprint).hexdigest()[:12]
     path = cache_dir / f"theme-inputs-{key}.npz"
     known: dict[str, tuple[np.ndarray, str]] = {}
     if path.is_file():
