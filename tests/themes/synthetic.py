@@ -22,7 +22,8 @@ THEMES: dict[str, tuple[list[str], list[str]]] = {
         ["申请退款", "退货退款", "我的售后申请", "取消订单后的退款"],
         ["已经十天了还没到账", "客服一直说在处理，钱就是不退", "审核通过了但迟迟没有退回", "退款进度一直卡住，没人管"],
     ),
-    # Only in week two: the emerging theme.
+    # Only in week two: the emerging theme (15: with weeks of 34 and 48 messages, 0 → 15 is significant for the
+    # two-sample test of the story scan, p = (48/82)^15 ≈ 3e-4; 0 → 12 would not be, p ≈ 0.001).
     "power_bank": (
         ["买的充电宝", "这个充电宝", "新收到的移动电源", "刚买的充电宝"],
         ["用了两天就鼓包了，太危险", "充电的时候发烫鼓包", "外壳鼓起来了还有焦味", "才用一周就鼓包，不敢再用"],
@@ -59,4 +60,4 @@ def week_events(week_monday: datetime, plan: dict[str, int], seed: int, prefix: 
 WEEK1 = datetime(2026, 11, 9, 1, tzinfo=timezone.utc)  # 2026-W46
 WEEK2 = datetime(2026, 11, 16, 1, tzinfo=timezone.utc)  # 2026-W47
 WEEK1_PLAN = {"late_delivery": 12, "app_crash": 12, "refund": 10}
-WEEK2_PLAN = {"late_delivery": 12, "app_crash": 11, "refund": 10, "power_bank": 12}
+WEEK2_PLAN = {"late_delivery": 12, "app_crash": 11, "refund": 10, "power_bank": 15}
