@@ -26,9 +26,9 @@ def test_onnx_int8_encoder_stays_close_to_fp32(model_dir, encoder_fp32):
     ref, ref_pools = encoder_fp32.encode(texts, layers=[6, 12])
     assert (emb * ref).sum(1).min() > 0.98
     mid = (pools[:, 0] * ref_pools[:, 0]).sum(1) / np.linalg.norm(pools[:, 0], axis=1) / np.linalg.norm(ref_pools[:, 0], axis=1)
-    # A middle layer's raw (uncentred) pool is further from fp32 than the output: 0.960-0.974 on a fresh
-    # build of this graph (2026-12-07; the 0.97 bar before held only for an older cached build).
-    assert mid.min() > 0.95
+    # A middle layer's raw (uncentred) pool is further from fp32 than the output (0.974-0.989 with 7-bit weights
+    # on an AVX2-only CPU; 8-bit weights saturated there: 0.960-0.974).
+    assert mid.min() > 0.97
     with pytest.raises(ValueError, match="pools layers"):
         q.encode(texts[:2], layers=[3])
 
