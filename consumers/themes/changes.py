@@ -77,34 +77,19 @@ def pooled_tree(embeddings: np.ndarray, exact_up_to: int, micro_clusters: int, s
         order = np.random.default_rng(seed).permutation(n)
         z = linkage(emb[order].astype(np.float64), method="average", metric="cosine")
         return np.argsort(order), z[:, :2].astype(np.int64), 1.0 - z[:, 2], n
-    from consumers.themes.clustering import AgglomerativeClusterer, group_sums
+    from consumers.themes.clustering import AgglomerativeClusterer, average_linkage_merges, group_sums
 
     leaf = AgglomerativeClusterer(0.0, micro_clusters, 1, seed)._micro_clusters(emb)
     m = int(leaf.max()) + 1
     counts = np.bincount(leaf, minlength=m).astype(np.float64)
     sums = group_sums(leaf, emb, m)
     means = sums / counts[:, None]
-    sims = means @ means.T
-    np.fill_diagonal(sims, -np.inf)
     node = np.arange(m)  # the tree node each active group is
-    active = np.ones(m, dtype=bool)
     children, similarity = [], []
-    while active.sum() > 1:
-        i, j = divmod(int(np.argmax(sims)), m)
+    for i, j, sim in average_linkage_merges(means, counts):
         children.append((node[i], node[j]))
-        similarity.append(float(sims[i, j]))
-        total = counts[i] + counts[j]
-        means[i] = (counts[i] * means[i] + counts[j] * means[j]) / total
-        counts[i] = total
+        similarity.append(sim)
         node[i] = m + len(children) - 1
-        active[j] = False
-        row = means @ means[i]
-        row[~active] = -np.inf
-        row[i] = -np.inf
-        sims[i, :] = row
-        sims[:, i] = row
-        sims[j, :] = -np.inf
-        sims[:, j] = -np.inf
     return leaf, np.asarray(children, dtype=np.int64).reshape(-1, 2), np.asarray(similarity), m
 
 
