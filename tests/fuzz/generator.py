@@ -585,7 +585,6 @@ class Generator:
     def nulls(self) -> _Draft:
         rng = self.rng
         channel, event = self._event()
-        payload = event["payload"]
         required = ["event_id", "channel", "source", "received_at", "customer", "payload", "metadata", "customer.id"]
         optional = ["customer.tier"]
         if channel == "app":

@@ -12,7 +12,6 @@ within its primary label by a seeded hash rank (~70/30 per label, deterministic)
 """
 import hashlib
 import json
-import random
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
