@@ -130,7 +130,7 @@ class StreamRuntime:
         """Run until stopped, until ``max_messages`` were processed, or ``idle_exit_s`` after the last input."""
         metrics.serve(self.settings.runtime.metrics_port)
         self._consumer = self._consumer or make_consumer(self.settings, self.group_id)
-        subscribe_without_creating(self._consumer, self.settings.topic(self.stage.input_topic), _DropOnRevoke(self))
+        self._subscribe()
         self._producer = self._producer or self._new_producer()
         batch_size = self.settings.runtime.batch_size
         batch_timeout = self.settings.runtime.batch_timeout_ms / 1000
@@ -154,6 +154,7 @@ class StreamRuntime:
                 if self._pending:
                     wait = min(wait, linger)
                 records = self._poll(timeout_ms=int(wait * 1000) or 1, max_records=batch_size - len(self._pending))
+                self._resubscribe_if_never_joined(join_allowance)
                 if self.reposition_needed:
                     continue  # a rebalance ran inside this poll: these records may come from stale positions
                 for tp_records in records.values():
@@ -218,6 +219,24 @@ class StreamRuntime:
             log.warning("stage %s: provisioning topics failed: %s", self.stage.name, describe(err))
         self._provision_at = now + self._provision_backoff_s
         self._provision_backoff_s = min(self._provision_backoff_s * 2, self.settings.runtime.retry_backoff_max_ms / 1000)
+
+    def _subscribe(self) -> None:
+        subscribe_without_creating(self._consumer, self.settings.topic(self.stage.input_topic), _DropOnRevoke(self))
+        self._subscribed_at = time.monotonic()
+
+    def _resubscribe_if_never_joined(self, allowance_s: float) -> None:
+        """Subscribe again when the first group join has not finished within ``allowance_s``.
+
+        Seen on the embedded Tansu broker (README, known defects): with the exact-pattern subscription a
+        stage's first join could hang for minutes; a fresh subscription starts a new join.
+        """
+        if self.assigned_at is not None or not isinstance(self._consumer, KafkaConsumer):
+            return
+        if time.monotonic() - self._subscribed_at < allowance_s:
+            return
+        log.warning("stage %s: not in its group %.0f s after subscribing; subscribing again", self.stage.name, allowance_s)
+        self._consumer.unsubscribe()
+        self._subscribe()
 
     def _poll(self, **options):
         records = self._consumer.poll(**options)

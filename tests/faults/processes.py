@@ -75,13 +75,10 @@ def stage_env(settings: Settings, metrics_port: int) -> dict[str, str]:
 
 
 _ASSIGNED = re.compile(r"stage \w+ assigned \[(.*)\]")
-# KNOWN DEFECT (2026-12-07, not fixed): on this session's AVX2-only EPYC a stage at INFO, subscribed by exact
-# pattern, did not finish its first Tansu group join within 60 s (both fault tests below failed in CI), while
-# at DEBUG (kafka-python's own logging on, which slows its I/O thread) and when subscribed by name it joins in
-# ~2 s. Cause not found: a race between kafka-python 3.0's pattern-subscription metadata refreshes (every
-# ~100 ms during the join) and Tansu's join. The stage processes here log at DEBUG so the tests measure what
-# they are about (faults after the join); README "Known defects" says it.
-STAGE_LOG_LEVEL = "DEBUG"
+# The stages log as in production. (2026-12-07: at INFO a stage's first Tansu group join could hang with the
+# exact-pattern subscription; the runtime now subscribes again when it is not in its group after two session
+# timeouts: consumers.runtime._resubscribe_if_never_joined.)
+STAGE_LOG_LEVEL = "INFO"
 
 
 class StageProcess:
