@@ -227,7 +227,7 @@ class StreamRuntime:
     def _resubscribe_if_never_joined(self, allowance_s: float) -> None:
         """Subscribe again when the first group join has not finished within ``allowance_s``.
 
-        Seen on the embedded Tansu broker (README, known defects): with the exact-pattern subscription a
+        Seen on the embedded Tansu broker (README, Tests: "First group join"): with the exact-pattern subscription a
         stage's first join could hang for minutes; a fresh subscription starts a new join.
         """
         if self.assigned_at is not None or not isinstance(self._consumer, KafkaConsumer):
