@@ -46,7 +46,21 @@ def make_producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "max_request_size": settings.kafka.max_request_size,
         **overrides,
     }
-    return _bootstrapped(KafkaProducer, settings, options)
+    producer = _bootstrapped(KafkaProducer, settings, options)
+    _never_name_topics(producer._metadata)
+    return producer
+
+
+def _never_name_topics(cluster) -> None:
+    """Ask the broker for every topic's metadata instead of the ones this client uses.
+
+    Tansu auto-creates any topic a metadata request names, whatever ``allow_auto_create_topics``
+    says, with its own partition count: a client that named a topic a restarted broker lost (memory
+    storage) would recreate it before we provision it as specified. A client that never names
+    topics leaves them missing until we do (the stage runtime and the ingest provision them).
+    kafka-python has no option for this; its consumer sets the same flag for pattern subscriptions.
+    """
+    cluster.need_all_topic_metadata = True
 
 
 def close_now(producer: KafkaProducer) -> None:
@@ -90,16 +104,22 @@ def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | 
         **overrides,
     }
     consumer = _bootstrapped(KafkaConsumer, settings, options)
+    _never_name_topics(consumer._client.cluster)
     if topics:
         consumer.subscribe(topics)
+        _never_name_topics(consumer._client.cluster)  # subscribe() resets it
     return consumer
 
 
 def subscribe_without_creating(consumer: KafkaConsumer, topic: str, listener=None) -> None:
-    """Subscribe to ``topic`` by an exact pattern: the consumer then asks the broker for all topics'
-    metadata and never names the topic, so a broker that auto-creates what clients name (Tansu
-    ignores ``allow_auto_create_topics``) cannot create it with its own partition count after a
-    restart lost it. The stage runtime provisions it as specified instead. Test doubles take the name."""
+    """Subscribe to ``topic`` by an exact pattern, so the consumer's metadata requests never name it.
+
+    A broker that auto-creates what clients name cannot then create it with its own partition count
+    after a restart lost it (see ``_never_name_topics``); the stage runtime provisions it as specified.
+    Not by name with that flag set: a leader whose subscription did not change gets its previous
+    assignment back from Tansu, so a topic created after the first join would never be assigned.
+    Test doubles take the name.
+    """
     if isinstance(consumer, KafkaConsumer):
         consumer.subscribe(pattern=f"^{re.escape(topic)}$", listener=listener)
     else:

@@ -221,7 +221,7 @@ class StreamRuntime:
         self._provision_backoff_s = min(self._provision_backoff_s * 2, self.settings.runtime.retry_backoff_max_ms / 1000)
 
     def _subscribe(self) -> None:
-        subscribe_without_creating(self._consumer, self.settings.topic(self.stage.input_topic), _DropOnRevoke(self))
+        subscribe_without_creating(self._consumer, self.settings.topic(self.stage.input_topic), listener=_DropOnRevoke(self))
         self._subscribed_at = time.monotonic()
 
     def _resubscribe_if_never_joined(self, allowance_s: float) -> None:
