@@ -179,6 +179,20 @@ class WeeklyThemeSettings(_Section):
     # significant nodes become the flagged entries. False: each of this week's clusters is tested against
     # last week's messages nearest to it (the test used when last week's messages are not available).
     story_scan: bool = True
+    # Beside the story scan (which needs one node of the embedding's tree to be mostly the story), a lexical burst
+    # test: a 2–3 character phrase whose messages, outside the flagged stories, grow or fall by the emerging / fading
+    # rules below becomes its own story (consumers/themes/bursts.py): "少送" or "洒了" complaints that the topic
+    # embedding spreads among other delivery complaints.
+    burst_test: bool = True
+    # A phrase's p-value must be below this divided by the number of phrases tested (Bonferroni: ≈450 at the
+    # benchmark's size, far more candidates than the tree's; p < 2e-6 there; chosen on seeds 1–3, docs/themes.md).
+    burst_significance: float = Field(0.001, gt=0.0, lt=1.0)
+    # At most this many phrase stories a week (each found after the previous one's messages left the test).
+    burst_max_stories: int = Field(10, ge=0)
+    # A bursting phrase whose messages a flagged story of the same direction already holds at this share or more is
+    # that story's (电池 beside a fading battery story): the rest of its messages join the story, not a second entry
+    # (a story's own phrase: held 0.29–0.80 by its story; another story's: ≤ 0.05, bench seeds 1–5).
+    burst_join_share: float = Field(0.2, ge=0.0, le=1.0)
     # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
     # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)

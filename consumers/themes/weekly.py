@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from consumers.themes.bursts import BurstRules, detect_bursts
 from consumers.themes.changes import Story, StoryRules, detect_stories
 from consumers.themes.clustering import Clusterer, group_sums
 from consumers.themes.keywords import KeywordExtractor
@@ -52,6 +53,11 @@ class WeeklyRules:
     # week's messages are at hand; nodes as coherent as a theme (the clusterer's merge threshold) are tested.
     story_scan: bool = _SETTINGS.story_scan
     story_coherence: float = _SETTINGS.merge_similarity
+    # Beside the story scan, phrases whose messages grow or fall significantly (consumers/themes/bursts.py).
+    burst_test: bool = _SETTINGS.burst_test
+    burst_significance: float = _SETTINGS.burst_significance
+    burst_max_stories: int = _SETTINGS.burst_max_stories
+    burst_join_share: float = _SETTINGS.burst_join_share
     min_theme_size: int = _SETTINGS.min_theme_size
     micro_clusters: int = _SETTINGS.micro_clusters
     seed: int = _SETTINGS.seed
@@ -275,6 +281,24 @@ def story_rules(rules: WeeklyRules) -> StoryRules:
     )
 
 
+def burst_rules(rules: WeeklyRules) -> BurstRules:
+    return BurstRules(
+        significance=rules.burst_significance, emerging_growth=rules.emerging_growth, emerging_min_volume=rules.emerging_min_volume,
+        fading_ratio=rules.fading_ratio, fading_min_volume=rules.fading_min_volume, merge_similarity=rules.story_merge_similarity,
+        max_bursts=rules.burst_max_stories, join_share=rules.burst_join_share,
+    )
+
+
+def find_stories(feedback: WeekFeedback, previous_feedback: WeekFeedback, keywords: KeywordExtractor, rules: WeeklyRules) -> list[Story]:
+    """The story scan's stories, then (``burst_test``) those carried by a phrase the scan's tree does not hold."""
+    stories = detect_stories(previous_feedback.embeddings, feedback.embeddings, story_rules(rules))
+    if not rules.burst_test:
+        return stories
+    before = [keywords.phrases(t) for t in previous_feedback.texts]
+    now = [keywords.phrases(t) for t in feedback.texts]
+    return detect_bursts(before, now, previous_feedback.embeddings, feedback.embeddings, stories, burst_rules(rules))
+
+
 def carve_stories(embeddings: np.ndarray, clusters: list[np.ndarray], stories: Sequence[Story], min_size: int,
                   attach_similarity: float | None) -> tuple[list[np.ndarray], list[Story | None]]:
     """This week's themes with each story's messages as a theme of its own: the story's messages leave the
@@ -332,7 +356,7 @@ def build_week(
     last_total = len(previous_feedback) if have_last else sum(p.size for p in previous)
     scale = len(feedback) / last_total if last_total else 1.0
     scan = rules.story_scan and have_last and not first_week
-    stories: list[Story] = detect_stories(previous_feedback.embeddings, feedback.embeddings, story_rules(rules)) if scan else []
+    stories: list[Story] = find_stories(feedback, previous_feedback, keywords, rules) if scan else []
     story_of: list[Story | None] = [None] * len(clusters)
     if scan:
         clusters, story_of = carve_stories(feedback.embeddings, clusters, stories, rules.min_theme_size, rules.attach_similarity)
