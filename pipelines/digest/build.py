@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,25 +33,9 @@ def make_clusterer(weekly: WeeklyThemeSettings) -> Clusterer:
 
 
 def weekly_rules(weekly: WeeklyThemeSettings) -> WeeklyRules:
-    return WeeklyRules(
-        continuity_similarity=weekly.continuity_similarity,
-        merge_centroid_similarity=weekly.merge_centroid_similarity,
-        member_similarity=weekly.member_similarity,
-        attach_similarity=weekly.attach_similarity,
-        story_merge_similarity=weekly.story_merge_similarity,
-        story_scan=weekly.story_scan,
-        story_coherence=weekly.merge_similarity,
-        min_theme_size=weekly.min_theme_size,
-        micro_clusters=weekly.micro_clusters,
-        seed=weekly.seed,
-        emerging_growth=weekly.emerging_growth,
-        emerging_min_volume=weekly.emerging_min_volume,
-        fading_ratio=weekly.fading_ratio,
-        fading_min_volume=weekly.fading_min_volume,
-        significance=weekly.significance,
-        keywords=weekly.keywords,
-        quotes=weekly.quotes,
-    )
+    """The rules from the settings: every field they share by name, so a new setting cannot be left out."""
+    shared = {f.name for f in fields(WeeklyRules)} & set(WeeklyThemeSettings.model_fields)
+    return WeeklyRules(**{name: getattr(weekly, name) for name in shared}, story_coherence=weekly.merge_similarity)
 
 
 def cluster_week(store: FeedbackStore, week: str, clusterer: Clusterer, keywords: KeywordExtractor, rules: WeeklyRules) -> WeekResult:

@@ -105,3 +105,25 @@ def test_snapshots_are_stored_and_a_rebuild_is_idempotent(two_weeks):
     assert second.html_path.parent == settings.data_dir / "digests"
     assert "2026-W47" in html and "<svg" in html and "<script" not in html
     assert "## Emerging themes" in md and second.digest.emerging[0].quotes[0][:8] in md
+
+
+def test_every_weekly_setting_reaches_the_digest_rules() -> None:
+    from dataclasses import fields
+
+    from consumers.themes.weekly import WeeklyRules
+    from pipelines.digest.build import weekly_rules
+    from topics.settings import WeeklyThemeSettings
+
+    defaults = WeeklyThemeSettings()
+    shared = {f.name for f in fields(WeeklyRules)} & set(WeeklyThemeSettings.model_fields)
+    assert {"burst_test", "burst_significance", "story_scan", "significance"} <= shared
+    changed = {}
+    for name in shared:
+        value = getattr(defaults, name)
+        if isinstance(value, bool):
+            changed[name] = not value
+        elif isinstance(value, (int, float)):
+            changed[name] = value / 2 if isinstance(value, float) else value + 1
+    rules = weekly_rules(WeeklyThemeSettings(**changed))
+    assert {name: getattr(rules, name) for name in changed} == changed
+    assert rules.story_coherence == defaults.merge_similarity
