@@ -193,6 +193,12 @@ class WeeklyThemeSettings(_Section):
     # that story's (电池 beside a fading battery story): the rest of its messages join the story, not a second entry
     # (a story's own phrase: held 0.29–0.80 by its story; another story's: ≤ 0.05, bench seeds 1–5).
     burst_join_share: float = Field(0.2, ge=0.0, le=1.0)
+    # A phrase story (bursts merged) whose centroid is at least this similar to a flagged story of the same direction
+    # is that story's other piece, joined to it (None: never): a 没送 burst beside the scan's own fading piece of
+    # the story it says (0.76–0.80 on bench seeds 7 and 9) where neither holds the other's words. The clusterer's
+    # "one problem" bar (``merge_centroid_similarity``), not ``story_merge_similarity``: two complaints of one
+    # direction sit at 0.48 (没送 beside the payment story) and other complaint stories at ≤ 0.61.
+    burst_story_similarity: float | None = Field(0.7, ge=-1.0, le=1.0)
     # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
     # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)

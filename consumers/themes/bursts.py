@@ -22,6 +22,10 @@ words do: the number of messages that say 少送 grows from one week to the next
    complaints. Bursts of one direction whose centroids reach ``merge_similarity`` are merged (少送 and 没送),
    and so are the scan's stories again once bursts grew them (the scan's own rule: a story it found in two
    pieces may only now be that close).
+5. One problem told in other words: a burst (merged) whose centroid is as close to a story of its direction as a
+   theme's own clusters are (``story_similarity``, the clusterer's "one problem" bar, far above the 0.48 of two
+   different complaints) is that story's other piece and joins it: 没送 beside the scan's fading piece whose
+   messages say 少送 (0.76–0.80), where neither holds the other's phrase.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class BurstRules:
     merge_similarity: float | None = 0.4
     join_share: float = 0.2
     max_bursts: int = 10
+    story_similarity: float | None = 0.7
 
 
 def _counts(phrases: Sequence[set[str]], alive: np.ndarray) -> Counter:
@@ -88,8 +93,10 @@ def detect_bursts(previous_phrases: Sequence[set[str]], current_phrases: Sequenc
             bursts.append(burst)
         else:
             home.before, home.now = np.union1d(home.before, burst.before), np.union1d(home.now, burst.now)
+    bursts = _merge(previous, current, bursts, rules.merge_similarity)
+    bursts = _absorb(previous, current, grown, bursts, rules.story_similarity)
     # A story grown by a burst may now be as close to another story as one story's pieces (the scan's rule, again).
-    return _merge(previous, current, grown, rules.merge_similarity) + _merge(previous, current, bursts, rules.merge_similarity)
+    return _merge(previous, current, grown, rules.merge_similarity) + bursts
 
 
 def _greedy_bursts(previous_phrases: Sequence[set[str]], current_phrases: Sequence[set[str]], alive1: np.ndarray,
@@ -141,6 +148,41 @@ def _home(phrase: str, kind: str, stories: Sequence[Story], previous_phrases: Se
         if held >= best_share:
             best, best_share = story, held
     return best
+
+
+def _absorb(previous: np.ndarray, current: np.ndarray, stories: list[Story], bursts: list[Story],
+            threshold: float | None) -> list[Story]:
+    """Step 5: a burst whose centroid reaches ``threshold`` with a story of its direction is that story's other piece
+    (the words it says are not the story's words: 没送 beside a piece saying 少送): it joins the most similar one
+    (``stories`` grown in place). Returns the bursts left."""
+    if threshold is None or not stories or not bursts:
+        return bursts
+    n1 = len(previous)
+    pooled = np.vstack([np.asarray(previous, np.float32), np.asarray(current, np.float32)])
+    left: list[Story] = []
+    for burst in bursts:
+        home = _nearest(pooled, n1, burst, [s for s in stories if s.kind == burst.kind], threshold)
+        if home is None:
+            left.append(burst)
+        else:
+            home.before, home.now = np.union1d(home.before, burst.before), np.union1d(home.now, burst.now)
+            home.p_value = min(home.p_value, burst.p_value)
+    return left
+
+
+def _nearest(pooled: np.ndarray, n1: int, burst: Story, stories: Sequence[Story], threshold: float) -> Story | None:
+    """The story whose normalised centroid (both weeks' messages) is most similar to the burst's, if it reaches
+    ``threshold``."""
+    def unit_centroid(story: Story) -> np.ndarray:
+        c = pooled[np.r_[story.before, story.now + n1]].mean(0)
+        return c / (np.linalg.norm(c) or 1.0)
+
+    if not stories:
+        return None
+    mine = unit_centroid(burst)
+    sims = [float(unit_centroid(s) @ mine) for s in stories]
+    best = int(np.argmax(sims))
+    return stories[best] if sims[best] >= threshold else None
 
 
 def _rows_of(phrases: Sequence[set[str]], wanted: Sequence[str]) -> dict[str, np.ndarray]:

@@ -58,6 +58,7 @@ class WeeklyRules:
     burst_significance: float = _SETTINGS.burst_significance
     burst_max_stories: int = _SETTINGS.burst_max_stories
     burst_join_share: float = _SETTINGS.burst_join_share
+    burst_story_similarity: float | None = _SETTINGS.burst_story_similarity
     min_theme_size: int = _SETTINGS.min_theme_size
     micro_clusters: int = _SETTINGS.micro_clusters
     seed: int = _SETTINGS.seed
@@ -286,6 +287,7 @@ def burst_rules(rules: WeeklyRules) -> BurstRules:
         significance=rules.burst_significance, emerging_growth=rules.emerging_growth, emerging_min_volume=rules.emerging_min_volume,
         fading_ratio=rules.fading_ratio, fading_min_volume=rules.fading_min_volume, merge_similarity=rules.story_merge_similarity,
         max_bursts=rules.burst_max_stories, join_share=rules.burst_join_share,
+        story_similarity=rules.burst_story_similarity,
     )
 
 

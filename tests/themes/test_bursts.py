@@ -114,10 +114,37 @@ def test_a_burst_whose_phrase_a_story_of_its_direction_says_joins_that_story():
     assert story.sizes == (0, 25)  # the caller's story is not changed
 
 
-def test_a_burst_stays_apart_from_a_story_that_does_not_say_its_phrase_however_close_their_centroids():
-    # Another growing story of 40 messages in the same cloud (as close to the burst as the payment story is to
-    # 没送 complaints: both complaints), none of them saying 少送: the burst is its own entry.
+def _at_similarity(rng: np.random.Generator, n: int, similarity: float) -> np.ndarray:
+    """``n`` unit vectors around a direction at ``similarity`` to the diffuse cloud's centre (all ones)."""
+    centre = np.ones(DIM, np.float32) / np.sqrt(DIM)
+    side = rng.normal(size=DIM).astype(np.float32)
+    side -= (side @ centre) * centre
+    axis = similarity * centre + np.sqrt(1 - similarity**2) * side / np.linalg.norm(side)
+    x = axis + 0.05 * rng.normal(size=(n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_burst_stays_apart_from_a_story_that_does_not_say_its_phrase_nor_sits_as_close_as_one_problem():
+    # Another growing story of 40 messages, none of them saying 少送, whose centroid is as close to the burst's as
+    # the payment story's is to 没送 complaints (0.48: both complaints): the burst is its own entry.
     t1, t2, e1, e2 = _weeks(5, 60)
+    e2[500:540] = _at_similarity(np.random.default_rng(1), 40, 0.48)
     other = Story("emerging", np.arange(0), np.arange(500, 540), 1e-12)
     got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [other], BurstRules())
     assert [s.sizes for s in got] == [(0, 40), (5, 60)]
+
+
+def test_a_burst_as_close_to_a_story_of_its_direction_as_one_problems_pieces_joins_it():
+    # The scan's fading piece (40 → 10 messages that never say 少送) and the 少送 burst (80 → 5) sit in one region of
+    # the embedding (one problem told in other words: 没送 beside 少送): one entry, not two, though neither holds
+    # the other's phrase.
+    t1, t2, e1, e2 = _weeks(80, 5)
+    region = _at_similarity(np.random.default_rng(2), 135, 0.3)  # one region, away from the cloud
+    e1[:80], e2[:5], e1[500:540], e2[500:510] = region[:80], region[80:85], region[85:125], region[125:]
+    piece = Story("fading", np.arange(500, 540), np.arange(500, 510), 1e-8)
+    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], BurstRules())
+    assert [(s.kind, s.sizes) for s in got] == [("fading", (120, 15))]
+    assert piece.sizes == (40, 10)  # the caller's story is not changed
+    # Without the rule (or with its bar above their similarity): two fading entries of one problem.
+    apart = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], BurstRules(story_similarity=None))
+    assert sorted(s.sizes for s in apart) == [(40, 10), (80, 5)]
