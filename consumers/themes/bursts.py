@@ -41,15 +41,17 @@ from consumers.themes.changes import Story, _merge_close
 
 @dataclass(frozen=True)
 class BurstRules:
-    significance: float = 0.001
-    emerging_growth: float = 2.0
-    emerging_min_volume: int = 10
-    fading_ratio: float = 0.5
-    fading_min_volume: int = 20
-    merge_similarity: float | None = 0.4
-    join_share: float = 0.2
-    max_bursts: int = 10
-    story_similarity: float | None = 0.7
+    """Built from the weekly settings (``consumers.themes.weekly.burst_rules``), which hold the defaults."""
+
+    significance: float
+    emerging_growth: float
+    emerging_min_volume: int
+    fading_ratio: float
+    fading_min_volume: int
+    merge_similarity: float | None
+    join_share: float
+    max_bursts: int
+    story_similarity: float | None
 
 
 def _counts(phrases: Sequence[set[str]], alive: np.ndarray) -> Counter:
@@ -75,7 +77,7 @@ def burst_p_values(a: np.ndarray, b: np.ndarray, n1: int, n2: int, rules: BurstR
 
 
 def detect_bursts(previous_phrases: Sequence[set[str]], current_phrases: Sequence[set[str]], previous: np.ndarray,
-                  current: np.ndarray, stories: Sequence[Story], rules: BurstRules = BurstRules()) -> list[Story]:
+                  current: np.ndarray, stories: Sequence[Story], rules: BurstRules) -> list[Story]:
     """``stories`` (the scan's, grown by the bursts that are theirs) followed by the stories carried by a phrase
     (module docstring). ``previous`` / ``current``: the weeks' unit vectors, for merging bursts."""
     grown = [Story(s.kind, s.before, s.now, s.p_value) for s in stories]

@@ -45,16 +45,18 @@ class Story:
 
 @dataclass(frozen=True)
 class StoryRules:
-    coherence: float = 0.2
-    significance: float = 0.001
-    emerging_growth: float = 2.0
-    emerging_min_volume: int = 10
-    fading_ratio: float = 0.5
-    fading_min_volume: int = 20
-    merge_similarity: float | None = 0.4
-    exact_up_to: int = 4000
-    micro_clusters: int = 300
-    seed: int = 13
+    """Built from the weekly settings (``consumers.themes.weekly.story_rules``), which hold the defaults."""
+
+    coherence: float
+    significance: float
+    emerging_growth: float
+    emerging_min_volume: int
+    fading_ratio: float
+    fading_min_volume: int
+    merge_similarity: float | None
+    micro_clusters: int
+    seed: int
+    exact_up_to: int = 4000  # above this many messages the tree is built on k-means micro-clusters
 
 
 def _units(m: np.ndarray) -> np.ndarray:
@@ -105,7 +107,7 @@ def _binom_lower(k: int, n: int, p: float) -> float:
     return float(binom.cdf(k, n, p))
 
 
-def detect_stories(previous: np.ndarray, current: np.ndarray, rules: StoryRules = StoryRules()) -> list[Story]:
+def detect_stories(previous: np.ndarray, current: np.ndarray, rules: StoryRules) -> list[Story]:
     """Significant changes between last week's (``previous``) and this week's (``current``) unit vectors,
     most significant first (module docstring)."""
     n1, n2 = len(previous), len(current)

@@ -5,14 +5,15 @@ messages a flagged story already holds is not listed again."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 
-from consumers.themes.bursts import BurstRules, detect_bursts
+from consumers.themes.bursts import detect_bursts
 from consumers.themes.changes import Story
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.types import WeekFeedback
-from consumers.themes.weekly import WeeklyRules, build_week
+from consumers.themes.weekly import WeeklyRules, build_week, burst_rules
 
 DIM = 32
 # Words of ordinary delivery reviews: every text is four of them, both weeks alike.
@@ -20,6 +21,7 @@ WORDS = ("外卖 骑手 商家 米饭 送餐 小时 包装 餐盒 订单 味道 
          "门口 楼下 中午 晚上 师傅 店家 老板 菜品 口味 红烧 牛肉 青菜 豆腐 辣椒 米线 披萨 汉堡 薯条 可乐 奶茶").split()
 STORY = "少送了一份"
 KEYWORDS = KeywordExtractor()
+RULES = burst_rules(WeeklyRules())  # the settings' defaults
 
 
 class _OneCluster:
@@ -65,7 +67,7 @@ def test_phrases_are_short_runs_without_stop_or_opinion_words():
 
 def test_a_phrase_growing_inside_a_diffuse_cluster_is_carved_out_and_flagged_emerging():
     t1, t2, e1, e2 = _weeks(5, 60)
-    bursts = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [])
+    bursts = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [], RULES)
     assert [s.kind for s in bursts] == ["emerging"]
     assert sorted(bursts[0].now.tolist()) == list(range(60)) and sorted(bursts[0].before.tolist()) == list(range(5))
     # Through the week: one theme of its own, flagged emerging, 5 → 60; the rest of the cluster is not flagged.
@@ -82,25 +84,25 @@ def test_a_phrase_growing_inside_a_diffuse_cluster_is_carved_out_and_flagged_eme
 
 def test_a_small_rise_is_not_a_burst():
     t1, t2, e1, e2 = _weeks(4, 9)
-    assert detect_bursts(_phrases(t1), _phrases(t2), e1, e2, []) == []
+    assert detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [], RULES) == []
 
 
 def test_a_falling_phrase_is_fading():
     t1, t2, e1, e2 = _weeks(70, 5)
-    bursts = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [])
+    bursts = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [], RULES)
     assert [(s.kind, s.sizes) for s in bursts] == [("fading", (70, 5))]
 
 
 def test_two_weeks_alike_have_no_burst():
     for seed in (1, 2, 3):
         t1, t2, e1, e2 = _weeks(20, 20, seed)
-        assert detect_bursts(_phrases(t1), _phrases(t2), e1, e2, []) == [], seed
+        assert detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [], RULES) == [], seed
 
 
 def test_a_phrase_an_emerging_story_holds_is_not_listed_again():
     t1, t2, e1, e2 = _weeks(5, 60)
     story = Story("emerging", np.arange(5), np.arange(60), 1e-20)
-    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [story])
+    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [story], RULES)
     assert len(got) == 1 and got[0].sizes == (5, 60)
 
 
@@ -109,7 +111,7 @@ def test_a_burst_whose_phrase_a_story_of_its_direction_says_joins_that_story():
     # their own: they are that story's, one entry, not two.
     t1, t2, e1, e2 = _weeks(5, 60)
     story = Story("emerging", np.arange(0), np.arange(25), 1e-12)
-    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [story], BurstRules())
+    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [story], RULES)
     assert len(got) == 1 and sorted(got[0].now.tolist()) == list(range(60))
     assert story.sizes == (0, 25)  # the caller's story is not changed
 
@@ -130,7 +132,7 @@ def test_a_burst_stays_apart_from_a_story_that_does_not_say_its_phrase_nor_sits_
     t1, t2, e1, e2 = _weeks(5, 60)
     e2[500:540] = _at_similarity(np.random.default_rng(1), 40, 0.48)
     other = Story("emerging", np.arange(0), np.arange(500, 540), 1e-12)
-    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [other], BurstRules())
+    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [other], RULES)
     assert [s.sizes for s in got] == [(0, 40), (5, 60)]
 
 
@@ -142,9 +144,9 @@ def test_a_burst_as_close_to_a_story_of_its_direction_as_one_problems_pieces_joi
     region = _at_similarity(np.random.default_rng(2), 135, 0.3)  # one region, away from the cloud
     e1[:80], e2[:5], e1[500:540], e2[500:510] = region[:80], region[80:85], region[85:125], region[125:]
     piece = Story("fading", np.arange(500, 540), np.arange(500, 510), 1e-8)
-    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], BurstRules())
+    got = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], RULES)
     assert [(s.kind, s.sizes) for s in got] == [("fading", (120, 15))]
     assert piece.sizes == (40, 10)  # the caller's story is not changed
     # Without the rule (or with its bar above their similarity): two fading entries of one problem.
-    apart = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], BurstRules(story_similarity=None))
+    apart = detect_bursts(_phrases(t1), _phrases(t2), e1, e2, [piece], replace(RULES, story_similarity=None))
     assert sorted(s.sizes for s in apart) == [(40, 10), (80, 5)]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from consumers.themes.changes import StoryRules, detect_stories, pooled_tree
+from consumers.themes.changes import detect_stories, pooled_tree
 from consumers.themes.keywords import KeywordExtractor
 from consumers.themes.types import WeekFeedback
-from consumers.themes.weekly import WeeklyRules, build_week
+from consumers.themes.weekly import WeeklyRules, build_week, story_rules
 
 DIM = 48
 
@@ -29,7 +29,7 @@ def _week(rng: np.random.Generator, topics: np.ndarray, sizes: list[int]) -> np.
     return np.vstack([_around(rng, t, n) for t, n in zip(topics, sizes)])
 
 
-RULES = StoryRules(coherence=0.2, significance=0.001, merge_similarity=0.4)
+RULES = story_rules(WeeklyRules())  # the settings' defaults
 
 
 def test_two_weeks_from_one_distribution_have_no_story():
