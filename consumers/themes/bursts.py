@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from consumers.themes.changes import Story, _merge_close
+from consumers.themes.changes import Story, change_p_values, merge_by_direction
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,10 @@ def _counts(phrases: Sequence[set[str]], alive: np.ndarray) -> Counter:
 
 
 def burst_p_values(a: np.ndarray, b: np.ndarray, n1: int, n2: int, rules: BurstRules) -> tuple[np.ndarray, np.ndarray]:
-    """Per phrase with ``a`` messages last week and ``b`` this week: the p-value of growth and of fall (1.0 where
-    the volume or growth rule already rules it out) and whether it could be tested either way."""
-    from scipy.stats import binom
-
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    p0, scale = n2 / (n1 + n2), n2 / n1
-    grow = (b >= rules.emerging_min_volume) & (b >= rules.emerging_growth * np.maximum(a * scale, 1.0))
-    fall = (a >= rules.fading_min_volume) & (b <= rules.fading_ratio * a * scale)
-    p_grow = np.where(grow, binom.sf(b - 1, a + b, p0), 1.0)
-    p_fall = np.where(fall, binom.cdf(b, a + b, p0), 1.0)
-    testable = (b >= rules.emerging_min_volume) | (a >= rules.fading_min_volume)
+    """Per phrase with ``a`` messages last week and ``b`` this week: the p-value of its change (the story scan's
+    test and rules, ``changes.change_p_values``) and its direction (1 growth, -1 fall, 0 testable neither way)."""
+    p_grow, p_fall = change_p_values(a, b, n1, n2, rules)
+    testable = (np.asarray(b) >= rules.emerging_min_volume) | (np.asarray(a) >= rules.fading_min_volume)
     return np.minimum(p_grow, p_fall), np.where(p_grow <= p_fall, 1, -1) * testable
 
 
@@ -95,10 +88,11 @@ def detect_bursts(previous_phrases: Sequence[set[str]], current_phrases: Sequenc
             bursts.append(burst)
         else:
             home.before, home.now = np.union1d(home.before, burst.before), np.union1d(home.now, burst.now)
-    bursts = _merge(previous, current, bursts, rules.merge_similarity)
-    bursts = _absorb(previous, current, grown, bursts, rules.story_similarity)
+    pooled = np.vstack([np.asarray(previous, np.float32), np.asarray(current, np.float32)])
+    bursts = _merge(pooled, n1, bursts, rules.merge_similarity)
+    bursts = _absorb(pooled, n1, grown, bursts, rules.story_similarity)
     # A story grown by a burst may now be as close to another story as one story's pieces (the scan's rule, again).
-    return _merge(previous, current, grown, rules.merge_similarity) + bursts
+    return _merge(pooled, n1, grown, rules.merge_similarity) + bursts
 
 
 def _greedy_bursts(previous_phrases: Sequence[set[str]], current_phrases: Sequence[set[str]], alive1: np.ndarray,
@@ -152,15 +146,12 @@ def _home(phrase: str, kind: str, stories: Sequence[Story], previous_phrases: Se
     return best
 
 
-def _absorb(previous: np.ndarray, current: np.ndarray, stories: list[Story], bursts: list[Story],
-            threshold: float | None) -> list[Story]:
+def _absorb(pooled: np.ndarray, n1: int, stories: list[Story], bursts: list[Story], threshold: float | None) -> list[Story]:
     """Step 5: a burst whose centroid reaches ``threshold`` with a story of its direction is that story's other piece
     (the words it says are not the story's words: 没送 beside a piece saying 少送): it joins the most similar one
     (``stories`` grown in place). Returns the bursts left."""
     if threshold is None or not stories or not bursts:
         return bursts
-    n1 = len(previous)
-    pooled = np.vstack([np.asarray(previous, np.float32), np.asarray(current, np.float32)])
     left: list[Story] = []
     for burst in bursts:
         home = _nearest(pooled, n1, burst, [s for s in stories if s.kind == burst.kind], threshold)
@@ -196,13 +187,7 @@ def _rows_of(phrases: Sequence[set[str]], wanted: Sequence[str]) -> dict[str, np
     return {g: np.asarray(r, dtype=np.int64) for g, r in rows.items()}
 
 
-def _merge(previous: np.ndarray, current: np.ndarray, bursts: list[Story], threshold: float | None) -> list[Story]:
+def _merge(pooled: np.ndarray, n1: int, stories: list[Story], threshold: float | None) -> list[Story]:
     """Step 4: stories of one direction whose centroids (both weeks' messages) reach ``threshold`` are one story
     (少送 and 没送); most significant first."""
-    n1 = len(previous)
-    pooled = np.vstack([np.asarray(previous, np.float32), np.asarray(current, np.float32)])
-    out: list[Story] = []
-    for kind in ("emerging", "fading"):
-        mine = [(np.r_[s.before, s.now + n1], s.p_value) for s in bursts if s.kind == kind]
-        out += [Story(kind, rows[rows < n1], rows[rows >= n1] - n1, p) for rows, p in _merge_close(pooled, mine, threshold)]
-    return sorted(out, key=lambda s: s.p_value)
+    return merge_by_direction(pooled, n1, [(s.kind, np.r_[s.before, s.now + n1], s.p_value) for s in stories], threshold)

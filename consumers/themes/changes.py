@@ -95,16 +95,17 @@ def pooled_tree(embeddings: np.ndarray, exact_up_to: int, micro_clusters: int, s
     return leaf, np.asarray(children, dtype=np.int64).reshape(-1, 2), np.asarray(similarity), m
 
 
-def _binom_upper(k: int, n: int, p: float) -> float:
+def change_p_values(a: np.ndarray, b: np.ndarray, n1: int, n2: int, rules) -> tuple[np.ndarray, np.ndarray]:
+    """For groups with ``a`` messages last week and ``b`` this week (of ``n1`` and ``n2``): the exact binomial
+    p-value of growth and of fall, 1.0 where the emerging / fading volume and growth rules already rule it out.
+    ``rules``: anything with those rules' fields (StoryRules, bursts.BurstRules)."""
     from scipy.stats import binom
 
-    return float(binom.sf(k - 1, n, p))
-
-
-def _binom_lower(k: int, n: int, p: float) -> float:
-    from scipy.stats import binom
-
-    return float(binom.cdf(k, n, p))
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    p0, scale = n2 / (n1 + n2), n2 / n1
+    grow = (b >= rules.emerging_min_volume) & (b >= rules.emerging_growth * np.maximum(a * scale, 1.0))
+    fall = (a >= rules.fading_min_volume) & (b <= rules.fading_ratio * a * scale)
+    return np.where(grow, binom.sf(b - 1, a + b, p0), 1.0), np.where(fall, binom.cdf(b, a + b, p0), 1.0)
 
 
 def detect_stories(previous: np.ndarray, current: np.ndarray, rules: StoryRules) -> list[Story]:
@@ -126,21 +127,14 @@ def detect_stories(previous: np.ndarray, current: np.ndarray, rules: StoryRules)
         a[leaves + k] = a[left] + a[right]
         b[leaves + k] = b[left] + b[right]
         parent[left] = parent[right] = leaves + k
-    p0, scale = n2 / (n1 + n2), n2 / n1
+    inner = leaves + np.flatnonzero(similarity >= rules.coherence)
+    p_grow, p_fall = change_p_values(a[inner], b[inner], n1, n2, rules)
     candidates: list[tuple[float, int, str]] = []
-    for k in range(len(children)):
-        if similarity[k] < rules.coherence:
-            continue
-        node = leaves + k
-        before, now = int(a[node]), int(b[node])
-        if now >= rules.emerging_min_volume and now >= rules.emerging_growth * max(before * scale, 1.0):
-            p = _binom_upper(now, before + now, p0)
-            if p < rules.significance:
-                candidates.append((p, node, "emerging"))
-        if before >= rules.fading_min_volume and now <= rules.fading_ratio * before * scale:
-            p = _binom_lower(now, before + now, p0)
-            if p < rules.significance:
-                candidates.append((p, node, "fading"))
+    for node, pg, pf in zip(inner.tolist(), p_grow.tolist(), p_fall.tolist()):
+        if pg < rules.significance:
+            candidates.append((pg, node, "emerging"))
+        if pf < rules.significance:
+            candidates.append((pf, node, "fading"))
     candidates.sort(key=lambda c: (c[0], c[1]))
     kids = {leaves + k: (int(left), int(right)) for k, (left, right) in enumerate(children)}
 
@@ -170,14 +164,18 @@ def detect_stories(previous: np.ndarray, current: np.ndarray, rules: StoryRules)
     for p, node, kind in taken:
         rows = np.asarray(sorted(r for x in below(node) if x < leaves for r in leaf_rows.get(x, ())), dtype=np.int64)
         groups.append((kind, rows, p))
+    return merge_by_direction(pooled, n1, groups, rules.merge_similarity)
+
+
+def merge_by_direction(pooled: np.ndarray, n1: int, groups: list[tuple[str, np.ndarray, float]],
+                       threshold: float | None) -> list[Story]:
+    """Stories from (kind, rows of ``pooled`` — last week's ``n1`` rows, then this week's —, p-value) groups,
+    those of one direction whose centroids reach ``threshold`` merged; most significant first."""
     stories: list[Story] = []
     for kind in ("emerging", "fading"):
-        mine = [(rows, p) for k, rows, p in groups if k == kind]
-        merged = _merge_close(pooled, mine, rules.merge_similarity)
-        for rows, p in merged:
+        for rows, p in _merge_close(pooled, [(rows, p) for k, rows, p in groups if k == kind], threshold):
             stories.append(Story(kind, rows[rows < n1], rows[rows >= n1] - n1, p))
-    stories.sort(key=lambda s: s.p_value)
-    return stories
+    return sorted(stories, key=lambda s: s.p_value)
 
 
 def _merge_close(pooled: np.ndarray, groups: list[tuple[np.ndarray, float]], threshold: float | None) -> list[tuple[np.ndarray, float]]:

@@ -93,7 +93,7 @@ class KeywordExtractor:
         return [tok for tok in (t.strip() for t in self._tokenizer.lcut(text)) if self._word_ok(tok)]
 
     def phrases(self, text: str) -> set[str]:
-        """The distinct 2–4 character runs of a text's Chinese, less stop words, opinion words, quantities and runs of
+        """The distinct 2–3 character runs (``BURST_CHARS``) of a text's Chinese, less stop words, opinion words, quantities and runs of
         stop characters alone (了吧): what a text is about, for the lexical burst test."""
         grams: set[str] = set()
         low, high = BURST_CHARS
