@@ -104,10 +104,9 @@ def make_consumer(settings: Settings, group_id: str | None, topics: list[str] | 
         **overrides,
     }
     consumer = _bootstrapped(KafkaConsumer, settings, options)
-    _never_name_topics(consumer._client.cluster)
     if topics:
         consumer.subscribe(topics)
-        _never_name_topics(consumer._client.cluster)  # subscribe() resets it
+    _never_name_topics(consumer._client.cluster)  # after subscribe(), which resets it
     return consumer
 
 
