@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from consumers import kafka_group_join
 from consumers.stage import OutMessage
 from topics.admin import BrokerUnreachable
 from topics.schemas import Event
@@ -17,6 +18,8 @@ from topics.serde import encode, encode_key, make_headers
 from topics.settings import Settings
 
 log = logging.getLogger(__name__)
+
+kafka_group_join.install()
 
 
 def _bootstrapped(client: type, settings: Settings, options: dict):

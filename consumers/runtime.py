@@ -227,8 +227,9 @@ class StreamRuntime:
     def _resubscribe_if_never_joined(self, allowance_s: float) -> None:
         """Subscribe again when the first group join has not finished within ``allowance_s``.
 
-        Seen on the embedded Tansu broker (README, Tests: "First group join"): with the exact-pattern subscription a
-        stage's first join could hang for minutes; a fresh subscription starts a new join.
+        A safety net: a stage's first join on the embedded Tansu broker could hang for minutes (README, Tests: "First
+        group join"), caused by kafka-python dropping join rounds that finished between polls
+        (``consumers.kafka_group_join`` fixes that); a fresh subscription starts a new join.
         """
         if self.assigned_at is not None or not isinstance(self._consumer, KafkaConsumer):
             return

@@ -75,9 +75,8 @@ def stage_env(settings: Settings, metrics_port: int) -> dict[str, str]:
 
 
 _ASSIGNED = re.compile(r"stage \w+ assigned \[(.*)\]")
-# The stages log as in production. (2026-12-07: at INFO a stage's first Tansu group join could hang with the
-# exact-pattern subscription; the runtime now subscribes again when it is not in its group after two session
-# timeouts: consumers.runtime._resubscribe_if_never_joined.)
+# The stages log as in production. (2026-12-07: at INFO a stage's first Tansu group join could hang: kafka-python
+# dropped join rounds that finished between polls, fixed in consumers.kafka_group_join.)
 STAGE_LOG_LEVEL = "INFO"
 
 
