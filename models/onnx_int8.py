@@ -30,8 +30,9 @@ from models.atomic_build import ensure_built, sha256_file, utc_stamp
 from models.pooling import mean_pool
 from models.topic_branch import TopicBranch, topic_module
 
-# 2: calibrated activation scales (batch-independent scores); 3: 7-bit weights (same scores on CPUs without VNNI)
-EXPORT_VERSION = "3"
+# 2: calibrated activation scales (batch-independent scores); 3: 7-bit weights (same scores on CPUs without VNNI);
+# 4: each integer MatMul with its rescale and bias in one MatMulIntegerToFloat kernel (same scores, faster)
+EXPORT_VERSION = "4"
 MODEL_FILE = "encoder-int8.onnx"
 MANIFEST = "manifest.json"
 # ONNX Runtime's fused SkipLayerNormalization kernel is ~4× slower per element than a plain
@@ -155,8 +156,11 @@ def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out
             )
         finally:
             logging.disable(logging.NOTSET)
-        calibrated = fix_activation_scales(dynamic, fused, folder, out / MODEL_FILE)
+        static = Path(tmp) / "static.onnx"
+        calibrated = fix_activation_scales(dynamic, fused, folder, static)
+        matmuls = fuse_integer_matmuls(static, out / MODEL_FILE)
     return {"fusions": fusions, "activation_scales": "calibrated", "calibrated_tensors": calibrated,
+            "matmul_integer_to_float": matmuls,
             "calibration_texts": len(CALIBRATION_TEXTS), "calibration_margin": CALIBRATION_MARGIN}
 
 
@@ -224,6 +228,66 @@ def fix_activation_scales(dynamic: Path, fused: Path, folder: Path, out: Path) -
     model.graph.node.extend(kept)
     onnx.save(model, str(out))
     return len(names)
+
+
+def fuse_integer_matmuls(static: Path, out: Path) -> int:
+    """Run each quantised MatMul with its rescale and bias as one ``MatMulIntegerToFloat`` kernel.
+
+    The quantiser writes MatMulInteger -> Cast -> Mul(activation scale x weight scales) -> Add(bias). ONNX
+    Runtime fuses that chain itself only behind a DynamicQuantizeLinear; behind our fixed-scale QuantizeLinear
+    the four kernels ran apart, each a pass over the activations. The fused kernel computes the same float
+    expression (identical pools, checked when it was adopted) in one pass: the static graph ran ~1.5x faster
+    at batch 64 on an AVX2-only EPYC. Returns how many MatMuls were fused.
+    """
+    import collections
+
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(static))
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = collections.defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            consumers[i].append(n)
+    initializers = {i.name for i in graph.initializer}
+
+    def only_consumer(tensor: str, op_type: str):
+        users = consumers[tensor]
+        return users[0] if len(users) == 1 and users[0].op_type == op_type else None
+
+    replaced, dropped = {}, set()
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) != 4:
+            continue
+        a_q, b_q, a_zero, b_zero = node.input
+        quantize = producer.get(a_q)
+        cast = only_consumer(node.output[0], "Cast")
+        rescale = cast and only_consumer(cast.output[0], "Mul")
+        if quantize is None or quantize.op_type != "QuantizeLinear" or rescale is None:
+            continue
+        a_scale = quantize.input[1]
+        scales = next(i for i in rescale.input if i != cast.output[0])
+        product = producer.get(scales)  # Mul(activation scale, weight scales)
+        if product is None or product.op_type != "Mul" or a_scale not in product.input:
+            continue
+        b_scale = next(i for i in product.input if i != a_scale)
+        result, bias = rescale.output[0], ""
+        add = only_consumer(result, "Add")
+        if add is not None and any(i in initializers for i in add.input if i != result):
+            bias, result = next(i for i in add.input if i != result), add.output[0]
+            dropped.add(id(add))
+        dropped |= {id(node), id(cast), id(rescale)} | ({id(product)} if len(consumers[scales]) == 1 else set())
+        replaced[id(node)] = helper.make_node("MatMulIntegerToFloat", [a_q, b_q, a_scale, b_scale, a_zero, b_zero, bias],
+                                              [result], name=node.name + "_to_float", domain="com.microsoft")
+    kept = [replaced.get(id(n), n) for n in graph.node if id(n) in replaced or id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(out))
+    return len(replaced)
 
 
 def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: Sequence[int],

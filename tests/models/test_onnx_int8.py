@@ -73,6 +73,7 @@ def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
     manifest = json.loads((path.parent / "manifest.json").read_text())
     assert manifest["fusions"]["Attention"] == 12 and manifest["size"] == path.stat().st_size
     assert manifest["activation_scales"] == "calibrated" and manifest["calibrated_tensors"] > 0
+    assert manifest["matmul_integer_to_float"] == 3 * 12  # attention output, FFN in and out of every layer
     stamp = path.stat().st_mtime_ns
     assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
     assert path.stat().st_mtime_ns == stamp  # reused, not rebuilt
@@ -82,6 +83,40 @@ def test_onnx_build_is_reused_and_rebuilt_when_corrupt(model_dir):
     assert ensure_onnx_int8(model_dir, folder, None, [6, 12], model_version()) == path
     assert path.stat().st_mtime_ns != stamp
     assert sha256_file(path) == json.loads((path.parent / "manifest.json").read_text())["sha256"]
+
+
+def test_integer_matmul_chains_fuse_into_one_kernel_with_the_same_result(tmp_path):
+    """QuantizeLinear -> MatMulInteger -> Cast -> Mul(scales) -> Add(bias), as the quantiser writes it behind our
+    fixed activation scales, becomes one MatMulIntegerToFloat with the same output."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models.onnx_int8 import fuse_integer_matmuls
+
+    rng = np.random.default_rng(3)
+    inits = [numpy_helper.from_array(v, name) for name, v in {
+        "a_scale": np.array(0.05, np.float32), "a_zero": np.array(118, np.uint8),
+        "w": rng.integers(-63, 64, (8, 4)).astype(np.int8), "w_scale": rng.uniform(0.01, 0.1, 4).astype(np.float32),
+        "w_zero": np.zeros(4, np.int8), "bias": rng.normal(size=4).astype(np.float32)}.items()]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "a_scale", "a_zero"], ["x_q"]),
+        helper.make_node("Mul", ["a_scale", "w_scale"], ["scales"]),
+        helper.make_node("MatMulInteger", ["x_q", "w", "a_zero", "w_zero"], ["y32"]),
+        helper.make_node("Cast", ["y32"], ["y_f"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["y_f", "scales"], ["y_scaled"]),
+        helper.make_node("Add", ["bias", "y_scaled"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], inits)
+    static, fused = tmp_path / "static.onnx", tmp_path / "fused.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(static))
+
+    assert fuse_integer_matmuls(static, fused) == 1
+    assert [n.op_type for n in onnx.load(str(fused)).graph.node] == ["QuantizeLinear", "MatMulIntegerToFloat"]
+    x = rng.normal(size=(5, 8)).astype(np.float32) * 3
+    run = lambda path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]  # noqa: E731
+    np.testing.assert_allclose(run(fused), run(static), rtol=1e-6, atol=1e-6)
 
 
 def test_tuned_layers_pack_to_int8_rows_and_back():
