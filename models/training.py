@@ -140,13 +140,17 @@ ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout
 # ``TrainConfig(extra_issue_rows=issue_dir(cfg) / WEAK_EXTRA_FILE)`` (their origins keep them out of the
 # primary-label calibration, see NOT_CALIBRATING_ORIGINS).
 WEAK_EXTRA_FILE = "weak_extra_train.jsonl"
+# Training-only `other` rows: social posts that are not customer feedback (stage 7). Read by default: without
+# them positive everyday posts were taken for praise (models/artifacts/METHOD.md).
+SOCIAL_OTHER_FILE = "social_other_train.jsonl"
 ISSUE_HELDOUT = ("real_heldout", "written_heldout", "adjudicated_heldout")
 ADJUDICATED = "adjudicated"
 # Rows of these origins were read by the encoder's tuning run; any other origin is new to it.
 ENCODER_TUNED_ORIGINS = frozenset({"real", "written"})
 # Rows new to the encoder that still do not choose the primary-label calibration: keyword-selected real
-# rows and self-written rows of the weak classes (weak_extra_train) do not follow the channel mix.
-NOT_CALIBRATING_ORIGINS = frozenset({"real_extra", "written_extra"})
+# rows and self-written rows of the weak classes (weak_extra_train), and rule-labelled non-feedback posts
+# (social_other_train), do not follow the channel mix.
+NOT_CALIBRATING_ORIGINS = frozenset({"real_extra", "written_extra", "real_social", "written_social"})
 
 
 def _held_out(domain: str, holdout: list[str]) -> bool:
@@ -224,7 +228,9 @@ def select_rows(cfg: TrainConfig) -> Rows:
     # Adjudicated rows (data/adjudicated) are marked: the shipped encoder was never tuned on them,
     # so their out-of-fold scores can calibrate the primary-label decision (models.issue_heads).
     adjudicated = [dataclasses.replace(r, origin=ADJUDICATED) for r in sets.get("adjudicated_train", [])]
-    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated
+    social = folder / SOCIAL_OTHER_FILE
+    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated + (
+        load_issue_type_file(social) if social.is_file() else [])
     if cfg.quick:
         issue_train = issue_train[:80]
     if not issue_train:

@@ -46,3 +46,19 @@ def test_provision_flow_runs_under_prefect(kafka_settings, monkeypatch):
         "feedback.raw", "feedback.normalized", "feedback.enriched", "feedback.alerts", "feedback.deadletter", "feedback.digests",
         "feedback.corrections")}
     assert {s["action"] for s in statuses} == {"exists"}
+
+
+def test_flows_give_prefects_temporary_server_time_to_start_on_a_busy_machine():
+    """Prefect's 20 s start-up wait for its temporary API server failed a flow run on a loaded 2-core
+    machine; importing the flows raises it before Prefect reads its settings (a fresh interpreter,
+    as a CLI run is)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    code = ("import pipelines.flows.digest\n"
+            "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s\n"
+            "print(s.value())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert int(out.stdout.split()[-1]) >= 120

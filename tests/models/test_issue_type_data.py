@@ -51,10 +51,43 @@ def test_weak_class_extra_rows_train_only_and_never_held_out():
         assert r["origin"] in NOT_CALIBRATING_ORIGINS and (r["source"] == "written") == (r["origin"] == "written_extra")
     assert WEAK_EXTRA_FILE.removesuffix(".jsonl") not in ISSUE_HELDOUT
     # read as extra training rows (TrainConfig.extra_issue_rows), they keep their origins
-    assert {r.origin for r in load_issue_type_file(DATA / WEAK_EXTRA_FILE)} == set(NOT_CALIBRATING_ORIGINS)
+    assert {r.origin for r in load_issue_type_file(DATA / WEAK_EXTRA_FILE)} == {"real_extra", "written_extra"}
+    keys = [dedup_key(r["text"]) for r in rows]
+    assert not set(keys) & _held_out_keys() and len(set(keys)) == len(keys)
+
+
+def _held_out_keys() -> set[str]:
+    from models.data import dedup_key
+
     adjudicated = DATA.parent / "adjudicated"
     held = [*DATA.glob("*_heldout.jsonl"), *(adjudicated / "eval").glob("*.jsonl")]
-    held_keys = {dedup_key(json.loads(line)["text"]) for p in held for line in p.read_text(encoding="utf-8").splitlines()
-                 if line.strip()}
-    keys = [dedup_key(r["text"]) for r in rows]
-    assert not set(keys) & held_keys and len(set(keys)) == len(keys)
+    return {dedup_key(json.loads(line)["text"]) for p in held for line in p.read_text(encoding="utf-8").splitlines()
+            if line.strip()}
+
+
+def test_social_other_rows_are_rebuilt_from_their_sources_and_trained_on_by_default(tmp_path):
+    """social_other_train.jsonl (stage 7): the build reproduces it; every row is `other`, new to the held-out
+    sets, kept out of the primary-label calibration, and read by a default training run."""
+    from models.data import dedup_key
+    from models.training import NOT_CALIBRATING_ORIGINS, SOCIAL_OTHER_FILE, TrainConfig, select_rows
+    from topics.settings import Settings
+
+    shared = Settings().shared_data
+    assert (shared / "weibo_emotion_virus.jsonl").is_file(), f"shared data not found at {shared}"
+    sys.path.insert(0, str(DATA / "tools"))
+    try:
+        import build_social_other
+    finally:
+        sys.path.remove(str(DATA / "tools"))
+    committed = [json.loads(line) for line in (DATA / SOCIAL_OTHER_FILE).read_text(encoding="utf-8").splitlines()]
+    assert build_social_other.build(shared) == committed
+    assert len(committed) >= 600 and {(r["label"], tuple(r["labels"])) for r in committed} == {("other", ("other",))}
+    assert {r["origin"] for r in committed} == {"real_social", "written_social"} <= NOT_CALIBRATING_ORIGINS
+    keys = [dedup_key(r["text"]) for r in committed]
+    assert not set(keys) & _held_out_keys() and len(set(keys)) == len(keys)
+    # the commerce filter keeps posts about a product, shop or service out
+    assert not any(build_social_other.COMMERCE.search(r["text"]) for r in committed)
+
+    issue_train = select_rows(TrainConfig(shared_data=shared, quick=False)).issue_train
+    social = [r for r in issue_train if r.origin in {"real_social", "written_social"}]
+    assert [r.text for r in social] == [r["text"] for r in committed]

@@ -67,6 +67,23 @@ def difflib_near(a: str, b: str) -> bool:
     return m.real_quick_ratio() > 0.55 and m.quick_ratio() > 0.55 and m.ratio() > 0.55
 
 
+def known_texts(out: Path) -> tuple[set[str], list[str], list[set[str]]]:
+    """Normalised texts of every file here (but ``out``) and of data/adjudicated; the held-out ones and their shingles."""
+    existing = [p for p in sorted(D.glob("*.jsonl")) if p != out]
+    adjudicated = REPO / "data" / "adjudicated"
+    held_files = [p for p in existing if "heldout" in p.name] + sorted((adjudicated / "eval").glob("*.jsonl"))
+    used = {dedup_key(t) for p in existing + held_files + [adjudicated / "pool.jsonl"] for t in texts(p)}
+    held = list(dict.fromkeys(dedup_key(t) for p in held_files for t in texts(p)))
+    return used, held, [shingles(k) for k in held]
+
+
+def near_held(k: str, held: list[str], held_sh: list[set[str]]) -> tuple[bool, float]:
+    """Whether normalised text ``k`` is near a held-out text, and its highest 3-gram Jaccard to one."""
+    s = shingles(k)
+    jac = max((len(s & h) / len(s | h) for h in held_sh if s & h), default=0.0)
+    return jac >= 0.4 or any(difflib_near(k, h) for h in held), jac
+
+
 def main() -> None:
     folder = shared_dir()
     rows = []
@@ -84,22 +101,14 @@ def main() -> None:
     for r in rows:
         assert r["labels"] and all(l in ISSUE_TYPES for l in r["labels"]) and len(set(r["labels"])) == len(r["labels"])
 
-    existing = [p for p in sorted(D.glob("*.jsonl")) if p != OUT]
-    adjudicated = REPO / "data" / "adjudicated"
-    held_files = [p for p in existing if "heldout" in p.name] + sorted((adjudicated / "eval").glob("*.jsonl"))
-    used = {dedup_key(t) for p in existing + held_files + [adjudicated / "pool.jsonl"] for t in texts(p)}
-    held = list(dict.fromkeys(dedup_key(t) for p in held_files for t in texts(p)))
-    held_sh = [shingles(k) for k in held]
-
+    used, held, held_sh = known_texts(OUT)
     kept, seen, dropped = [], set(), []
     for r in rows:
         k = dedup_key(r["text"])
         if k in used or k in seen:
             dropped.append((r["text"][:40], "duplicate"))
             continue
-        s = shingles(k)
-        jac = max((len(s & h) / len(s | h) for h in held_sh if s & h), default=0.0)
-        near = jac >= 0.4 or any(difflib_near(k, h) for h in held)
+        near, jac = near_held(k, held, held_sh)
         if near:
             dropped.append((r["text"][:40], f"near a held-out text (jaccard {jac:.2f})"))
             continue
