@@ -237,7 +237,8 @@ def fuse_integer_matmuls(static: Path, out: Path) -> int:
     Runtime fuses that chain itself only behind a DynamicQuantizeLinear; behind our fixed-scale QuantizeLinear
     the four kernels ran apart, each a pass over the activations. The fused kernel computes the same float
     expression (identical pools, checked when it was adopted) in one pass: the static graph ran ~1.5x faster
-    at batch 64 on an AVX2-only EPYC. Returns how many MatMuls were fused.
+    at batch 64 on an AVX2-only EPYC and 1.29x on a Zen 4 EPYC with AVX-512 VNNI (840 vs 652 sentences/s,
+    3.3x fp32). Returns how many MatMuls were fused.
     """
     import collections
 
