@@ -65,7 +65,7 @@ def _held_out_keys() -> set[str]:
             if line.strip()}
 
 
-def test_social_other_rows_are_rebuilt_from_their_sources_and_trained_on_by_default(tmp_path):
+def test_social_other_rows_are_rebuilt_from_their_sources_and_trained_on_by_default():
     """social_other_train.jsonl (stage 7): the build reproduces it; every row is `other`, new to the held-out
     sets, kept out of the primary-label calibration, and read by a default training run."""
     from models.data import dedup_key
