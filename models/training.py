@@ -133,8 +133,6 @@ SENTIMENT_DRAWS = (
     ("chnsenticorp_train", None, 9000, 4),
     ("weibo_emotion_virus", None, 100000, 5),
 )
-ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout", "written_heldout",
-               "adjudicated_heldout")
 # Training-only rows for the weak classes (stage 6, data/issue_type/DATA_CARD.md). Not read by default: the
 # heads refitted with them were not adopted (models/artifacts/METHOD.md); to refit with them, pass
 # ``TrainConfig(extra_issue_rows=issue_dir(cfg) / WEAK_EXTRA_FILE)`` (their origins keep them out of the
@@ -142,7 +140,9 @@ ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout
 WEAK_EXTRA_FILE = "weak_extra_train.jsonl"
 # Training-only `other` rows: social posts that are not customer feedback (stage 7). Read by default: without
 # them positive everyday posts were taken for praise (models/artifacts/METHOD.md).
-SOCIAL_OTHER_FILE = "social_other_train.jsonl"
+SOCIAL_OTHER = "social_other_train"
+ISSUE_FILES = ("real_train", "written_train", "adjudicated_train", "real_heldout", "written_heldout",
+               "adjudicated_heldout", SOCIAL_OTHER)
 ISSUE_HELDOUT = ("real_heldout", "written_heldout", "adjudicated_heldout")
 ADJUDICATED = "adjudicated"
 # Rows of these origins were read by the encoder's tuning run; any other origin is new to it.
@@ -228,9 +228,8 @@ def select_rows(cfg: TrainConfig) -> Rows:
     # Adjudicated rows (data/adjudicated) are marked: the shipped encoder was never tuned on them,
     # so their out-of-fold scores can calibrate the primary-label decision (models.issue_heads).
     adjudicated = [dataclasses.replace(r, origin=ADJUDICATED) for r in sets.get("adjudicated_train", [])]
-    social = folder / SOCIAL_OTHER_FILE
-    issue_train = sets.get("real_train", []) + sets.get("written_train", []) + adjudicated + (
-        load_issue_type_file(social) if social.is_file() else [])
+    issue_train = (sets.get("real_train", []) + sets.get("written_train", []) + adjudicated
+                   + sets.get(SOCIAL_OTHER, []))
     if cfg.quick:
         issue_train = issue_train[:80]
     if not issue_train:

@@ -11,8 +11,8 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect logs its temporary server's shutdown at exit, after pytest closed the captured streams.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-# As pipelines/flows sets it, for test modules that import Prefect first.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Before any test module imports Prefect: pipelines.flows sets Prefect's start-up wait, read at import.
+import pipelines.flows  # noqa: E402,F401
 
 from topics.embedded import EmbeddedBroker  # noqa: E402
 from topics.settings import Settings  # noqa: E402

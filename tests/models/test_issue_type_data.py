@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -13,14 +14,18 @@ from models.taxonomy import ISSUE_TYPES
 DATA = Path(__file__).resolve().parents[2] / "data" / "issue_type"
 
 
-@pytest.fixture(scope="module")
-def tools():
+def _tool(name: str):
+    """A build script of data/issue_type/tools, imported as a module."""
     sys.path.insert(0, str(DATA / "tools"))
     try:
-        import build_dataset
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(DATA / "tools"))
-    return build_dataset
+
+
+@pytest.fixture(scope="module")
+def tools():
+    return _tool("build_dataset")
 
 
 def test_written_examples_are_valid_jsonl(tools):
@@ -69,17 +74,13 @@ def test_social_other_rows_are_rebuilt_from_their_sources_and_trained_on_by_defa
     """social_other_train.jsonl (stage 7): the build reproduces it; every row is `other`, new to the held-out
     sets, kept out of the primary-label calibration, and read by a default training run."""
     from models.data import dedup_key
-    from models.training import NOT_CALIBRATING_ORIGINS, SOCIAL_OTHER_FILE, TrainConfig, select_rows
+    from models.training import NOT_CALIBRATING_ORIGINS, SOCIAL_OTHER, TrainConfig, select_rows
     from topics.settings import Settings
 
     shared = Settings().shared_data
     assert (shared / "weibo_emotion_virus.jsonl").is_file(), f"shared data not found at {shared}"
-    sys.path.insert(0, str(DATA / "tools"))
-    try:
-        import build_social_other
-    finally:
-        sys.path.remove(str(DATA / "tools"))
-    committed = [json.loads(line) for line in (DATA / SOCIAL_OTHER_FILE).read_text(encoding="utf-8").splitlines()]
+    build_social_other = _tool("build_social_other")
+    committed = [json.loads(line) for line in (DATA / f"{SOCIAL_OTHER}.jsonl").read_text(encoding="utf-8").splitlines()]
     assert build_social_other.build(shared) == committed
     assert len(committed) >= 600 and {(r["label"], tuple(r["labels"])) for r in committed} == {("other", ("other",))}
     assert {r["origin"] for r in committed} == {"real_social", "written_social"} <= NOT_CALIBRATING_ORIGINS
