@@ -156,6 +156,9 @@ def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
         _wait("the broker restarted", lambda: (lambda c: c if c.get("running") and c["pid"] != broker["pid"] else None)(
             _state(state_path).get("children", {}).get("broker", {})), 30, up, log)
         _wait("the topics provisioned again", lambda: _topics(settings) >= {s.name for s in specs_for(settings)}, 30, up, log)
+        # Stop only once every child runs: a child in its restart backoff has nothing to stop.
+        _wait("every child running", lambda: _state(state_path).get("children", {}) and all(
+            c["running"] for c in _state(state_path)["children"].values()), 60, up, log)
 
         seen.update(_descendants(up.pid))
         up.send_signal(signal.SIGINT)
@@ -168,9 +171,11 @@ def test_up_runs_supervises_and_stops_cleanly(tmp_path: Path):
     left = {pid: cmd for pid, cmd in seen.items() if _alive(pid, cmd)}
     assert left == {}, f"processes left behind: {left}"
     output = log.read_text()
-    assert "stopping broker" in output and output.rstrip().endswith("stopped")
+    assert "stopping broker" in output and output.rstrip().endswith("stopped"), output[-3000:]
     # The broker stopped last, after every stage had stopped.
-    assert output.index("stopping broker") > max(output.index(f"stopping {s}") for s in ("normalizer", "enricher", "alerter"))
+    stages = ("normalizer", "enricher", "alerter")
+    assert all(f"stopping {s}" in output for s in stages), output[-3000:]
+    assert output.index("stopping broker") > max(output.index(f"stopping {s}") for s in stages), output[-3000:]
 
 
 def _topics(settings: Settings) -> set[str]:
