@@ -174,11 +174,13 @@ class FeedbackModel:
         registry_dir: Path | None = None,
         encoder: Encoder | None = None,
         topic_max_tokens: int | None = None,
+        topic_skip_layers: tuple[int, ...] = (),
     ) -> FeedbackModel:
         """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts.
 
         ``topic_max_tokens``: predictions carry the topic branch's theme embedding (``models.topic_branch``: the
-        untuned layers above the split, reading that many tokens) instead of the split-layer pool.
+        untuned layers above the split but ``topic_skip_layers``, reading that many tokens) instead of the
+        split-layer pool.
 
         ``encoder``: one already built for these artifacts' tuned layers (``models.promotion.load_model``
         shares it between versions that differ only in their heads)."""
@@ -201,8 +203,8 @@ class FeedbackModel:
             max_batch_tokens=max_batch_tokens,
             pool_layers=[int(config["split_layer"]), int(config["num_layers"])],
             prefix=artifact_prefix(config),
-            topic_branch=TopicBranch(int(config["split_layer"]), int(config["num_layers"]), topic_max_tokens)
-            if topic_max_tokens else None,
+            topic_branch=TopicBranch(int(config["split_layer"]), int(config["num_layers"]), topic_max_tokens,
+                                     tuple(topic_skip_layers)) if topic_max_tokens else None,
         )
         heads = load_file(str(art / HEADS_FILE))
 

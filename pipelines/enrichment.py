@@ -14,12 +14,13 @@ from topics.settings import Settings
 
 @lru_cache(maxsize=2)
 def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None,
-                registry_dir: Path | None = None, topic_max_tokens: int | None = None):
+                registry_dir: Path | None = None, topic_max_tokens: int | None = None,
+                topic_skip_layers: tuple[int, ...] = ()):
     from models.feedback_model import FeedbackModel
 
     return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads,
                               max_batch_tokens=max_batch_tokens, registry_dir=registry_dir,
-                              topic_max_tokens=topic_max_tokens)
+                              topic_max_tokens=topic_max_tokens, topic_skip_layers=topic_skip_layers)
 
 
 def production_model(settings: Settings, with_topic_branch: bool = True):
@@ -27,9 +28,10 @@ def production_model(settings: Settings, with_topic_branch: bool = True):
     Its predictions' theme embedding comes from the topic branch (models/topic_branch.py; settings
     ``enrichment.theme_encoder``); ``with_topic_branch=False`` is the model without it (benchmarks measure its cost)."""
     m = settings.model
-    topic_tokens = settings.enrichment.theme_encoder.max_length if with_topic_branch else None
+    branch = settings.enrichment.theme_encoder
     return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
-                       Path(settings.promotion.registry_dir), topic_tokens)
+                       Path(settings.promotion.registry_dir), branch.max_length if with_topic_branch else None,
+                       tuple(branch.skip_layers) if with_topic_branch else ())
 
 
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:

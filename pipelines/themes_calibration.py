@@ -52,8 +52,9 @@ def measure_center(settings: Settings, data_dir: Path, per_topic: int = 150) -> 
     model = production_model(settings)
     raw = np.stack([p.theme_embedding for p in model.predict(texts, batch_size=settings.model.batch_size)])
     center = raw.astype(np.float64).mean(0)
+    branch = model.encoder.topic_branch
     doc = {
-        "what": f"mean of the model's raw theme embeddings ({getattr(getattr(model, 'themes', None), 'version', 'split-layer pool')}, "
+        "what": f"mean of the model's raw theme embeddings (topic branch {branch.version}, {settings.model.quantize}, "
                 f"normalised) over the {len(texts):,} labelled calibration reviews (load_labelled_reviews, {per_topic} per topic); "
                 "subtracted before themes compare vectors. Recompute (themes calibrate --write-center) when the theme "
                 "representation or its inference graph changes.",

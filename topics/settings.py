@@ -142,9 +142,10 @@ class LiveThemeSettings(_Section):
     # (consumers/themes/representation.py), whose cosines spread over ~-0.3-0.6. The curve is the
     # precision-0.9 one (`themes calibrate --precision 0.9`): Youden's J (0.05 for a single message on the
     # topic encoder) lets a crash report join a late-delivery theme. Calibrated on real reviews for the topic
-    # encoder (`feedback-miner themes calibrate`, 2026-12-06, docs/themes.md); re-run it when the model changes.
+    # branch without layers 6-8 (`feedback-miner themes calibrate`, 2026-12-07, docs/themes.md); re-run it when the
+    # model or the branch changes.
     threshold_curve: list[tuple[int, float]] = Field(
-        default_factory=lambda: [(1, 0.197), (2, 0.187), (3, 0.192), (5, 0.183), (10, 0.203), (20, 0.193), (50, 0.207)]
+        default_factory=lambda: [(1, 0.175), (2, 0.172), (3, 0.171), (5, 0.16), (10, 0.173), (20, 0.164), (50, 0.177)]
     )
     # A new theme stays a candidate until it has this many members.
     promote_at: int = Field(3, ge=1)
@@ -154,26 +155,30 @@ class LiveThemeSettings(_Section):
 
 
 class WeeklyThemeSettings(_Section):
-    """Weekly theme clustering and continuity (the digest flow)."""
+    """Weekly theme clustering and continuity (the digest flow).
+
+    The similarity bars below were chosen on the full topic branch and carried over to the branch without
+    layers 6-8 (2026-12-07) at the same quantile of the calibration's distributions (`themes calibrate`,
+    docs/themes.md): its cosines spread less (same-topic group average 0.134 → 0.102 at the median)."""
 
     # Agglomerative: k-means micro-clusters first (bounded memory at 100k), then average linkage.
     micro_clusters: int = Field(300, ge=2)
     # Average-linkage merge stops below this mean pairwise cosine: the median coherence of a labelled topic (calibrated).
-    # Calibrated median (0.134 on the topic encoder) chains topics in the two-week benchmark; 0.2 measured better there
-    # (seed 1; docs/themes.md).
-    merge_similarity: float = Field(0.2, ge=-1.0, le=1.0)
+    # Calibrated median (0.134 on the full topic branch) chains topics in the two-week benchmark; 0.2 measured better
+    # there (seed 1; docs/themes.md), 0.163 on today's branch (its calibrated median: 0.102).
+    merge_similarity: float = Field(0.163, ge=-1.0, le=1.0)
     min_theme_size: int = Field(3, ge=1)
     # Continuity: this week's theme keeps last week's id above this centroid similarity (calibrated too).
-    continuity_similarity: float = Field(0.39, ge=-1.0, le=1.0)
+    continuity_similarity: float = Field(0.298, ge=-1.0, le=1.0)
     # One problem, one entry: clusters whose normalised centroids are at least this similar are merged.
-    merge_centroid_similarity: float = Field(0.7, ge=-1.0, le=1.0)
+    merge_centroid_similarity: float = Field(0.638, ge=-1.0, le=1.0)
     # Week-over-week counts: a message counts for the theme whose centroid is nearest, at this similarity or more.
-    member_similarity: float = Field(0.1, ge=-1.0, le=1.0)
+    member_similarity: float = Field(0.063, ge=-1.0, le=1.0)
     # A message left as noise joins the nearest theme at this centroid similarity or more (None: stays noise).
-    attach_similarity: float | None = Field(0.2, ge=-1.0, le=1.0)
+    attach_similarity: float | None = Field(0.154, ge=-1.0, le=1.0)
     # One problem, one entry: themes flagged the same way (both emerging, or both fading) at this centroid
     # similarity or more are one story cut in pieces by the clustering, and become one theme (None: never).
-    story_merge_similarity: float | None = Field(0.4, ge=-1.0, le=1.0)
+    story_merge_similarity: float | None = Field(0.324, ge=-1.0, le=1.0)
     # Emerging / fading measured on one average-linkage tree of both weeks' messages together (week-blind, so
     # a node's split between the weeks is binomial when nothing changed; consumers/themes/changes.py): the
     # significant nodes become the flagged entries. False: each of this week's clusters is tested against
@@ -195,10 +200,10 @@ class WeeklyThemeSettings(_Section):
     burst_join_share: float = Field(0.2, ge=0.0, le=1.0)
     # A phrase story (bursts merged) whose centroid is at least this similar to a flagged story of the same direction
     # is that story's other piece, joined to it (None: never): a 没送 burst beside the scan's own fading piece of
-    # the story it says (0.76–0.80 on bench seeds 7 and 9) where neither holds the other's words. The clusterer's
-    # "one problem" bar (``merge_centroid_similarity``), not ``story_merge_similarity``: two complaints of one
-    # direction sit at 0.48 (没送 beside the payment story) and other complaint stories at ≤ 0.61.
-    burst_story_similarity: float | None = Field(0.7, ge=-1.0, le=1.0)
+    # the story it says (0.76–0.80 on bench seeds 7 and 9, full branch) where neither holds the other's words. The
+    # clusterer's "one problem" bar (``merge_centroid_similarity``), not ``story_merge_similarity``: two complaints of
+    # one direction sat at 0.48 (没送 beside the payment story) and other complaint stories at ≤ 0.61.
+    burst_story_similarity: float | None = Field(0.638, ge=-1.0, le=1.0)
     # Emerging: grown by this factor over last week's count (scaled by the week's volume), with at least this
     # many messages and a one-sided Poisson p-value below ``significance``.
     emerging_growth: float = Field(2.0, ge=1.0)
@@ -229,6 +234,9 @@ class ThemeEncoderSettings(_Section):
     # Tokens of a text the topic branch reads (median review: 25; p90: 77); shorter is cheaper. bench themes
     # --two-weeks (5 seeds): 32 → purity 0.710, branch +0.41× the served pass; 48 → 0.724, +0.46×; 64 → 0.718, +0.52×.
     max_length: int = Field(48, ge=8, le=512)
+    # Untuned layers the branch leaves out (never its last): 5 layers instead of 8. bench themes --two-weeks (5 seeds,
+    # thresholds recalibrated): purity 0.730 vs 0.731 with all 8, enricher cost 1.29× vs 1.37-1.59×.
+    skip_layers: tuple[int, ...] = (6, 7, 8)
 
 
 class EnrichmentSettings(_Section):

@@ -1,8 +1,9 @@
 """Enricher stage: normalized feedback → issue types, sentiment, embedding, live theme → enriched + store.
 
-One model pass per batch. Live themes use the model's topic embedding (``theme_embedding``,
-the untuned split-layer pool), stored beside the classifier embedding for the weekly themes. A redelivered event (already in the store) keeps
-its stored theme and moves no centroid; the store upsert makes it one row.
+One model pass per batch. Live themes use the model's topic embedding (``theme_embedding``, from
+the topic branch of the same pass: models/topic_branch.py), stored beside the classifier embedding
+for the weekly themes. A redelivered event (already in the store) keeps its stored theme and moves
+no centroid; the store upsert makes it one row.
 The model, the store and the live themes are injected.
 """
 

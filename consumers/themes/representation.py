@@ -1,13 +1,11 @@
 """The vectors themes are made of: the model's topic embedding, centred.
 
-The model's ``theme_embedding`` is the normalised mean pool of the untuned e5 layers below
-the split (free: the same pass). Raw e5 vectors share one large common direction (every
-cosine crowds into ~0.8–0.95), so average linkage chains everything into one blob; taking
-away the mean vector of real reviews (``data/theme_center.json``, measured on the labelled
-calibration reviews) and re-normalising spreads them out. Measured on the two-week benchmark
-(docs/themes.md): purity against source category 0.31 (tuned classifier embedding) →
-0.49 (this); the untuned full encoder, centred, gave 0.71 but needs a second pass through
-eight layers.
+The model's ``theme_embedding`` is the normalised mean pool of its topic branch (untuned e5 layers
+run on the served pass's shared lower layers: models/topic_branch.py). Raw e5 vectors share one
+large common direction (every cosine crowds into ~0.8–0.95), so average linkage chains everything
+into one blob; taking away the mean vector of real reviews (``data/theme_center.json``, measured on
+the labelled calibration reviews by ``themes calibrate --write-center``) and re-normalising spreads
+them out (docs/themes.md).
 """
 
 from __future__ import annotations

@@ -52,3 +52,36 @@ def test_a_branch_needs_the_layers_below_it_untouched():
             branch.check_shared({name: 0})
     with pytest.raises(ValueError):
         TopicBranch(12, 12)
+
+
+def test_a_branch_skips_middle_layers_but_never_its_last():
+    from models.topic_branch import TopicBranch
+
+    branch = TopicBranch(4, 12, 48, (6, 7, 8))
+    assert branch.layers == [4, 5, 9, 10, 11]
+    assert branch.version != TopicBranch(4, 12, 48).version  # another vector space: another ONNX build and cache key
+    for skip in ((11,), (3,), (12,)):
+        with pytest.raises(ValueError, match="skip_layers"):
+            TopicBranch(4, 12, 48, skip)
+
+
+def test_a_branch_without_middle_layers_still_groups_by_subject(model_dir):
+    """Skipping layers 6-8 runs five untuned layers instead of eight, and each text's nearest neighbour is still one about
+    the same subject, praise or complaint alike."""
+    from models.feedback_model import FeedbackModel
+
+    subjects = {
+        "delivery": ["快递三天了还没到，物流信息一直不更新", "物流太快了，昨天下单今天就送到了", "快递员态度很好，送货上门很及时"],
+        "colour": ["衣服洗了一次就严重掉色", "这件衣服颜色很正，洗了几次也没掉色", "裤子掉色把别的衣服都染了"],
+        "payment": ["支付页面一直报错，付不了款", "付款的时候页面卡住，钱扣了订单没成功", "微信支付很顺利，一秒就付好了"],
+    }
+    texts = [t for group in subjects.values() for t in group]
+    truth = [name for name, group in subjects.items() for _ in group]
+    model = FeedbackModel.load(model_dir, quantize=False, topic_max_tokens=48, topic_skip_layers=(6, 7, 8))
+    assert len(model.encoder.topic.layers) == 5
+    vectors = model.forward(texts)["theme"]
+    vectors = vectors - vectors.mean(0)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -1)
+    assert [truth[j] for j in similarity.argmax(1)] == truth

@@ -6,6 +6,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 import pipelines.themes_calibration as calibration
@@ -43,3 +44,32 @@ def test_calibrate_command_prints_settings_with_the_live_curve_at_precision(tmp_
     live = dict(map(tuple, report["live_curve"]))
     assert set(live) == set(best) and live != best  # the live curve is the precision one, not the best separation
     assert json.loads(report["settings_env"]["FEEDBACK_MINER_ENRICHMENT__LIVE__THRESHOLD_CURVE"]) == report["live_curve"]
+
+
+@pytest.mark.model
+def test_the_centre_is_the_mean_topic_branch_vector_and_names_the_branch(tmp_path, monkeypatch):
+    """--write-center measures the mean raw theme embedding of the calibration reviews with the production model
+    and says which branch it belongs to (a centre of another branch spreads nothing)."""
+    from consumers.themes import representation
+    from pipelines.enrichment import production_model
+    from topics.settings import Settings
+
+    texts = {"书籍": "这本书写得很好，内容充实", "外卖": "外卖送到的时候都凉了", "酒店": "酒店房间干净，服务周到"}
+    _write(tmp_path / "online_shopping_9_cats.csv", [["书籍", lab, f"{texts['书籍']}，第{i}次买"] for lab in (0, 1) for i in range(3)], ["cat", "label", "review"])
+    _write(tmp_path / "waimai_10k.csv", [[lab, f"{texts['外卖']}，第{i}次点"] for lab in (0, 1) for i in range(3)], ["label", "review"])
+    _write(tmp_path / "chnsenticorp_train.csv", [[lab, f"{texts['酒店']}，第{i}次住"] for lab in (0, 1) for i in range(3)], ["label", "review"])
+    monkeypatch.setattr(representation, "center_path", lambda: tmp_path / "center.json")
+    representation.theme_center.cache_clear()
+    settings = Settings()
+    try:
+        assert calibration.measure_center(settings, tmp_path, per_topic=3)["reviews"] == 18
+        doc = json.loads((tmp_path / "center.json").read_text(encoding="utf-8"))
+        model = production_model(settings)
+        assert model.encoder.topic_branch.version in doc["what"]
+        reviews, _ = calibration.load_labelled_reviews(tmp_path, 3)
+        raw = np.stack([p.theme_embedding for p in model.predict(reviews)])
+        assert np.allclose(doc["center"], raw.mean(0), atol=1e-5)
+        # Centred by it, the calibration reviews average to nothing.
+        assert np.linalg.norm(representation.topic_vectors(raw).mean(0)) < np.linalg.norm(raw.mean(0))
+    finally:
+        representation.theme_center.cache_clear()
