@@ -69,7 +69,7 @@ def test_the_centre_is_the_mean_topic_branch_vector_and_names_the_branch(tmp_pat
         reviews, _ = calibration.load_labelled_reviews(tmp_path, 3)
         raw = np.stack([p.theme_embedding for p in model.predict(reviews)])
         assert np.allclose(doc["center"], raw.mean(0), atol=1e-5)
-        # Centred by it, the calibration reviews average to nothing.
+        # Centred by it, the reviews lose the direction they share: their mean shrinks.
         assert np.linalg.norm(representation.topic_vectors(raw).mean(0)) < np.linalg.norm(raw.mean(0))
     finally:
         representation.theme_center.cache_clear()
