@@ -31,7 +31,7 @@ def production_model(settings: Settings, with_topic_branch: bool = True):
     branch = settings.enrichment.theme_encoder
     return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
                        Path(settings.promotion.registry_dir), branch.max_length if with_topic_branch else None,
-                       tuple(branch.skip_layers) if with_topic_branch else ())
+                       tuple(branch.skip_layers))  # no token count, no branch: its layers are then ignored
 
 
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:
