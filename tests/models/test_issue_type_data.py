@@ -92,3 +92,45 @@ def test_social_other_rows_are_rebuilt_from_their_sources_and_trained_on_by_defa
     issue_train = select_rows(TrainConfig(shared_data=shared, quick=False)).issue_train
     social = [r for r in issue_train if r.origin in {"real_social", "written_social"}]
     assert [r.text for r in social] == [r["text"] for r in committed]
+
+
+def test_second_annotation_gives_the_committed_real_labels():
+    """Stage 8: every real row was annotated a second time, on its side of the split; the committed
+    agreement, disagreements and final labels follow from the two annotations and the verdicts, and
+    real_train / real_heldout carry the final labels."""
+    tool = _tool("second_annotation")
+    pool = tool.read_jsonl(tool.SECOND / "pool.jsonl")
+    a, b, verdicts = (tool.annotations(name) for name in ("annotator_a", "annotator_b", "verdicts"))
+    real = {split: tool.read_jsonl(DATA / f"real_{split}.jsonl") for split in ("train", "heldout")}
+    split_of = {r["source"]: split for split, rows in real.items() for r in rows}
+    assert sorted(p["source"] for p in pool) == sorted(split_of) and len(pool) == len(split_of) == 4226
+    assert all(split_of[p["source"]] == p["split"] for p in pool)
+
+    assert tool.agreement_reports(pool, a, b) == json.loads((tool.SECOND / "agreement.json").read_text(encoding="utf-8"))
+    committed = tool.read_jsonl(tool.SECOND / "disagreements.jsonl")
+    assert tool.disagreements(pool, a, b, tool.texts_by_source()) == committed
+    assert [d["id"] for d in committed] == list(verdicts)
+    for labels in verdicts.values():
+        assert labels and set(labels) <= set(ISSUE_TYPES) and len(set(labels)) == len(labels)
+
+    final = tool.final_labels(pool, a, b, verdicts)
+    assert final == tool.read_jsonl(tool.SECOND / "final_labels.jsonl")
+    by_source = {f["source"]: f["labels"] for f in final}
+    for rows in real.values():
+        assert all(r["labels"] == by_source[r["source"]] and r["label"] == r["labels"][0] for r in rows)
+    # a disagreement without a verdict is an error, not a silent choice
+    first = committed[0]["id"]
+    with pytest.raises(SystemExit, match="no verdict"):
+        tool.final_labels(pool, a, b, {k: v for k, v in verdicts.items() if k != first})
+
+
+def test_build_applies_the_second_annotation_after_the_split(tools):
+    """A row the second annotation covers takes its final labels; any other row is left as it was."""
+    second = {r["source"]: r["labels"] for r in map(json.loads, (DATA / "second" / "final_labels.jsonl")
+                                                     .read_text(encoding="utf-8").splitlines())}
+    source = next(s for s, labels in second.items() if labels != ["other"])
+    rows = [{"text": "t", "label": "other", "labels": ["other"], "source": source, "origin": "real"},
+            {"text": "u", "label": "other", "labels": ["other"], "source": "nowhere.csv:0", "origin": "real"}]
+    final = tools.with_second_annotation(rows)
+    assert final[0]["labels"] == second[source] and final[0]["label"] == second[source][0]
+    assert final[1] == rows[1]

@@ -4,6 +4,7 @@ Inputs (work/ is git-ignored except the label file):
   work/candidates.jsonl   pre-selected candidates (tools/preselect.py)
   work/labels.txt         hand labels, tokens "cid:CODES", first code = primary; lines starting with # are comments
   written/*.jsonl         self-written examples, one {"text", "labels", "primary"} per line
+  second/final_labels.jsonl  the adjudicated labels of the doubly annotated real rows (tools/second_annotation.py)
 Outputs: real_train.jsonl, real_heldout.jsonl, written_train.jsonl, written_heldout.jsonl
 
 Split: near-duplicate groups (exact pairwise Jaccard over char 3-grams >= 0.5, much
@@ -119,6 +120,16 @@ def real_rows():
     return rows
 
 
+def with_second_annotation(rows):
+    """The adjudicated labels of stage 8, put in after the split: a row never changes side."""
+    path = D / "second" / "final_labels.jsonl"
+    if not path.is_file():
+        return rows
+    final = {r["source"]: r["labels"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+    return [{**r, "label": final[r["source"]][0], "labels": final[r["source"]]} if r["source"] in final else r
+            for r in rows]
+
+
 def read_written(folder=D / "written"):
     """The self-written examples as ``(file, text, labels)``: ``written/*.jsonl``, one
     ``{"text", "labels", "primary"}`` per line (``primary`` is ``labels[0]``)."""
@@ -160,8 +171,8 @@ def dump(name, rows):
 def main():
     real = real_rows()
     tr, he = split(real, pinned=pinned_train())
-    dump("real_train.jsonl", tr)
-    dump("real_heldout.jsonl", he)
+    dump("real_train.jsonl", with_second_annotation(tr))
+    dump("real_heldout.jsonl", with_second_annotation(he))
     wr = written_rows()
     if wr:
         # written rows are also split so that near-duplicates stay on one side
