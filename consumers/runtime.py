@@ -107,6 +107,7 @@ class StreamRuntime:
         # When the input topic is missing from the broker's metadata: the next provisioning try, and its backoff.
         self._provision_at = 0.0
         self._provision_backoff_s = self._backoff_s
+        self._input_lost = False  # the input topic was missing since the last records were read
 
     @property
     def paused(self) -> bool:
@@ -157,6 +158,14 @@ class StreamRuntime:
                 self._resubscribe_if_never_joined(join_allowance)
                 if self.reposition_needed:
                     continue  # a rebalance ran inside this poll: these records may come from stale positions
+                if records and self._input_lost:
+                    # The first records of a recreated input topic are read from the position the consumer
+                    # had on the lost one, past new events that sit below it: read from the committed offsets.
+                    log.warning("stage %s: input topic %s is back; reading it from the committed offsets",
+                                self.stage.name, self.settings.topic(self.stage.input_topic))
+                    self._input_lost = False
+                    self.reposition_needed = True
+                    continue
                 for tp_records in records.values():
                     for record in tp_records:
                         self._add(record)
@@ -207,6 +216,7 @@ class StreamRuntime:
         if not self._input_topic_missing():
             self._provision_backoff_s = self.settings.runtime.retry_backoff_ms / 1000
             return
+        self._input_lost = True
         now = time.monotonic()
         if now < self._provision_at:
             return
