@@ -146,6 +146,16 @@ def multilabel_micro_f1(gold: list[set[str]], pred: list[set[str]]) -> float:
     return round(2 * tp / (2 * tp + fp + fn), 4) if tp else 0.0
 
 
+def cohen_kappa(a: list, b: list) -> float | None:
+    """Cohen's kappa of two annotators' labels for the same rows (3 decimals); None when chance
+    agreement is certain (both used one and the same category throughout)."""
+    n = len(a)
+    cats = sorted(set(a) | set(b))
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pe = sum((a.count(c) / n) * (b.count(c) / n) for c in cats)
+    return None if pe == 1 else round((po - pe) / (1 - pe), 3)
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
     """Top-label ECE: |accuracy − mean confidence| per equal-width confidence bin, weighted by the bin's share."""
     confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)

@@ -16,17 +16,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE.parents[1]))
+from models.evaluation import cohen_kappa  # noqa: E402
 from models.taxonomy import ISSUE_TYPES, SENTIMENTS  # noqa: E402
 
 ANNOTATORS = ("annotator_a", "annotator_b")
-
-
-def cohen_kappa(a: list, b: list) -> float | None:
-    n = len(a)
-    cats = sorted(set(a) | set(b))
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pe = sum((a.count(c) / n) * (b.count(c) / n) for c in cats)
-    return None if pe == 1 else round((po - pe) / (1 - pe), 3)
 
 
 def load(name: str) -> dict[str, dict]:

@@ -24,6 +24,10 @@ import sys
 from pathlib import Path
 
 D = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(D.parents[1]))  # the repository, for models.*
+from models.evaluation import cohen_kappa  # noqa: E402
+from models.taxonomy import ISSUE_TYPES  # noqa: E402
+
 SECOND = D / "second"
 WEAK = frozenset({"account_privacy", "policy_contract", "suggestion"})
 CHUNKS = 7
@@ -78,23 +82,14 @@ def write_round(rows: list[tuple[str, dict]], round_no: int, pool: list[dict], c
                     [{"id": p["id"], "text": r["text"]} for p, (_, r) in zip(new[part], rows[part])])
 
 
-def kappa(a: list, b: list) -> float | None:
-    from sklearn.metrics import cohen_kappa_score
-
-    return None if len(set(a) | set(b)) < 2 else round(float(cohen_kappa_score(a, b)), 3)
-
-
 def agreement_report(ids: list[str], a: dict, b: dict) -> dict:
-    sys.path.insert(0, str(D.parents[1]))
-    from models.taxonomy import ISSUE_TYPES
-
     per_class = {}
     for lab in ISSUE_TYPES:
         xa, xb = [lab in a[i] for i in ids], [lab in b[i] for i in ids]
-        per_class[lab] = {"kappa": kappa(xa, xb), "annotator_a": sum(xa), "annotator_b": sum(xb),
+        per_class[lab] = {"kappa": cohen_kappa(xa, xb), "annotator_a": sum(xa), "annotator_b": sum(xb),
                           "both": sum(x and y for x, y in zip(xa, xb))}
     return {"rows": len(ids),
-            "primary": {"kappa": kappa([a[i][0] for i in ids], [b[i][0] for i in ids]),
+            "primary": {"kappa": cohen_kappa([a[i][0] for i in ids], [b[i][0] for i in ids]),
                         "agreement": round(sum(a[i][0] == b[i][0] for i in ids) / len(ids), 3)},
             "label_set_exact_agreement": round(sum(set(a[i]) == set(b[i]) for i in ids) / len(ids), 3),
             "per_class": per_class}
