@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from kafka import TopicPartition
 
@@ -25,14 +26,34 @@ class MemoryRecord:
 
 
 class MemoryLog:
-    """Topics as append-only lists, with committed offsets per consumer group."""
+    """Topics as append-only lists, with committed offsets per consumer group.
+
+    Every topic exists until ``restart()``; after it, as on a restarted broker with memory
+    storage, only the topics created again exist (by ``create_topics``, or by appending to
+    them, as a broker creates the topics that producers name).
+    """
 
     def __init__(self, partitions: int = 1):
         self.partitions = partitions
         self.records: dict[TopicPartition, list[MemoryRecord]] = defaultdict(list)
         self.committed: dict[tuple[str, TopicPartition], int] = {}
+        self.topics: set[str] | None = None  # None: every topic exists (never restarted)
+
+    def exists(self, topic: str) -> bool:
+        return self.topics is None or topic in self.topics
+
+    def create_topics(self, *topics: str) -> None:
+        if self.topics is not None:
+            self.topics.update(topics)
+
+    def restart(self) -> None:
+        """Lose every topic, record and committed offset, as a broker with memory storage does."""
+        self.topics = set()
+        self.records.clear()
+        self.committed.clear()
 
     def append(self, topic: str, value: bytes | None, key: bytes | None = None, headers=None, partition: int | None = None) -> MemoryRecord:
+        self.create_topics(topic)
         if partition is None:
             partition = (hash(key) % self.partitions) if key is not None else 0
         tp = TopicPartition(topic, partition)
@@ -77,7 +98,25 @@ class MemoryProducer:
         self.closed = True
 
 
+class _MemoryCluster:
+    """kafka-python's cluster metadata, read from the log (so never stale)."""
+
+    def __init__(self, log: MemoryLog):
+        self.log = log
+
+    def brokers(self) -> list[str]:
+        return ["memory:0"]  # a metadata answer has arrived
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return set(range(self.log.partitions)) if self.log.exists(topic) else None
+
+    def request_update(self) -> None:
+        pass  # read from the log: nothing to refresh
+
+
 class MemoryConsumer:
+    """Reads assigned partitions from their positions, which a log restart leaves stale as kafka-python does."""
+
     def __init__(self, log: MemoryLog, group_id: str):
         self.log = log
         self.group_id = group_id
@@ -86,6 +125,8 @@ class MemoryConsumer:
         self.commits: list[dict[TopicPartition, int]] = []
         self.closed = False
         self._paused: set[TopicPartition] = set()
+        self.config = {"auto_offset_reset": "earliest"}
+        self._client = SimpleNamespace(cluster=_MemoryCluster(log))
 
     def subscribe(self, topics, listener=None):
         self.topics = list(topics)
@@ -101,6 +142,8 @@ class MemoryConsumer:
         out: dict[TopicPartition, list[MemoryRecord]] = {}
         budget = max_records or 500
         for tp in sorted(self.assignment() - self._paused):
+            if not self.log.exists(tp.topic):
+                continue  # lost by a restart: nothing to fetch until it is created again
             start = self.positions.get(tp, 0)
             chunk = self.log.records[tp][start:start + budget]
             if chunk:
@@ -124,6 +167,20 @@ class MemoryConsumer:
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
         for tp, meta in offsets.items():
             self.log.committed[(self.group_id, tp)] = meta.offset
+
+    def committed(self, tp) -> int | None:
+        return self.log.committed.get((self.group_id, tp))
+
+    def seek(self, tp, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def seek_to_beginning(self, *partitions) -> None:
+        for tp in partitions or self.assignment():
+            self.positions[tp] = 0
+
+    def seek_to_end(self, *partitions) -> None:
+        for tp in partitions or self.assignment():
+            self.positions[tp] = len(self.log.records[tp])
 
     def highwater(self, tp):
         return len(self.log.records[tp])

@@ -141,6 +141,7 @@ class Encoder:
         pool_layers: Sequence[int] | None = None,
         max_batch_tokens: int | None = None,
         topic_branch: TopicBranch | None = None,
+        onnx_builds_kept: int | None = None,
     ) -> None:
         import torch
         from tokenizers import Tokenizer
@@ -181,7 +182,8 @@ class Encoder:
             from models.onnx_int8 import OnnxPooler, ensure_onnx_int8
 
             layers = sorted(set(pool_layers or []) | {self.num_layers})
-            path = ensure_onnx_int8(self.folder.parent, self.folder, state_dict, layers, model_version(), topic_branch)
+            path = ensure_onnx_int8(self.folder.parent, self.folder, state_dict, layers, model_version(), topic_branch,
+                                    keep_builds=onnx_builds_kept)
             self.onnx = OnnxPooler(path, [*layers, *([TOPIC] if topic_branch else [])], num_threads)
             model = self.topic = None  # the session holds its own weights
         self.model = model

@@ -175,6 +175,7 @@ class FeedbackModel:
         encoder: Encoder | None = None,
         topic_max_tokens: int | None = None,
         topic_skip_layers: tuple[int, ...] = (),
+        onnx_builds_kept: int | None = None,
     ) -> FeedbackModel:
         """``artifacts_dir``, else the version promoted in ``registry_dir`` (``models.promotion``), else the shipped artifacts.
 
@@ -183,7 +184,9 @@ class FeedbackModel:
         split-layer pool.
 
         ``encoder``: one already built for these artifacts' tuned layers (``models.promotion.load_model``
-        shares it between versions that differ only in their heads)."""
+        shares it between versions that differ only in their heads).
+
+        ``onnx_builds_kept``: older int8 builds in the model folder are removed (``models.onnx_int8``)."""
         import torch
         from safetensors.numpy import load_file
 
@@ -205,6 +208,7 @@ class FeedbackModel:
             prefix=artifact_prefix(config),
             topic_branch=TopicBranch(int(config["split_layer"]), int(config["num_layers"]), topic_max_tokens,
                                      tuple(topic_skip_layers)) if topic_max_tokens else None,
+            onnx_builds_kept=onnx_builds_kept,
         )
         heads = load_file(str(art / HEADS_FILE))
 

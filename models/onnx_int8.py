@@ -20,13 +20,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from models.atomic_build import ensure_built, sha256_file, utc_stamp
+from models.atomic_build import build_lock, ensure_built, sha256_file, utc_stamp
 from models.pooling import mean_pool
 from models.topic_branch import TopicBranch, topic_module
 
@@ -38,6 +40,8 @@ MANIFEST = "manifest.json"
 # ONNX Runtime's fused SkipLayerNormalization kernel is ~4× slower per element than a plain
 # Add + LayerNormalization on these CPUs (profiled: 21 % of the int8 run time vs 4 %).
 DISABLED_FUSIONS = ["SkipLayerNormFusion"]
+
+log = logging.getLogger(__name__)
 
 
 def export_key(base_version: str, state: dict, layers: Sequence[int], topic: TopicBranch | None = None) -> str:
@@ -292,9 +296,10 @@ def fuse_integer_matmuls(static: Path, out: Path) -> int:
 
 
 def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: Sequence[int],
-                     base_version: str, topic: TopicBranch | None = None) -> Path:
+                     base_version: str, topic: TopicBranch | None = None, keep_builds: int | None = None) -> Path:
     """The quantised ONNX file for this encoder, built when missing or corrupt; with ``topic``, its pools end
-    with the topic branch's (``models.topic_branch``)."""
+    with the topic branch's (``models.topic_branch``). With ``keep_builds``, only that many builds stay in the
+    cache, the ones used last (``prune_onnx_builds``)."""
     key = export_key(base_version, state or {}, layers, topic)
     target = Path(model_dir) / "onnx" / key
 
@@ -315,7 +320,29 @@ def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: 
                       "sha256": sha256_file(f), "built_at": utc_stamp()})
         return facts
 
-    return ensure_built(target, check, build, MANIFEST, Path(model_dir)) / MODEL_FILE
+    built = ensure_built(target, check, build, MANIFEST, Path(model_dir))
+    os.utime(built / MANIFEST)  # the manifest's mtime says when a build was last used
+    if keep_builds is not None:
+        with build_lock(Path(model_dir)):
+            prune_onnx_builds(built.parent, keep_builds, built)
+    return built / MODEL_FILE
+
+
+def prune_onnx_builds(onnx_dir: Path, keep: int, current: Path) -> list[Path]:
+    """Remove all but the ``keep`` builds used last (``current`` always stays); returns the removed ones.
+
+    Every retrained or promoted model version gets a build of its own (tens of MB), so without this the
+    cache grows with every version ever served. A process that has loaded a removed build keeps its
+    session (ONNX Runtime holds the graph in memory); loading that version again builds it again.
+    Folders being built (``.build-*``) are not builds yet and are left alone.
+    """
+    builds = [p for p in onnx_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()]
+    builds.sort(key=lambda p: (p == current, (p / MANIFEST).stat().st_mtime), reverse=True)
+    removed = builds[max(keep, 1):]
+    for path in removed:
+        log.info("removing the ONNX build %s (not among the %d used last)", path, keep)
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 class OnnxPooler:

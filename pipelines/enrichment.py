@@ -15,12 +15,13 @@ from topics.settings import Settings
 @lru_cache(maxsize=2)
 def _load_model(model_dir: Path, quantize: str, max_length: int, num_threads: int | None, max_batch_tokens: int | None,
                 registry_dir: Path | None = None, topic_max_tokens: int | None = None,
-                topic_skip_layers: tuple[int, ...] = ()):
+                topic_skip_layers: tuple[int, ...] = (), onnx_builds_kept: int | None = None):
     from models.feedback_model import FeedbackModel
 
     return FeedbackModel.load(model_dir, quantize=quantize, max_length=max_length, num_threads=num_threads,
                               max_batch_tokens=max_batch_tokens, registry_dir=registry_dir,
-                              topic_max_tokens=topic_max_tokens, topic_skip_layers=topic_skip_layers)
+                              topic_max_tokens=topic_max_tokens, topic_skip_layers=topic_skip_layers,
+                              onnx_builds_kept=onnx_builds_kept)
 
 
 def production_model(settings: Settings, with_topic_branch: bool = True):
@@ -31,7 +32,8 @@ def production_model(settings: Settings, with_topic_branch: bool = True):
     branch = settings.enrichment.theme_encoder
     return _load_model(Path(m.dir), m.quantize, m.max_length, m.num_threads, m.max_batch_tokens,
                        Path(settings.promotion.registry_dir), branch.max_length if with_topic_branch else None,
-                       tuple(branch.skip_layers))  # no token count, no branch: its layers are then ignored
+                       tuple(branch.skip_layers),  # no token count, no branch: its layers are then ignored
+                       m.onnx_builds_kept)
 
 
 def build_enricher(settings: Settings, model=None, store: FeedbackStore | None = None) -> EnricherStage:

@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect logs its temporary server's shutdown at exit, after pytest closed the captured streams.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The suite serves more model versions from one model folder than production keeps ONNX builds of;
+# pruning them would rebuild each (≈ 80 s) when the next test needs it (pruning: tests/models/test_onnx_int8.py).
+os.environ.setdefault("FEEDBACK_MINER_MODEL__ONNX_BUILDS_KEPT", "50")
 # Before any test module imports Prefect: pipelines.flows sets Prefect's start-up wait, read at import.
 import pipelines.flows  # noqa: E402,F401
 

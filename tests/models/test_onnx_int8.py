@@ -146,3 +146,32 @@ def test_quantize_setting_accepts_paths_and_bools():
     for gone in ("torch_int8", "torch_int8_all", "fp8"):  # the torch int8 paths were removed (METHOD.md)
         with pytest.raises(ValueError):
             Settings(model={"quantize": gone})
+
+
+def test_only_the_builds_used_last_stay_in_the_cache(tmp_path):
+    """Every model version gets its own build; the served model keeps ``keep`` of them, by last use."""
+    import os
+
+    from models.onnx_int8 import MANIFEST, MODEL_FILE, prune_onnx_builds
+
+    def build(name: str, used_at: int):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"onnx")
+        (folder / MANIFEST).write_text("{}")
+        os.utime(folder / MANIFEST, (used_at, used_at))
+        return folder
+
+    builds = {name: build(name, used_at) for name, used_at in
+              [("v1", 1_000), ("v2", 2_000), ("v3", 3_000), ("v4", 4_000), ("rolled-back-to", 500)]}
+    in_progress = tmp_path / ".build-abc"
+    in_progress.mkdir()  # a build another process is writing: no manifest yet, and hidden
+    stray = tmp_path / "not-a-build"
+    stray.mkdir()  # no manifest: not ours to judge
+
+    removed = prune_onnx_builds(tmp_path, keep=3, current=builds["rolled-back-to"])
+
+    # The current build stays although it was used longest ago (its mtime is touched only after the call).
+    assert sorted(p.name for p in removed) == ["v1", "v2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".build-abc", "not-a-build", "rolled-back-to", "v3", "v4"]
+    assert prune_onnx_builds(tmp_path, keep=3, current=builds["v4"]) == []
