@@ -8,9 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.alerter.engine import clip
-from pipelines.cli.alerts import PRIORITY_STYLE
+from pipelines.cli.alerts import render_alert
 from pipelines.main_job import MainJobReport
-from topics.schemas import ISSUE_TYPE_ZH, IssueType
+from topics.schemas import ISSUE_TYPE_ZH, Alert, IssueType
 from topics.specs import ALERTS, DEADLETTER, ENRICHED, NORMALIZED
 
 
@@ -31,19 +31,10 @@ def _print_alerts(console: Console, events: list[dict], already_processed: int =
     for event in events:
         if event["revision"] >= latest.get(event["alert_id"], {}).get("revision", -1):
             latest[event["alert_id"]] = event
-    from datetime import datetime
-
-    from consumers.alerter.display import DEFAULT_TZ, span
-
-    table = Table("priority", "kind", "key", "status", "count", "title", f"first – last seen ({tz or DEFAULT_TZ})", "why",
-                  title=f"{ALERTS} ({len(latest)} alerts, {len(events)} events)")
+    # One block per alert, as `alerts tail` shows them: a table of eight columns is unreadable at 80.
+    console.print(f"[bold]{ALERTS}[/] ({len(latest)} alerts, {len(events)} events), most urgent first")
     for alert in sorted(latest.values(), key=lambda a: (a["priority"], a["first_seen"])):
-        when = span(datetime.fromisoformat(alert["first_seen"]), datetime.fromisoformat(alert["last_seen"]), tz)
-        table.add_row(
-            f"[{PRIORITY_STYLE.get(alert['priority'], '')}]{alert['priority']}[/]", alert["kind"], clip(alert["key"], 30),
-            alert["status"], str(alert["count"]), clip(alert["title"], 30), when, clip("; ".join(alert["reasons"][:2]), 50),
-        )
-    console.print(table)
+        console.print(render_alert(Alert.model_validate(alert), tz))
 
 
 def print_main_job_report(console: Console, report: MainJobReport) -> None:
