@@ -331,7 +331,7 @@ def ensure_onnx_int8(model_dir: Path, folder: Path, state: dict | None, layers: 
 def prune_onnx_builds(onnx_dir: Path, keep: int, current: Path) -> list[Path]:
     """Remove all but the ``keep`` builds used last (``current`` always stays); returns the removed ones.
 
-    Every retrained or promoted model version gets a build of its own (tens of MB), so without this the
+    Every retrained or promoted model version gets a build of its own (≈ 120 MB), so without this the
     cache grows with every version ever served. A process that has loaded a removed build keeps its
     session (ONNX Runtime holds the graph in memory); loading that version again builds it again.
     Folders being built (``.build-*``) are not builds yet and are left alone.

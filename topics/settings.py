@@ -124,7 +124,7 @@ class ModelSettings(_Section):
     # this many tokens, whose activations stay in the CPU caches (faster per sentence, bench model).
     max_batch_tokens: int | None = Field(1024, ge=8)
     # The served model keeps this many int8 ONNX builds in `dir`, the ones used last: every retrained or
-    # promoted version has its own (tens of MB), and a rollback should not wait for a rebuild.
+    # promoted version has its own (≈ 120 MB), and a rollback should not wait for a rebuild.
     onnx_builds_kept: int = Field(3, ge=1)
 
     @field_validator("quantize", mode="before")
