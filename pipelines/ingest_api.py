@@ -33,7 +33,7 @@ from consumers.faults import describe, needs_new_producer
 from consumers.kafka_io import close_now, make_producer, send
 from topics.admin import BrokerUnreachable, ensure_topics
 from topics.schemas import MAX_JSON_DEPTH, RawFeedback, escape_surrogates
-from topics.serde import DecodeError, encode, parse_json
+from topics.serde import DecodeError, encode, parse_json, unknown_field_hint
 from topics.settings import Settings
 from topics.specs import RAW
 
@@ -120,7 +120,8 @@ def _validation_errors(items: list[Any], batch: bool) -> tuple[list[RawFeedback]
                 # A field name may hold a lone surrogate: escaped, so the response can be encoded.
                 loc = ["body", *([index] if batch else []), *(escape_surrogates(p) if isinstance(p, str) else p for p in err["loc"])]
                 field = ".".join(str(p) for p in loc[1:]) or "(root)"
-                errors.append({"loc": loc, "field": field, "msg": escape_surrogates(err["msg"]), "type": err["type"], "reason": "schema_invalid"})
+                msg = err["msg"] + unknown_field_hint(RawFeedback, err)
+                errors.append({"loc": loc, "field": field, "msg": escape_surrogates(msg), "type": err["type"], "reason": "schema_invalid"})
     return events, errors
 
 

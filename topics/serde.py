@@ -8,9 +8,9 @@ import math
 import re
 import uuid
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from topics.schemas import MAX_INT_DIGITS, MAX_JSON_DEPTH, Event, escape_surrogates
 
@@ -157,16 +157,52 @@ def decode(
         context = {"max_depth": max_depth, "max_int_digits": max_int_digits, "parsed_within_limits": _SURROGATE_ESCAPE.search(text) is None}
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise DecodeError("schema_invalid", describe_validation_error(exc)) from exc
+        raise DecodeError("schema_invalid", describe_validation_error(exc, model)) from exc
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
     """One line naming every bad field: 'customer.id: Field required; ...'.
 
+    With ``model``, a field it does not know is followed by the fields it takes there
+    ('payload.email.text: Extra inputs are not permitted (email payload fields: subject, body, …)'):
+    an integrator who sent ``text`` to the e-mail channel learns what to send instead.
     Lone surrogates in field names are escaped, so the line can always be encoded.
     """
     parts = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(escape_surrogates(f"{loc}: {err['msg']}"))
+        hint = unknown_field_hint(model, err) if model is not None else ""
+        parts.append(escape_surrogates(f"{loc}: {err['msg']}{hint}"))
     return "; ".join(parts)
+
+
+def unknown_field_hint(model: type[BaseModel], err: dict) -> str:
+    """' (fields there: a, b)' for a pydantic error about a field ``model`` does not take there, else ''."""
+    if err["type"] != "extra_forbidden":
+        return ""
+    fields = _fields_at(model, err["loc"][:-1])
+    return f" (fields there: {', '.join(fields)})" if fields else ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation names (``A | B | None``, ``list[A]``, ``Annotated[...]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model at ``loc`` of a validation error, [] when it is not one model.
+
+    A step is a field name, a list index, or the tag pydantic puts in the path of a discriminated
+    union member (``payload.email``: the member whose ``kind`` is ``email``)."""
+    candidates = [model]
+    for step in loc:
+        if isinstance(step, int):
+            continue
+        owner = next((m for m in candidates if step in m.model_fields), None)
+        if owner is not None:
+            candidates = _models_in(owner.model_fields[step].annotation)
+        else:
+            candidates = [m for m in candidates if "kind" in m.model_fields and m.model_fields["kind"].default == step]
+    return [name for name in candidates[0].model_fields if name != "kind"] if len(candidates) == 1 else []

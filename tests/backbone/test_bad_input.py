@@ -13,7 +13,7 @@ from consumers.normalizer import NormalizerStage
 from consumers.stage import InMessage, process_batch
 from topics.schemas import MAX_JSON_DEPTH, DeadLetter, DeadLetterReason, NormalizedFeedback, RawFeedback
 from topics.serde import DecodeError, decode, encode, json_depth, parse_json
-from tests.backbone.factories import raw_event_dict
+from tests.backbone.factories import raw_event_bytes, raw_event_dict
 
 
 def ascii_json(**overrides) -> bytes:
@@ -169,6 +169,21 @@ def test_far_but_representable_times_pass():
 def test_channel_as_object_or_list_is_schema_invalid(channel):
     reason, message = reason_of(ascii_json(channel=channel))
     assert reason == "schema_invalid" and message.startswith("channel: Input should be 'email', 'social' or 'app'")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    # The e-mail channel has no `text`: what it takes instead is named.
+    ({"channel": "email", "payload": {"text": "退款一直没到账"}},
+     "payload.email.text: Extra inputs are not permitted (fields there: subject, body, mime_base64, sender)"),
+    ({"payload": {"text": "闪退", "stars": 1}},
+     "payload.app.stars: Extra inputs are not permitted (fields there: text, rating, app_version, os, device, store)"),
+    ({"customer": {"id": "c-1", "name": "张三"}}, "customer.name: Extra inputs are not permitted (fields there: id, tier)"),
+    ({"priority": "high"}, "priority: Extra inputs are not permitted (fields there: event_id, channel, source, "
+                           "received_at, customer, payload, metadata)"),
+])
+def test_an_unknown_field_is_named_with_the_fields_accepted_there(overrides, message):
+    reason, text = reason_of(raw_event_bytes(**overrides))
+    assert (reason, text) == ("schema_invalid", message)
 
 
 # --- the stage, and the round trip ---------------------------------------------------------

@@ -239,3 +239,13 @@ def test_accepted_content_types_reach_the_raw_topic(kafka_settings):
         assert on_topic == {"plain", "suffix"}
     finally:
         producer.close()
+
+
+def test_an_unknown_field_names_the_fields_the_channel_takes(offline):
+    """An integrator who sends the app channel's `text` to the e-mail channel learns what it takes instead."""
+    client, producer = offline
+    response = post(client, ascii_body({**event("mail-1"), "channel": "email", "payload": {"text": "refund?"}}))
+    assert response.status_code == 422 and not producer.sent
+    error = problem(response)
+    assert error["field"] == "payload.email.text" and error["type"] == "extra_forbidden"
+    assert error["msg"] == "Extra inputs are not permitted (fields there: subject, body, mime_base64, sender)"
