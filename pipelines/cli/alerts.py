@@ -53,7 +53,7 @@ def render_alert(alert: Alert, tz: str | None = None) -> Text:
     text.append(f"\n    {counts} · total {alert.total_count} · {alert.kind.value} {alert.key} · id {alert.alert_id} r{alert.revision}"
                 f" · sent {local(alert.emitted_at, tz, seconds=True)}", style="dim")
     for reason in alert.reasons[:6]:
-        if reason != acked_reason:
+        if reason not in (acked_reason, alert.summary):  # a spike's first reason is its summary line
             text.append(f"\n    • {reason}")
     for sample in alert.samples[:3]:
         text.append(f"\n    “{sample.quote}” ({sample.channel.value}, {local(sample.received_at, tz)[11:16]})", style="italic")

@@ -198,3 +198,16 @@ def test_alerts_list_shows_open_health_alerts(tmp_path) -> None:
     raw = runner.invoke(app, ["alerts", "list", "--raw"], env={"FEEDBACK_MINER_STORE__URL": url})
     row = json.loads(raw.stdout.splitlines()[0])
     assert (row["kind"], row["alert_id"], row["key"]) == ("health", opened.alert_id, "stage:enricher:lag")
+
+
+def test_an_alert_reads_its_summary_once_and_every_other_reason() -> None:
+    """A spike's first reason is its summary line: shown once, then the reasons that add to it."""
+    from pipelines.cli.alerts import render_alert
+    from topics.schemas import Alert, AlertKind, Priority
+
+    summary = "技术故障 5 分钟 8 条, 基线预期 0.5 条 (16.6 倍)"
+    alert = Alert(alert_id="a1", revision=0, priority=Priority.P2, kind=AlertKind.spike, key="issue_type:technical",
+                  status=AlertStatus.open, title="技术故障反馈量激增", summary=summary,
+                  reasons=[summary, "影响: 16.6 倍基线, 8 条"], count=8, total_count=8, first_seen=T0, last_seen=T0)
+    text = render_alert(alert).plain
+    assert text.count(summary) == 1 and "• 影响: 16.6 倍基线, 8 条" in text and "未确认" in text
