@@ -146,6 +146,7 @@ class Encoder:
         import torch
         from tokenizers import Tokenizer
         from transformers import BertConfig, BertModel
+        from transformers.utils import logging as hf_logging
 
         if not 8 <= max_length <= MAX_POSITIONS:
             raise ValueError(f"max_length must be within [8, {MAX_POSITIONS}], got {max_length}")
@@ -158,6 +159,7 @@ class Encoder:
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        hf_logging.disable_progress_bar()  # a local load: its "Loading weights" bar is noise in every CLI command
         config = BertConfig.from_pretrained(str(self.folder))
         config._attn_implementation = "sdpa"
         model = BertModel.from_pretrained(
