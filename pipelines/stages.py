@@ -28,14 +28,19 @@ def _enricher(settings: Settings) -> Stage:
 
 
 def _alerter(settings: Settings) -> Stage:
-    from consumers.alerter.stage import AlerterStage
+    from consumers.alerter.stage import AlerterStage, ThemeLabelLookup
     from consumers.alerter.webhooks import WebhookDispatcher
     from consumers.store import make_engine, migrate
+    from consumers.themes.keywords import KeywordExtractor
 
     engine = make_engine(settings.store.url)
     migrate(engine)
     sinks = [WebhookDispatcher.from_settings(settings.alerts)] if settings.alerts.webhooks else []
-    return AlerterStage(settings.alerts, engine, sinks=sinks, max_event_bytes=settings.runtime.max_event_bytes)
+    # Live themes the digest has not named yet are named with the digest's own dictionaries.
+    weekly = settings.enrichment.weekly
+    labels = ThemeLabelLookup(engine, KeywordExtractor(weekly.user_dict, weekly.stop_words))
+    return AlerterStage(settings.alerts, engine, sinks=sinks, max_event_bytes=settings.runtime.max_event_bytes,
+                        theme_labels=labels)
 
 
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.

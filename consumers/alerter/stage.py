@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +25,10 @@ from consumers.alerter.engine import AlertEngine
 from consumers.alerter.rules import TermMatcher, load_rules
 from consumers.alerter.state import AlertStateStore
 from consumers.stage import EventStage, InMessage, OutMessage, StageResult, trace_id_of
-from consumers.store.feedback_store import themes
+from consumers.store.feedback_store import enriched_feedback, themes
+from consumers.themes.keywords import MAX_TEXTS, KeywordExtractor
+from consumers.themes.types import theme_label
+from consumers.themes.weeks import previous_week
 from topics.schemas import Alert, EnrichedFeedback, utcnow
 from topics.settings import AlertSettings
 from topics.specs import ALERTS, ENRICHED
@@ -53,33 +56,87 @@ class AlerterStats:
     published: int = 0
 
 
-class ThemeLabelLookup:
-    """Theme id -> its label from the store's themes table (the enricher writes it), cached; None
-    when the theme or the table is not there (the title then shows the id)."""
+def provisional_label(keywords: KeywordExtractor, texts: Sequence[str], background: Sequence[str],
+                      min_texts: int = 3, top: int = 6) -> str | None:
+    """A label for a theme the digest has not named yet: its texts' most peculiar terms (c-TF-IDF) against a
+    background of other texts, joined as the digest joins them (``theme_label``); None for fewer than
+    ``min_texts`` texts or no terms. Pure: texts in, label out."""
+    if len(texts) < min_texts:
+        return None
+    # c-TF-IDF weighs a term by how peculiar it is to one document among several: the theme is one, the
+    # background is cut into documents of at most MAX_TEXTS (keywords() reads no more of each).
+    documents = [list(texts)] + [list(background[i:i + MAX_TEXTS]) for i in range(0, len(background), MAX_TEXTS)]
+    terms = keywords.keywords(documents, top=top)
+    return (theme_label(terms[0]) if terms else "") or None
 
-    def __init__(self, store: sa.Engine):
+
+class ThemeLabelLookup:
+    """Theme id -> its label from the store's themes table (the weekly digest writes it), cached; None
+    when the theme or the table is not there (the title then shows the id).
+
+    A live theme the digest has not named yet (label NULL) gets a provisional label from the keywords of its
+    latest ``member_texts`` members (enriched_feedback.theme_id) against up to ``background_texts`` other
+    texts of the same and the previous week (``provisional_label``). It is recomputed after RETRY_S (a growing
+    theme's label sharpens) and gives way to the stored label as soon as one is there."""
+
+    def __init__(self, store: sa.Engine, keywords: KeywordExtractor | None = None,
+                 member_texts: int = 200, background_texts: int = 1000):
         self.store = store
         self.cache: dict[str, str] = {}
-        # Themes without a label yet: asked again after RETRY_S.
-        self.missing: dict[str, float] = {}
+        # Themes without a stored label yet: (provisional label or None, when asked); asked again after RETRY_S.
+        self.missing: dict[str, tuple[str | None, float]] = {}
+        self._keywords = keywords  # built on first need (loading jieba's dictionaries takes about a second)
+        self.member_texts = member_texts
+        self.background_texts = background_texts
 
     RETRY_S = 300.0
+
+    @property
+    def keywords(self) -> KeywordExtractor:
+        if self._keywords is None:
+            self._keywords = KeywordExtractor()
+        return self._keywords
 
     def __call__(self, theme_id: str) -> str | None:
         if theme_id in self.cache:
             return self.cache[theme_id]
-        if time.monotonic() - self.missing.get(theme_id, -self.RETRY_S) < self.RETRY_S:
-            return None
+        known = self.missing.get(theme_id)
+        if known is not None and time.monotonic() - known[1] < self.RETRY_S:
+            return known[0]
+        texts: list[str] = []
+        background: list[str] = []
         try:
             with self.store.connect() as conn:
                 label = conn.execute(sa.select(themes.c.label).where(themes.c.theme_id == theme_id)).scalar_one_or_none()
+                if not label:
+                    texts, background = self._texts(conn, theme_id)
         except sa.exc.SQLAlchemyError:
             label = None
         if label:
             self.cache[theme_id] = label
-        else:
-            self.missing[theme_id] = time.monotonic()
-        return label or None
+            self.missing.pop(theme_id, None)
+            return label
+        provisional = None
+        if texts:
+            try:
+                provisional = provisional_label(self.keywords, texts, background)
+            except Exception:  # noqa: BLE001 - a name is a courtesy: the title shows the id rather than the alert failing
+                log.warning("alerter: no provisional label for theme %s", theme_id, exc_info=True)
+        self.missing[theme_id] = (provisional, time.monotonic())
+        return provisional
+
+    def _texts(self, conn: sa.Connection, theme_id: str) -> tuple[list[str], list[str]]:
+        """The theme's latest member texts, and other texts of the week of its latest member and the week before."""
+        t = enriched_feedback
+        rows = conn.execute(sa.select(t.c.text, t.c.week).where(t.c.theme_id == theme_id)
+                            .order_by(t.c.received_at.desc()).limit(self.member_texts)).all()
+        if not rows:
+            return [], []
+        weeks = [rows[0].week, previous_week(rows[0].week)]
+        background = conn.execute(
+            sa.select(t.c.text).where(t.c.week.in_(weeks), sa.or_(t.c.theme_id.is_(None), t.c.theme_id != theme_id))
+            .order_by(t.c.received_at.desc()).limit(self.background_texts)).scalars().all()
+        return [r.text for r in rows], list(background)
 
 
 class AlerterStage(EventStage[EnrichedFeedback]):
@@ -96,11 +153,12 @@ class AlerterStage(EventStage[EnrichedFeedback]):
         clock: Callable[[], datetime] = utcnow,
         sinks: list[AlertSink] | None = None,
         max_event_bytes: int | None = None,
+        theme_labels: ThemeLabelLookup | None = None,
     ):
         self.settings = settings
         self.matcher = matcher or TermMatcher(load_rules(settings.rules_path))
         self.engine = AlertEngine.build(self.matcher, settings, clock)
-        self.engine.theme_label = ThemeLabelLookup(store)
+        self.engine.theme_label = theme_labels or ThemeLabelLookup(store)
         self.state = AlertStateStore(store, clock)
         # Called with every new alert after its state is committed (webhooks); must not block.
         self.sinks = sinks or []

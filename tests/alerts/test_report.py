@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 
 from pipelines.cli.report import _print_alerts
@@ -17,8 +19,8 @@ def _event(alert_id: str, revision: int, status: AlertStatus, priority: Priority
     ).model_dump(mode="json")
 
 
-def test_alerts_table_shows_the_latest_revision_of_each_alert_by_priority() -> None:
-    console = Console(record=True, width=200)
+def test_alerts_list_shows_the_latest_revision_of_each_alert_by_priority() -> None:
+    console = Console(record=True, width=80)
     _print_alerts(console, [
         _event("logistics", 0, AlertStatus.open, Priority.P2, 11),
         _event("technical", 0, AlertStatus.open, Priority.P1, 3),
@@ -26,11 +28,13 @@ def test_alerts_table_shows_the_latest_revision_of_each_alert_by_priority() -> N
     ])
     text = console.export_text()
     assert "feedback.alerts (2 alerts, 3 events)" in text
-    rows = [line for line in text.splitlines() if "issue_type:" in line]
-    assert len(rows) == 2 and "technical" in rows[0] and "P1" in rows[0]
-    assert "resolved" in rows[1] and "open" not in rows[1]
+    # One block per alert, each opening with its priority, as `alerts tail` shows them.
+    blocks = re.split(r"\n(?= P\d )", text.split("\n", 1)[1])
+    assert [b.split()[0] for b in blocks] == ["P1", "P2"]
+    assert "technical 反馈量激增" in blocks[0] and "新告警" in blocks[0]
+    assert "logistics 反馈量激增" in blocks[1] and "已恢复" in blocks[1] and "count 2 " in blocks[1] and " r1 " in blocks[1]
     # Times in the local zone (Asia/Shanghai by default): T0 00:00 UTC is 08:00 +08:00.
-    assert "2026-11-02 08:00 – 08:00 +08:00" in rows[0]
+    assert "2026-11-02 08:00 – 08:00 +08:00" in blocks[0]
 
 
 def test_a_run_that_met_only_events_of_an_earlier_run_says_so() -> None:
