@@ -276,7 +276,7 @@ def test_after_a_memory_broker_restart_the_recreated_input_is_read_from_the_star
         assert wait_for(lambda: log.exists(RAW)), "the stage did not provision the lost input topic"
         fill(log, 15, prefix="n")  # more than the stale position: a fetch from it finds n-10 and later
         # Not asserted here: the assertions below say what went wrong.
-        wait_for(lambda: len(log.values(NORMALIZED)) >= 15 and log.committed.get(("g", raw)) == 15, timeout_s=2)
+        wait_for(lambda: len(log.values(NORMALIZED)) >= 15 and log.committed.get(("g", raw)) == 15, timeout_s=10)
     finally:
         runtime.stop()
         thread.join(5)
