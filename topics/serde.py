@@ -164,7 +164,7 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
     """One line naming every bad field: 'customer.id: Field required; ...'.
 
     With ``model``, a field it does not know is followed by the fields it takes there
-    ('payload.email.text: Extra inputs are not permitted (email payload fields: subject, body, …)'):
+    ('payload.email.text: Extra inputs are not permitted (fields there: subject, body, …)'):
     an integrator who sent ``text`` to the e-mail channel learns what to send instead.
     Lone surrogates in field names are escaped, so the line can always be encoded.
     """

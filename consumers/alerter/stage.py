@@ -84,7 +84,7 @@ class ThemeLabelLookup:
         self.store = store
         self.cache: dict[str, str] = {}
         # Themes without a stored label yet: (provisional label or None, when asked); asked again after RETRY_S.
-        self.missing: dict[str, tuple[str | None, float]] = {}
+        self.provisional: dict[str, tuple[str | None, float]] = {}
         self._keywords = keywords  # built on first need (loading jieba's dictionaries takes about a second)
         self.member_texts = member_texts
         self.background_texts = background_texts
@@ -100,7 +100,7 @@ class ThemeLabelLookup:
     def __call__(self, theme_id: str) -> str | None:
         if theme_id in self.cache:
             return self.cache[theme_id]
-        known = self.missing.get(theme_id)
+        known = self.provisional.get(theme_id)
         if known is not None and time.monotonic() - known[1] < self.RETRY_S:
             return known[0]
         texts: list[str] = []
@@ -114,7 +114,7 @@ class ThemeLabelLookup:
             label = None
         if label:
             self.cache[theme_id] = label
-            self.missing.pop(theme_id, None)
+            self.provisional.pop(theme_id, None)
             return label
         provisional = None
         if texts:
@@ -122,7 +122,7 @@ class ThemeLabelLookup:
                 provisional = provisional_label(self.keywords, texts, background)
             except Exception:  # noqa: BLE001 - a name is a courtesy: the title shows the id rather than the alert failing
                 log.warning("alerter: no provisional label for theme %s", theme_id, exc_info=True)
-        self.missing[theme_id] = (provisional, time.monotonic())
+        self.provisional[theme_id] = (provisional, time.monotonic())
         return provisional
 
     def _texts(self, conn: sa.Connection, theme_id: str) -> tuple[list[str], list[str]]:
