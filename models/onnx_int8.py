@@ -148,7 +148,9 @@ def build_onnx_int8(folder: Path, state: dict | None, layers: Sequence[int], out
                              optimization_options=options)
         fusions = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
         opt.save_model_to_file(str(fused))
-        logging.disable(logging.INFO)  # the quantiser logs every tensor through the root logger
+        # The quantiser logs every tensor through the root logger, and warns that the graph was not
+        # "pre-processed" (shape inference for its own calibration, which we do not use): errors only.
+        logging.disable(logging.WARNING)
         try:
             dynamic = Path(tmp) / "dynamic.onnx"
             # reduce_range: 7-bit weights. Without VNNI (AVX2 only) the int8 kernels add u8 x s8 products in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,6 +37,23 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(serve_app, name="serve")
 app.add_typer(bench_app, name="bench")
 app.add_typer(model_group, name="model")
+
+
+def _reflowed(doc: str) -> str:
+    """A docstring with each paragraph on one line: Typer's rich help keeps the line breaks of every
+    paragraph after the first, and then wraps again at the terminal width (ragged lines)."""
+    return "\n\n".join(" ".join(paragraph.split("\n")) for paragraph in doc.split("\n\n"))
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _reflowed(inspect.getdoc(info.callback) or "")
+    for group in typer_app.registered_groups:
+        _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 @app.callback()

@@ -35,7 +35,7 @@ def _stderr_progress(total: int, description: str):
 
 @model_app.command("eval")
 def eval_command(
-    task: str = typer.Option(..., "--task", help="sentiment | issue_type"),
+    task: str = typer.Option(..., "--task", help="sentiment | issue_type | aspect_sentiment"),
     data: Path = typer.Option(..., "--data", help="JSONL file: {text, label[, labels]} per line"),
     model_dir: Path | None = typer.Option(None, "--model-dir", help="encoder folder cache (default: settings)"),
     artifacts: Path | None = typer.Option(None, "--artifacts", help="trained artifacts (default: the promoted version, else models/artifacts)"),
