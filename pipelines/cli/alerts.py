@@ -50,8 +50,9 @@ def render_alert(alert: Alert, tz: str | None = None) -> Text:
     text.append(f"\n    {alert.summary}")
     text.append(f"\n    {span(alert.first_seen, alert.last_seen, tz)}  (首次 – 最近, 事件时间)", style="bold dim")
     counts = f"count {alert.count}" + (f" · baseline {alert.baseline:.1f}" if alert.baseline is not None and alert.kind != AlertKind.message else "")
-    text.append(f"\n    {counts} · total {alert.total_count} · {alert.kind.value} {alert.key} · id {alert.alert_id} r{alert.revision}"
-                f" · sent {local(alert.emitted_at, tz, seconds=True)}", style="dim")
+    text.append(f"\n    {counts} · total {alert.total_count} · {alert.kind.value} {alert.key}", style="dim")
+    # The id on a line of its own: it is what `alerts ack` takes, and an 80-column terminal broke it off mid-line.
+    text.append(f"\n    id {alert.alert_id} r{alert.revision} · sent {local(alert.emitted_at, tz, seconds=True)}", style="dim")
     for reason in alert.reasons[:6]:
         if reason not in (acked_reason, alert.summary):  # a spike's first reason is its summary line
             text.append(f"\n    • {reason}")

@@ -211,3 +211,16 @@ def test_an_alert_reads_its_summary_once_and_every_other_reason() -> None:
                   reasons=[summary, "影响: 16.6 倍基线, 8 条"], count=8, total_count=8, first_seen=T0, last_seen=T0)
     text = render_alert(alert).plain
     assert text.count(summary) == 1 and "• 影响: 16.6 倍基线, 8 条" in text and "未确认" in text
+
+
+def test_an_alert_shows_its_id_on_a_line_of_its_own() -> None:
+    """The id is what `alerts ack` takes: it starts a line, whole, not broken off the end of the counts line."""
+    from pipelines.cli.alerts import render_alert
+    from topics.schemas import Alert, AlertKind, Priority
+
+    alert = Alert(alert_id="cc1b961d699b45c3bea58bfaf99a8cee", revision=1, priority=Priority.P1, kind=AlertKind.spike,
+                  key="issue_type:technical", status=AlertStatus.open, title="技术故障反馈量激增", summary="技术故障 15 分钟 15 条",
+                  reasons=[], count=15, total_count=15, first_seen=T0, last_seen=T0)
+    lines = [line.strip() for line in render_alert(alert).plain.splitlines()]
+    assert any(line.startswith("id cc1b961d699b45c3bea58bfaf99a8cee r1 · sent ") for line in lines)
+    assert "count 15 · total 15 · spike issue_type:technical" in lines
