@@ -33,7 +33,7 @@ from consumers.faults import describe, needs_new_producer
 from consumers.kafka_io import close_now, make_producer, send
 from topics.admin import BrokerUnreachable, ensure_topics
 from topics.schemas import MAX_JSON_DEPTH, RawFeedback, escape_surrogates
-from topics.serde import DecodeError, encode, parse_json, unknown_field_hint
+from topics.serde import DecodeError, encode, field_errors, gb18030_hint, parse_json
 from topics.settings import Settings
 from topics.specs import RAW
 
@@ -116,11 +116,10 @@ def _validation_errors(items: list[Any], batch: bool) -> tuple[list[RawFeedback]
         try:
             events.append(RawFeedback.model_validate(item))
         except ValidationError as exc:
-            for err in exc.errors(include_url=False, include_context=False, include_input=False):
+            for err, msg in field_errors(exc, RawFeedback):
                 # A field name may hold a lone surrogate: escaped, so the response can be encoded.
                 loc = ["body", *([index] if batch else []), *(escape_surrogates(p) if isinstance(p, str) else p for p in err["loc"])]
                 field = ".".join(str(p) for p in loc[1:]) or "(root)"
-                msg = err["msg"] + unknown_field_hint(RawFeedback, err)
                 errors.append({"loc": loc, "field": field, "msg": escape_surrogates(msg), "type": err["type"], "reason": "schema_invalid"})
     return events, errors
 
@@ -286,7 +285,7 @@ def create_app(
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            return _body_problem("not_utf8", f"body is not UTF-8: {exc}")
+            return _body_problem("not_utf8", f"body is not UTF-8: {exc}{gb18030_hint(raw)}")
         # The limits the stages apply (topics.serde.decode), checked before parsing; a batch adds one level.
         batch = text.lstrip().startswith("[")
         try:

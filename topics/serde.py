@@ -149,15 +149,25 @@ def decode(
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DecodeError("not_utf8", f"value is not UTF-8: {exc}") from exc
+        raise DecodeError("not_utf8", f"value is not UTF-8: {exc}{gb18030_hint(value)}") from exc
     data = parse_json(text, max_depth, max_int_digits)
     if not isinstance(data, dict):
-        raise DecodeError("not_object", f"value is JSON {type(data).__name__}, expected an object")
+        many = " (one event per message, not a list of events)" if isinstance(data, list) and data and isinstance(data[0], dict) else ""
+        raise DecodeError("not_object", f"value is JSON {type(data).__name__}, expected an object{many}")
     try:
         context = {"max_depth": max_depth, "max_int_digits": max_int_digits, "parsed_within_limits": _SURROGATE_ESCAPE.search(text) is None}
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise DecodeError("schema_invalid", describe_validation_error(exc, model)) from exc
+
+
+def gb18030_hint(value: bytes) -> str:
+    """Chinese text that is not UTF-8 is most often GBK (GB18030 reads all of it): say so."""
+    try:
+        value.decode("gb18030")
+    except UnicodeDecodeError:
+        return ""
+    return " (it reads as GBK/GB18030: send UTF-8)"
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
@@ -169,11 +179,35 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel] | Non
     Lone surrogates in field names are escaped, so the line can always be encoded.
     """
     parts = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err, message in field_errors(exc, model):
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
-        hint = unknown_field_hint(model, err) if model is not None else ""
-        parts.append(escape_surrogates(f"{loc}: {err['msg']}{hint}"))
+        parts.append(escape_surrogates(f"{loc}: {message}"))
     return "; ".join(parts)
+
+
+def field_errors(exc: ValidationError, model: type[BaseModel] | None = None) -> list[tuple[dict, str]]:
+    """(pydantic error, message to show) for each bad field, with what to send instead where we know it;
+    an error that only follows from another one is left out."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    bad_fields = {err["loc"][:1] for err in errors}
+    shown = []
+    for err in errors:
+        if err["type"] == "union_tag_not_found" and ("channel",) in bad_fields:
+            continue  # the payload's kind comes from the channel: a bad channel already says it all
+        message = err["msg"]
+        if err["type"] == "model_type" and model is not None:
+            # pydantic says "a valid dictionary or instance of Customer": name the object's fields instead.
+            fields = _fields_at(model, err["loc"])
+            message = f"Input should be an object with the fields {', '.join(fields)}" if fields else message
+        hint = (unknown_field_hint(model, err) if model is not None else "") + ERROR_HINTS.get(err["type"], "")
+        shown.append((err, message + hint))
+    return shown
+
+
+# What to send instead, for the mistakes integrators make most.
+ERROR_HINTS = {
+    "timezone_aware": " (add the UTC offset, e.g. 2026-12-08T07:00:00+08:00)",
+}
 
 
 def unknown_field_hint(model: type[BaseModel], err: dict) -> str:

@@ -186,6 +186,30 @@ def test_an_unknown_field_is_named_with_the_fields_accepted_there(overrides, mes
     assert (reason, text) == ("schema_invalid", message)
 
 
+
+@pytest.mark.parametrize(("value", "reason", "message"), [
+    # A local time without its offset: the format to send instead.
+    (lambda: raw_event_bytes(received_at="2026-12-08 07:00:00"), "schema_invalid",
+     "received_at: Input should have timezone info (add the UTC offset, e.g. 2026-12-08T07:00:00+08:00)"),
+    # A misspelt channel is one error: the payload's kind follows from the channel, so nothing more is said about it.
+    (lambda: raw_event_bytes(channel="wechat"), "schema_invalid", "channel: Input should be 'email', 'social' or 'app'"),
+    # The customer as a bare id: the object's fields, not pydantic's "instance of Customer".
+    (lambda: raw_event_bytes(customer="c-1"), "schema_invalid", "customer: Input should be an object with the fields id, tier"),
+    # A JSON array of events in one message.
+    (lambda: json.dumps([raw_event_dict(), raw_event_dict()]).encode(), "not_object",
+     "value is JSON list, expected an object (one event per message, not a list of events)"),
+])
+def test_common_integration_mistakes_say_what_to_send_instead(value, reason, message):
+    assert reason_of(value()) == (reason, message)
+
+
+def test_chinese_text_in_gbk_is_named_as_such():
+    reason, message = reason_of(json.dumps(raw_event_dict(payload={"text": "退款一直没到账"}), ensure_ascii=False).encode("gbk"))
+    assert reason == "not_utf8" and message.endswith("(it reads as GBK/GB18030: send UTF-8)")
+    reason, message = reason_of(b'{"text": "\xff\xff"}')  # 0xFF starts no character in GB18030 either
+    assert reason == "not_utf8" and "GBK" not in message  # bytes that no Chinese encoding reads get no guess
+
+
 # --- the stage, and the round trip ---------------------------------------------------------
 
 

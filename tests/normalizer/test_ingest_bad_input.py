@@ -249,3 +249,15 @@ def test_an_unknown_field_names_the_fields_the_channel_takes(offline):
     error = problem(response)
     assert error["field"] == "payload.email.text" and error["type"] == "extra_forbidden"
     assert error["msg"] == "Extra inputs are not permitted (fields there: subject, body, mime_base64, sender)"
+
+
+def test_a_gbk_body_and_a_bare_customer_id_say_what_to_send_instead(offline):
+    """Two mistakes of integrators with older Chinese systems: text encoded as GBK, the customer sent as its id."""
+    client, producer = offline
+    gbk = post(client, json.dumps(event("gbk-1", payload={"text": "退款一直没到账"}), ensure_ascii=False).encode("gbk"))
+    assert gbk.status_code == 422 and problem(gbk)["reason"] == "not_utf8"
+    assert problem(gbk)["msg"].endswith("(it reads as GBK/GB18030: send UTF-8)")
+    bare = post(client, ascii_body({**event("bare-1"), "customer": "c-1"}))
+    assert bare.status_code == 422 and problem(bare)["field"] == "customer"
+    assert problem(bare)["msg"] == "Input should be an object with the fields id, tier"
+    assert not producer.sent
