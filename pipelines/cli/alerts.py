@@ -144,7 +144,8 @@ def list_alerts(
     for st in states:
         line = Text()
         line.append(f" {st.priority.value} ", style=PRIORITY_STYLE[st.priority])
-        line.append(" open " if st.open else " resolved ", style="bold" if st.open else "green")
+        # The words alerts tail uses: 已恢复 once resolved, else 进行中 (open, however many updates it had).
+        line.append(" 进行中 " if st.open else " 已恢复 ", style="bold" if st.open else "green")
         line.append(st.title, style="bold")
         acked = ack_text(st.acknowledged_by, st.acknowledged_at, st.ack_note, s.alerts.timezone)
         if acked:
@@ -157,7 +158,7 @@ def list_alerts(
     for key, opened in health.items():
         line = Text()
         line.append(f" {opened.priority} ", style=PRIORITY_STYLE[Priority(opened.priority)])
-        line.append(" open ", style="bold")
+        line.append(" 进行中 ", style="bold")
         line.append(opened.title, style="bold")
         acked = ack_text(opened.acknowledged_by, opened.acknowledged_at, opened.ack_note, s.alerts.timezone)
         line.append(f"  [{acked}]" if acked else "  [未确认]", style="green" if acked else "yellow")

@@ -81,6 +81,7 @@ def test_alerts_list_ack_resolve_commands(kafka_settings, matcher: TermMatcher) 
     runner = CliRunner()
     listed = runner.invoke(app, ["alerts", "list"], env=env)
     assert listed.exit_code == 0 and alert_id in listed.stdout and "+08:00" in listed.stdout
+    assert " 进行中 " in listed.stdout  # the status words alerts tail uses, not English ones
     acked = runner.invoke(app, ["alerts", "ack", alert_id, "--note", "on it", "--by", "carol"], env=env)
     assert acked.exit_code == 0, acked.output
     shown = runner.invoke(app, ["alerts", "list"], env=env)
@@ -91,6 +92,7 @@ def test_alerts_list_ack_resolve_commands(kafka_settings, matcher: TermMatcher) 
     assert done.exit_code == 0, done.output
     again = runner.invoke(app, ["alerts", "resolve", alert_id], env=env)
     assert again.exit_code == 2 and "already resolved" in again.output
+    assert " 已恢复 " in runner.invoke(app, ["alerts", "list", "--all"], env=env).stdout
     published = [decode(Alert, r.value) for r in read_topic(kafka_settings, ALERTS)]
     assert [(a.alert_id, a.status.value) for a in published] == [(alert_id, "update"), (alert_id, "resolved")]
     assert [(a.acknowledged_by, a.ack_note) for a in published] == [("carol", "on it"), ("carol", "on it")]
