@@ -131,6 +131,6 @@ def test_build_applies_the_second_annotation_after_the_split(tools):
     source = next(s for s, labels in second.items() if labels != ["other"])
     rows = [{"text": "t", "label": "other", "labels": ["other"], "source": source, "origin": "real"},
             {"text": "u", "label": "other", "labels": ["other"], "source": "nowhere.csv:0", "origin": "real"}]
-    final = tools.with_second_annotation(rows)
+    final = tools.with_second_annotation(rows, tools.second_annotation())
     assert final[0]["labels"] == second[source] and final[0]["label"] == second[source][0]
     assert final[1] == rows[1]

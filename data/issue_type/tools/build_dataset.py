@@ -120,12 +120,16 @@ def real_rows():
     return rows
 
 
-def with_second_annotation(rows):
-    """The adjudicated labels of stage 8, put in after the split: a row never changes side."""
+def second_annotation():
+    """{source: labels} adjudicated in stage 8 (empty before it)."""
     path = D / "second" / "final_labels.jsonl"
     if not path.is_file():
-        return rows
-    final = {r["source"]: r["labels"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+        return {}
+    return {r["source"]: r["labels"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
+def with_second_annotation(rows, final):
+    """The adjudicated labels of stage 8, put in after the split: a row never changes side."""
     return [{**r, "label": final[r["source"]][0], "labels": final[r["source"]]} if r["source"] in final else r
             for r in rows]
 
@@ -171,8 +175,9 @@ def dump(name, rows):
 def main():
     real = real_rows()
     tr, he = split(real, pinned=pinned_train())
-    dump("real_train.jsonl", with_second_annotation(tr))
-    dump("real_heldout.jsonl", with_second_annotation(he))
+    final = second_annotation()
+    dump("real_train.jsonl", with_second_annotation(tr, final))
+    dump("real_heldout.jsonl", with_second_annotation(he, final))
     wr = written_rows()
     if wr:
         # written rows are also split so that near-duplicates stay on one side
