@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from consumers.normalizer import NormalizerStage
 from consumers.stage import Stage
 from topics.settings import Settings
+
+if TYPE_CHECKING:
+    from consumers.alerter.stage import ThemeLabelLookup
 
 
 def _normalizer(settings: Settings) -> Stage:
@@ -28,19 +32,25 @@ def _enricher(settings: Settings) -> Stage:
 
 
 def _alerter(settings: Settings) -> Stage:
-    from consumers.alerter.stage import AlerterStage, ThemeLabelLookup
+    from consumers.alerter.stage import AlerterStage
     from consumers.alerter.webhooks import WebhookDispatcher
     from consumers.store import make_engine, migrate
-    from consumers.themes.keywords import KeywordExtractor
 
     engine = make_engine(settings.store.url)
     migrate(engine)
     sinks = [WebhookDispatcher.from_settings(settings.alerts)] if settings.alerts.webhooks else []
-    # Live themes the digest has not named yet are named with the digest's own dictionaries.
-    weekly = settings.enrichment.weekly
-    labels = ThemeLabelLookup(engine, KeywordExtractor(weekly.user_dict, weekly.stop_words))
     return AlerterStage(settings.alerts, engine, sinks=sinks, max_event_bytes=settings.runtime.max_event_bytes,
-                        theme_labels=labels)
+                        theme_labels=theme_label_lookup(settings, engine))
+
+
+def theme_label_lookup(settings: Settings, engine) -> ThemeLabelLookup:
+    """Theme names for people: the digest's label, else (a live theme it has not named yet) its members'
+    keywords, found with the digest's own dictionaries."""
+    from consumers.alerter.stage import ThemeLabelLookup
+    from consumers.themes.keywords import KeywordExtractor
+
+    weekly = settings.enrichment.weekly
+    return ThemeLabelLookup(engine, KeywordExtractor(weekly.user_dict, weekly.stop_words))
 
 
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.

@@ -59,25 +59,50 @@ def calibrate(
 
 @themes_app.command("list")
 @cli_errors
-def list_themes(week: Annotated[Optional[str], typer.Option(help="A week's snapshot instead of the live themes.")] = None) -> None:
-    """Show the live themes (or one week's snapshot) from the store."""
+def list_themes(
+    week: Annotated[Optional[str], typer.Option(help="A week's snapshot instead of the live themes.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also the candidate themes (fewer members than enrichment.live.promote_at).")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many themes, largest first.")] = 30,
+) -> None:
+    """Show the live themes (or one week's snapshot) from the store, largest first, each with its name:
+    the digest's label, else the keywords of its members."""
     from rich.table import Table
 
+    from consumers.alerter.display import local
     from consumers.store.feedback_store import FeedbackStore
+    from pipelines.stages import theme_label_lookup
 
-    store = FeedbackStore.from_url(settings().store.url)
+    s = settings()
+    store = FeedbackStore.from_url(s.store.url)
+    notes = []
     try:
         if week:
-            table = Table("theme", "status", "size", "last week", "keywords")
-            for t in store.load_week(week):
+            snapshot = sorted(store.load_week(week), key=lambda t: (-t.size, t.theme_id))
+            table = Table("theme", "status", "size", "last week", "keywords", title=f"themes of {week}, largest first")
+            for t in snapshot[:limit]:
                 table.add_row(t.theme_id, t.status, str(t.size), str(t.previous_size), " ".join(t.keywords))
+            hidden_smaller = max(0, len(snapshot) - limit)
         else:
-            table = Table("theme", "status", "size", "updated")
-            for t in store.load_themes():
-                table.add_row(t.theme_id, t.status, str(t.size), str(t.updated_at))
+            live = sorted(store.load_themes(), key=lambda t: (t.status != "active", -t.size, t.theme_id))
+            candidates = sum(t.status != "active" for t in live)
+            shown = live if show_all else [t for t in live if t.status == "active"]
+            name = theme_label_lookup(s, store.engine)
+            table = Table("theme", "members", "status", "last joined", "id",
+                          title=f"live themes, largest first; times {s.alerts.timezone}")
+            for t in shown[:limit]:
+                table.add_row(t.label or name(t.theme_id) or "-", str(t.size), t.status,
+                              local(t.updated_at, s.alerts.timezone)[5:16], t.theme_id)  # 12-08 07:47: the zone is in the title
+            hidden_smaller = max(0, len(shown) - limit)
+            if candidates and not show_all:
+                notes.append(f"{candidates} candidate theme(s) with fewer than {s.enrichment.live.promote_at} members "
+                             "not shown (--all shows them)")
+        if hidden_smaller:
+            notes.append(f"{hidden_smaller} smaller theme(s) not shown (--limit)")
     finally:
         store.close()
     console.print(table)
+    for note in notes:
+        console.print(note, style="dim")
 
 
 def print_digest_summary(console, outcome) -> None:
