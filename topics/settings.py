@@ -218,6 +218,10 @@ class WeeklyThemeSettings(_Section):
     significance: float = Field(0.001, gt=0.0, lt=1.0)
     keywords: int = Field(6, ge=1)
     quotes: int = Field(3, ge=1)
+    # A quote is left out when its character-bigram Jaccard similarity (punctuation removed) to one already chosen
+    # is at least this: one complaint copied with a word changed (饭菜全凉了 / 饭菜都凉了: 0.83) is shown once, while
+    # different complaints of one theme stay (≤ 0.19 in the first-week run of `make run`).
+    quote_duplicate_similarity: float = Field(0.6, ge=0.0, le=1.0)
     # Themes shown in the digest's top list.
     top_themes: int = Field(10, ge=1)
     # The digest's theme cards grouped by polarity (mostly complaints / mostly praise / mixed): a view only,

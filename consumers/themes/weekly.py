@@ -69,6 +69,7 @@ class WeeklyRules:
     significance: float = _SETTINGS.significance
     keywords: int = _SETTINGS.keywords
     quotes: int = _SETTINGS.quotes
+    quote_duplicate_similarity: float = _SETTINGS.quote_duplicate_similarity
     quote_chars: int = 120
 
 
@@ -240,19 +241,34 @@ def is_fading(size: int, before: int, scale: float, rules: WeeklyRules) -> bool:
 _PUNCT = re.compile(r"[\s\W_]+")
 
 
-def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid: np.ndarray, count: int, max_chars: int) -> list[str]:
-    """The members closest to the centroid, clipped; a text that says what a chosen one says (the same words,
-    other punctuation: 支付页面报错。 / 支付页面报错！) is not shown twice."""
+def _bigrams(text: str) -> set[str]:
+    """The character bigrams of ``text`` without punctuation; a text too short for one is its own shingle."""
+    key = _PUNCT.sub("", text)
+    return {key[i : i + 2] for i in range(len(key) - 1)} or {key}
+
+
+def bigram_jaccard(a: str, b: str) -> float:
+    """Shared bigrams over all bigrams of the two texts (1.0: the same words, whatever the punctuation)."""
+    left, right = _bigrams(a), _bigrams(b)
+    return len(left & right) / len(left | right)
+
+
+def _clip(text: str, max_chars: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def representative_quotes(texts: Sequence[str], embeddings: np.ndarray, centroid: np.ndarray, count: int, max_chars: int,
+                          duplicate_similarity: float = _SETTINGS.quote_duplicate_similarity) -> list[str]:
+    """The members closest to the centroid, clipped. A text that says what a chosen one says is not shown again:
+    other punctuation (支付页面报错。 / 支付页面报错！) or a word changed (饭菜全凉了 / 饭菜都凉了), i.e. a
+    character-bigram Jaccard similarity of ``duplicate_similarity`` or more. Fewer distinct texts: fewer quotes."""
     order = np.argsort(-(embeddings @ _unit(centroid)), kind="stable")
     quotes: list[str] = []
-    seen: set[str] = set()
     for i in order:
-        text = " ".join(texts[i].split())
-        text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-        key = _PUNCT.sub("", text)
-        if text and key not in seen:
+        text = _clip(texts[i], max_chars)
+        if text and all(bigram_jaccard(text, chosen) < duplicate_similarity for chosen in quotes):
             quotes.append(text)
-            seen.add(key)
         if len(quotes) == count:
             break
     return quotes
@@ -451,7 +467,8 @@ def build_week(
                 previous_size=before,
                 centroid=centroid.astype(np.float32),
                 keywords=words,
-                quotes=representative_quotes(texts, quote_vectors, centroid, rules.quotes, rules.quote_chars),
+                quotes=representative_quotes(texts, quote_vectors, centroid, rules.quotes, rules.quote_chars,
+                                             rules.quote_duplicate_similarity),
                 sentiment_mix=dict(Counter(feedback.sentiments[i] for i in idx)),
                 issue_mix=dict(Counter(feedback.primary_issues[i] for i in idx)),
                 channel_mix=dict(Counter(feedback.channels[i] for i in idx)),
@@ -493,7 +510,8 @@ def build_week(
             before_texts = [previous_feedback.texts[i] for i in story.before]
             gone_entries.append(WeeklyTheme(
                 theme_id=theme_id, week=week, size=0, previous_size=len(story.before), centroid=centroid, keywords=words,
-                quotes=representative_quotes(before_texts, previous_feedback.embeddings[story.before], centroid, rules.quotes, rules.quote_chars),
+                quotes=representative_quotes(before_texts, previous_feedback.embeddings[story.before], centroid, rules.quotes,
+                                             rules.quote_chars, rules.quote_duplicate_similarity),
                 sentiment_mix=dict(Counter(previous_feedback.sentiments[i] for i in story.before)),
                 issue_mix=dict(Counter(previous_feedback.primary_issues[i] for i in story.before)), channel_mix={},
                 emerging=False, fading=True, status="gone", current_estimate=0,

@@ -67,8 +67,8 @@ def assemble_digest(store: FeedbackStore, result: WeekResult, top_n: int, now: d
         emerging=[t for t in current if t.emerging],
         fading=[t for t in result.themes if t.fading],
         top_n=top_n,
+        # The renderers say what a first week means, once (render.FIRST_WEEK_NOTE): no note of it here.
         first_week=result.first_week,
-        notes=["First week: there is no previous week to compare with, so no theme is marked emerging or fading."] if result.first_week else [],
     )
 
 

@@ -7,6 +7,7 @@ because Markdown renderers pass raw HTML through.
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
 from consumers.themes.types import WeeklyTheme
@@ -115,16 +116,29 @@ def aspects_text(t: WeeklyTheme, top: int = 3) -> str:
     return "; ".join(parts)
 
 
+def _tag(t: WeeklyTheme, first_week: bool) -> str:
+    """The status tag beside a card's title; in a first week it is where the card says so (and only there)."""
+    css, text = ("first_week", STATUS_TEXT["first_week"]) if first_week else (t.status, status_text(t))
+    return f"<span class=\"tag {escape(css)}\">{escape(text)}</span>"
+
+
+def _change_fact(t: WeeklyTheme, first_week: bool) -> str:
+    """The facts line's week-over-week change; none in a first week (the tag says "first week")."""
+    if first_week or t.status == "first_week":
+        return ""
+    change = f"{growth_text(t)} ({t.previous_size} → {t.size})"
+    return f"<span class=\"{change_class(t)}\">{escape(change)}</span> · "
+
+
 def theme_card(t: WeeklyTheme, first_week: bool = False) -> str:
     e = escape
     top_issues = ", ".join(f"{issue_label(k)} {v}" for k, v in sorted(t.issue_mix.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
     aspects = aspects_text(t)
-    change = "first week" if first_week or t.status == "first_week" else f"{growth_text(t)} ({t.previous_size} → {t.size})"
     also = _also(t)
     return "".join([
-        f"<div class=\"theme\"><h3>{e(_theme_title(t))} <span class=\"tag {e(t.status)}\">{e(status_text(t))}</span></h3>",
+        f"<div class=\"theme\"><h3>{e(_theme_title(t))} {_tag(t, first_week)}</h3>",
         f"<p class=\"facts meta\">Also: {e(also)}</p>" if also else "",
-        f"<p class=\"facts\"><b>{t.size}</b> messages · <span class=\"{change_class(t)}\">{e(change)}</span> · {e(_split_text(t.sentiment_mix))}</p>",
+        f"<p class=\"facts\"><b>{t.size}</b> messages · {_change_fact(t, first_week)}{e(_split_text(t.sentiment_mix))}</p>",
         _sentiment_bar(t.sentiment_mix),
         f"<p class=\"facts\">Issue types: {e(top_issues)}</p>" if top_issues else "",
         f"<p class=\"facts\">Aspects: {e(aspects)}</p>" if aspects else "",
@@ -173,13 +187,44 @@ def _fading_class(t: WeeklyTheme) -> str:
     return "good" if kind == "negative" else "bad" if kind == "positive" else "flat"
 
 
+def trend_with_data(trend: list[tuple[str, Counter]]) -> list[tuple[str, Counter]]:
+    """The trend from the first week with messages on: weeks before the store had any data are "no data yet",
+    not zero feedback. A zero week after that stays (a real zero); the current week always stays."""
+    first = next((i for i, (_, counts) in enumerate(trend) if sum(counts.values())), len(trend) - 1)
+    return trend[first:]
+
+
+FIRST_WEEK_NOTE = "First week: there is no previous week to compare with, so no theme is marked emerging or fading."
+CHANGES_HEADING = "Emerging and fading themes"
+
+
+def _changes_html(d: Digest) -> list[str]:
+    """Emerging and fading themes; a first week has neither, and says why once, in one section."""
+    if d.first_week:
+        return [f"<h2>{CHANGES_HEADING}</h2>", f"<p>{escape(FIRST_WEEK_NOTE)}</p>"]
+    e = escape
+    parts = ["<h2>Emerging themes</h2>"]
+    if not d.emerging:
+        parts.append("<p>No emerging theme this week.</p>")
+    parts.extend(theme_card(t) for t in d.emerging)
+    parts.append("<h2>Fading themes</h2>")
+    if d.fading:
+        parts.append("<ul>" + "".join(
+            f"<li><b>{e(_theme_title(t))}</b>: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size} messages"
+            f" <span class=\"{_fading_class(t)}\">({e(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})</span>"
+            + (f"<blockquote>{e(t.quotes[0])}</blockquote>" if t.quotes else "") + "</li>" for t in d.fading) + "</ul>")
+    else:
+        parts.append("<p>No fading theme this week.</p>")
+    return parts
+
+
 def render_html(d: Digest) -> str:
     e = escape
     issues = sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k))
     compare = not d.first_week  # a first week has no last week: no "last week" bars of zero
     issue_chart = paired_bars("Volume by issue type", [(issue_label(k), d.issue_volume.get(k, 0), d.previous_issue_volume.get(k, 0)) for k in issues],
                               compare=compare)
-    trend_chart = stacked_columns("Sentiment trend", [(w, dict(c)) for w, c in d.sentiment_trend], SENTIMENTS, SENTIMENT_COLOURS)
+    trend_chart = stacked_columns("Sentiment trend", [(w, dict(c)) for w, c in trend_with_data(d.sentiment_trend)], SENTIMENTS, SENTIMENT_COLOURS)
     theme_chart = paired_bars("Top themes, week over week", [(_theme_title(t), t.size, t.previous_size) for t in d.top_themes], compare=compare)
     neg = d.sentiment_trend[-1][1].get("negative", 0) if d.sentiment_trend else 0
     parts = [
@@ -198,18 +243,7 @@ def render_html(d: Digest) -> str:
         f"<h2>Top themes</h2>{theme_chart}",
     ]
     parts.extend(f"<p class=\"meta\"><b>{e(n)}</b></p>" for n in d.notes)
-    parts.append("<h2>Emerging themes</h2>")
-    if not d.emerging:
-        parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No emerging theme this week.</p>")
-    parts.extend(theme_card(t, d.first_week) for t in d.emerging)
-    parts.append("<h2>Fading themes</h2>")
-    if d.fading:
-        parts.append("<ul>" + "".join(
-            f"<li><b>{e(_theme_title(t))}</b>: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size} messages"
-            f" <span class=\"{_fading_class(t)}\">({e(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})</span>"
-            + (f"<blockquote>{e(t.quotes[0])}</blockquote>" if t.quotes else "") + "</li>" for t in d.fading) + "</ul>")
-    else:
-        parts.append("<p>First week: nothing to compare with yet.</p>" if d.first_week else "<p>No fading theme this week.</p>")
+    parts.extend(_changes_html(d))
     parts.extend(_cards(d))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -221,6 +255,29 @@ def _md(text: str) -> str:
     for ch in "\\`*_[]|#":
         text = text.replace(ch, "\\" + ch)
     return text
+
+
+def _changes_markdown(d: Digest) -> list[str]:
+    """As ``_changes_html``: a first week's one section and note, else the emerging and fading sections."""
+    if d.first_week:
+        return ["", f"## {CHANGES_HEADING}", "", _md(FIRST_WEEK_NOTE)]
+    lines = ["", "## Emerging themes", ""]
+    if not d.emerging:
+        lines.append("No emerging theme this week.")
+    for t in d.emerging:
+        lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages; {_md(_split_text(t.sentiment_mix))})", ""]
+        lines += [f"> {_md(q)}" for q in t.quotes] + [""]
+    lines += ["", "## Fading themes", ""]
+    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}"
+              f" ({_md(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})" for t in d.fading] or ["No fading theme this week."]
+    return lines
+
+
+def _top_theme_row(t: WeeklyTheme, first_week: bool) -> str:
+    """A row of the top-themes table; in a first week its change column alone says "first week"."""
+    title = _md(_theme_title(t)) if first_week else f"{_md(_theme_title(t))} ({status_text(t)})"
+    change = growth_text(t, first_week) if first_week else f"{growth_text(t)} ({t.previous_size}→{t.size})"
+    return f"| {title} | {t.size} | {change} | {_md(_split_text(t.sentiment_mix))} |"
 
 
 def render_markdown(d: Digest) -> str:
@@ -238,21 +295,11 @@ def render_markdown(d: Digest) -> str:
     for k in sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k)):
         lines.append(f"| {_md(issue_label(k))} | {d.issue_volume.get(k, 0)} | {d.previous_issue_volume.get(k, 0)} |")
     lines += ["", "## Sentiment trend", "", "| week | negative | neutral | positive |", "|---|---:|---:|---:|"]
-    lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in d.sentiment_trend]
+    lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in trend_with_data(d.sentiment_trend)]
     lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]
-    for t in d.top_themes:
-        change = growth_text(t, d.first_week) if d.first_week else f"{growth_text(t)} ({t.previous_size}→{t.size})"
-        lines.append(f"| {_md(_theme_title(t))} ({status_text(t)}) | {t.size} | {change} | {_md(_split_text(t.sentiment_mix))} |")
+    lines += [_top_theme_row(t, d.first_week) for t in d.top_themes]
     lines += [f"- {_md(n)}" for n in d.notes]
-    lines += ["", "## Emerging themes", ""]
-    if not d.emerging:
-        lines.append("First week: nothing to compare with yet." if d.first_week else "No emerging theme this week.")
-    for t in d.emerging:
-        lines += [f"### {_md(_theme_title(t))} ({growth_text(t)}, {t.size} messages; {_md(_split_text(t.sentiment_mix))})", ""]
-        lines += [f"> {_md(q)}" for q in t.quotes] + [""]
-    lines += ["", "## Fading themes", ""]
-    lines += [f"- {_md(_theme_title(t))}: {t.previous_size} → {t.current_estimate if t.status == 'gone' else t.size}"
-              f" ({_md(_split_text(fading_mix(t)[0]))} {fading_mix(t)[1]})" for t in d.fading] or ["No fading theme this week."]
+    lines += _changes_markdown(d)
     lines += ["", "## Theme cards", ""]
     groups = [(h, [t for t in d.top_themes if polarity(t) == k]) for k, h in POLARITY_GROUPS] if d.split_by_polarity else [(None, d.top_themes)]
     for heading, group in groups:

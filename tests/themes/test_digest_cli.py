@@ -34,6 +34,11 @@ def test_digest_command_writes_files_without_a_broker(tmp_path, monkeypatch):
     assert "first week" in result.output
     html = (tmp_path / "digests" / "digest-2026-W47.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html
+    md = (tmp_path / "digests" / "digest-2026-W47.md").read_text(encoding="utf-8")
+    # The first week is said once, in one section, and the trend starts with it (the store holds nothing earlier).
+    assert html.count("no previous week to compare with") == 1 and md.count("no previous week to compare with") == 1
+    assert "Emerging themes</h2>" not in html and "## Fading themes" not in md
+    assert "2026-W46" not in html and "2026-W46" not in md and "| 2026-W47 | 6 | 0 | 0 |" in md
 
     listed = CliRunner().invoke(app, ["themes", "list", "--week", "2026-W47"])
     assert listed.exit_code == 0 and "first_week" in listed.output and "骑手" in listed.output

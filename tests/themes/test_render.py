@@ -96,8 +96,67 @@ def test_theme_cards_show_how_each_aspect_was_felt(digest):
 def test_a_first_week_shows_no_last_week_of_zeros(digest):
     digest.first_week = True
     html, md = render_html(digest), render_markdown(digest)
-    assert "last week" not in html.split("<h2>Emerging themes</h2>")[0]  # cards and charts: no zero bars for last week
+    assert "last week" not in html.split("<h2>Emerging and fading themes</h2>")[0]  # cards and charts: no zero bars for last week
     assert "messages (first week)" in html and "(first week)" in md and "(0→12)" not in md
+
+
+def first_week_digest(digest: Digest) -> Digest:
+    """``digest`` as the store's first week makes it: every theme ``first_week``, nothing flagged."""
+    for t in digest.themes:
+        t.status, t.emerging, t.previous_size = "first_week", False, 0
+    digest.first_week, digest.emerging, digest.previous_total = True, [], 0
+    return digest
+
+
+def test_a_first_week_says_so_once_in_one_section(digest):
+    from pipelines.digest.render import FIRST_WEEK_NOTE, _md
+
+    d = first_week_digest(digest)
+    html, md = render_html(d), render_markdown(d)
+    assert html.count(FIRST_WEEK_NOTE) == 1 and md.count(_md(FIRST_WEEK_NOTE)) == 1
+    assert "nothing to compare with yet" not in html + md
+    assert "<h2>Emerging and fading themes</h2>" in html and "## Emerging and fading themes" in md
+    assert "Emerging themes</h2>" not in html and "Fading themes</h2>" not in html
+    assert "## Emerging themes" not in md and "## Fading themes" not in md
+
+
+def test_a_first_week_card_says_first_week_once(digest):
+    d = first_week_digest(digest)
+    cards = render_html(d).split('<div class="theme">')[1:]
+    assert len(cards) == 2 and all(card.count("first week") == 1 for card in cards)
+    assert all('<span class="tag first_week">first week</span>' in card for card in cards)
+    md = render_markdown(d)
+    # Markdown: one card heading and one top-themes row per theme, each saying it once.
+    rows = [line for line in md.splitlines() if line.startswith(("### ", "| 外卖", "| 充电宝"))]
+    assert len(rows) == 4 and all(line.count("first week") == 1 for line in rows)
+
+
+def test_a_week_with_a_last_week_keeps_its_emerging_and_fading_sections(digest):
+    html, md = render_html(digest), render_markdown(digest)
+    assert "<h2>Emerging themes</h2>" in html and "<h2>Fading themes</h2>" in html and "No fading theme this week." in html
+    assert "## Emerging themes" in md and "## Fading themes" in md
+    assert "Emerging and fading themes" not in html + md and "First week" not in html + md
+    # Its cards still show the change beside the size.
+    assert '<span class="bad">+14% (35 → 40)</span>' in html and "| 外卖、骑手 (steady) | 40 | +14% (35→40) |" in md
+
+
+def test_the_trend_starts_at_the_first_week_with_messages(digest):
+    empty = Counter()
+    digest.sentiment_trend = [("2026-W42", empty), ("2026-W43", Counter()), ("2026-W44", Counter(negative=3)),
+                              ("2026-W45", Counter()), ("2026-W46", Counter(neutral=2)), ("2026-W47", Counter(negative=45))]
+    html, md = render_html(digest), render_markdown(digest)
+    for shown in (html, md):
+        assert "2026-W42" not in shown and "2026-W43" not in shown
+        assert all(week in shown for week in ("2026-W44", "2026-W45", "2026-W46", "2026-W47"))
+    assert "| 2026-W45 | 0 | 0 | 0 |" in md  # a week without messages after the first one is a real zero
+    assert html.count("n=0") == 1
+
+
+def test_the_trend_keeps_the_current_week_even_when_empty():
+    from pipelines.digest.render import trend_with_data
+
+    assert trend_with_data([("2026-W46", Counter()), ("2026-W47", Counter())]) == [("2026-W47", Counter())]
+    assert trend_with_data([]) == []
 
 
 def test_a_fading_entry_shows_how_what_faded_felt_and_says_which_week():
@@ -124,3 +183,20 @@ def test_quotes_do_not_repeat_one_text_with_other_punctuation():
     texts = ["支付页面报错，耽误我买东西。", "支付页面报错，耽误我买东西", "支付页面报错，耽误我买东西！", "付款页面白屏"]
     vectors = np.array([[1.0, 0.0], [0.99, 0.1], [0.98, 0.2], [0.9, 0.3]], dtype=np.float32)
     assert representative_quotes(texts, vectors, np.array([1.0, 0.0]), 3, 120) == ["支付页面报错，耽误我买东西。", "付款页面白屏"]
+
+
+def test_quotes_skip_a_near_duplicate_and_keep_distinct_texts():
+    from consumers.themes.weekly import bigram_jaccard, representative_quotes
+
+    cold = "外卖送了一个半小时才到,饭菜全凉了,骑手还不接电话。"
+    also_cold = "外卖送了一个半小时才到,饭菜都凉了,骑手还不接电话!"
+    late = "外卖送餐慢 又是超时一小时"
+    short = "外卖又晚了四十分钟,而且少送了一份饮料。"
+    assert bigram_jaccard(cold, also_cold) >= 0.6 > max(bigram_jaccard(cold, late), bigram_jaccard(cold, short), bigram_jaccard(late, short))
+    vectors = np.array([[1.0, 0.0], [0.99, 0.1], [0.98, 0.2], [0.9, 0.3]], dtype=np.float32)
+    quotes = representative_quotes([cold, also_cold, late, short], vectors, np.array([1.0, 0.0]), 3, 120)
+    assert quotes == [cold, late, short]
+    # Fewer distinct texts than asked for: fewer quotes, no filler.
+    assert representative_quotes([cold, also_cold, late], vectors[:3], np.array([1.0, 0.0]), 3, 120) == [cold, late]
+    # The bar comes from the settings; at 0.9 the pair is two texts.
+    assert representative_quotes([cold, also_cold], vectors[:2], np.array([1.0, 0.0]), 3, 120, 0.9) == [cold, also_cold]
