@@ -107,7 +107,9 @@ def list_themes(
 
 def print_digest_summary(console, outcome) -> None:
     d = outcome.digest
-    console.print(f"[bold]digest {d.week}[/]: {d.total} messages, {len(d.themes)} themes, {len(d.emerging)} emerging")
+    changes = "first week, nothing to compare with" if d.first_week else f"{len(d.emerging)} emerging"
+    themes = f"{len(d.themes)} theme" + ("" if len(d.themes) == 1 else "s")
+    console.print(f"[bold]digest {d.week}[/]: {d.total} messages, {themes}, {changes}")
     console.print(f"  HTML:     {outcome.html_path}\n  Markdown: {outcome.markdown_path}")
     for t in d.top_themes[:5]:
         growth = "first week" if t.status == "first_week" else "new" if not t.previous_size else f"{t.previous_size}→{t.size}"

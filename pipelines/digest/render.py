@@ -235,7 +235,8 @@ def render_html(d: Digest) -> str:
         "<div class=\"cards\">",
         f"<div class=\"card\"><b>{d.total}</b>messages ({'first week' if d.first_week else f'last week {d.previous_total}'})</div>",
         f"<div class=\"card\"><b>{len(d.themes)}</b>themes ({d.unclustered} messages in none)</div>",
-        f"<div class=\"card\"><b>{len(d.emerging)}</b>emerging themes</div>",
+        # "0 emerging" in a first week would read as a finding; nothing can emerge without a last week.
+        "" if d.first_week else f"<div class=\"card\"><b>{len(d.emerging)}</b>emerging themes</div>",
         f"<div class=\"card\"><b>{(neg / d.total if d.total else 0):.0%}</b>negative</div>",
         "</div>",
         f"<h2>Volume by issue type</h2>{issue_chart}",
@@ -285,15 +286,17 @@ def render_markdown(d: Digest) -> str:
         f"# Customer feedback digest · {d.week}",
         "",
         f"- Messages: **{d.total}** ({'first week' if d.first_week else f'last week {d.previous_total}'})",
-        f"- Themes: **{len(d.themes)}** ({d.unclustered} messages in none), emerging: **{len(d.emerging)}**",
+        f"- Themes: **{len(d.themes)}** ({d.unclustered} messages in none)" + ("" if d.first_week else f", emerging: **{len(d.emerging)}**"),
         "",
         "## Volume by issue type",
         "",
-        "| issue type | this week | last week |",
-        "|---|---:|---:|",
+        # A first week has no last week: no column of zeros (as the HTML chart has no "last week" bars).
+        "| issue type | this week |" if d.first_week else "| issue type | this week | last week |",
+        "|---|---:|" if d.first_week else "|---|---:|---:|",
     ]
     for k in sorted(set(d.issue_volume) | set(d.previous_issue_volume), key=lambda k: (-d.issue_volume.get(k, 0), k)):
-        lines.append(f"| {_md(issue_label(k))} | {d.issue_volume.get(k, 0)} | {d.previous_issue_volume.get(k, 0)} |")
+        last = "" if d.first_week else f" {d.previous_issue_volume.get(k, 0)} |"
+        lines.append(f"| {_md(issue_label(k))} | {d.issue_volume.get(k, 0)} |{last}")
     lines += ["", "## Sentiment trend", "", "| week | negative | neutral | positive |", "|---|---:|---:|---:|"]
     lines += [f"| {w} | " + " | ".join(str(c.get(s, 0)) for s in SENTIMENTS) + " |" for w, c in trend_with_data(d.sentiment_trend)]
     lines += ["", "## Top themes", "", "| theme | messages | vs last week | sentiment |", "|---|---:|---|---|"]

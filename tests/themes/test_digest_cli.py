@@ -30,7 +30,7 @@ def test_digest_command_writes_files_without_a_broker(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["digest", "--week", "2026-W47"])
     assert result.exit_code == 0, result.output
     # The store's first week: nothing to compare with, so nothing is emerging.
-    assert "6 messages, 1 themes, 0 emerging" in result.output and "not announced" in result.output
+    assert "6 messages, 1 theme, first week, nothing to compare with" in result.output and "not announced" in result.output
     assert "first week" in result.output
     html = (tmp_path / "digests" / "digest-2026-W47.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>" not in html

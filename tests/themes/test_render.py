@@ -98,6 +98,12 @@ def test_a_first_week_shows_no_last_week_of_zeros(digest):
     html, md = render_html(digest), render_markdown(digest)
     assert "last week" not in html.split("<h2>Emerging and fading themes</h2>")[0]  # cards and charts: no zero bars for last week
     assert "messages (first week)" in html and "(first week)" in md and "(0→12)" not in md
+    # Nor a "last week" column of zeros in the Markdown table, nor an "emerging" count that nothing could reach.
+    assert "| issue type | this week |\n" in md and "last week |" not in md.split("## Sentiment trend")[0]
+    assert "emerging themes</div>" not in html and "emerging:" not in md
+    digest.first_week = False
+    html, md = render_html(digest), render_markdown(digest)
+    assert "| issue type | this week | last week |" in md and "emerging themes</div>" in html and "emerging:" in md
 
 
 def first_week_digest(digest: Digest) -> Digest:
