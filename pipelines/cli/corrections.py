@@ -286,7 +286,7 @@ def review(
     finally:
         store.close()
     todo = [p for p in predictions if p["event_id"] not in corrected]
-    rows = [review_row(p) for p in least_confident(todo, limit or s.corrections.review_limit)]
+    rows = [review_row(p, s.alerts.timezone) for p in least_confident(todo, limit or s.corrections.review_limit)]
     write_review_file(out, rows)
     console.print(f"wrote {len(rows)} of {len(predictions)} prediction(s) of {week} to {escape(str(out))} "
                   f"(least confident first; {len(predictions) - len(todo)} already corrected left out); fill in "
@@ -295,9 +295,12 @@ def review(
         err_console.print(f"[yellow]no stored predictions in {week}[/]")
 
 
-def review_row(p: dict) -> dict:
+def review_row(p: dict, tz: str | None = None) -> dict:
+    """One row of the review file; times in the configured zone (alerts.timezone), as every view for people shows them."""
+    from consumers.alerter.display import zone
+
     return {
-        "event_id": p["event_id"], "week": p["week"], "received_at": p["received_at"].isoformat(),
+        "event_id": p["event_id"], "week": p["week"], "received_at": p["received_at"].astimezone(zone(tz)).isoformat(),
         "channel": p["channel"], "text": p["text"], "predicted_primary_issue": p["primary_issue"],
         "predicted_issue_types": "|".join(p["issue_types"]), "predicted_sentiment": p["sentiment"],
         "sentiment_score": round(float(p["sentiment_score"]), 4), "issue_margin": p["issue_margin"],

@@ -100,6 +100,7 @@ def test_review_csv_then_label_file_records_and_publishes(stored, tmp_path):
     assert [r["event_id"] for r in rows] == ["coin", "flat", "mid", "late"]
     assert rows[0]["text"] == "东西和描述的不太一样，物流也慢" and rows[0]["predicted_primary_issue"] == "logistics"
     assert all(r["issue_types"] == r["sentiment"] == "" for r in rows)
+    assert all(r["received_at"].endswith("+08:00") for r in rows)  # the configured zone, as alerts and the digest show times
 
     # A reviewer fills in two rows (Chinese names are fine), leaves two empty, and adds two bad lines.
     rows[0].update(issue_types="产品质量|物流配送", sentiment="negative", note="mainly the product")
