@@ -46,11 +46,13 @@ def _alerter(settings: Settings) -> Stage:
 def theme_label_lookup(settings: Settings, engine) -> ThemeLabelLookup:
     """Theme names for people: the digest's label, else (a live theme it has not named yet) its members'
     keywords, found with the digest's own dictionaries."""
+    from functools import partial
+
     from consumers.alerter.stage import ThemeLabelLookup
     from consumers.themes.keywords import KeywordExtractor
 
     weekly = settings.enrichment.weekly
-    return ThemeLabelLookup(engine, KeywordExtractor(weekly.user_dict, weekly.stop_words))
+    return ThemeLabelLookup(engine, partial(KeywordExtractor, weekly.user_dict, weekly.stop_words))
 
 
 # Pipeline order matters: the main job waits for each stage to drain what the previous one produced.

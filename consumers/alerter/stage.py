@@ -79,13 +79,15 @@ class ThemeLabelLookup:
     texts of the same and the previous week (``provisional_label``). It is recomputed after RETRY_S (a growing
     theme's label sharpens) and gives way to the stored label as soon as one is there."""
 
-    def __init__(self, store: sa.Engine, keywords: KeywordExtractor | None = None,
+    def __init__(self, store: sa.Engine, keywords: Callable[[], KeywordExtractor] = KeywordExtractor,
                  member_texts: int = 200, background_texts: int = 1000):
         self.store = store
         self.cache: dict[str, str] = {}
         # Themes without a stored label yet: (provisional label or None, when asked); asked again after RETRY_S.
         self.provisional: dict[str, tuple[str | None, float]] = {}
-        self._keywords = keywords  # built on first need (loading jieba's dictionaries takes about a second)
+        # Called on first need: loading jieba's dictionaries takes about a second, and labelled themes never need it.
+        self._make_keywords = keywords
+        self._keywords: KeywordExtractor | None = None
         self.member_texts = member_texts
         self.background_texts = background_texts
 
@@ -94,7 +96,7 @@ class ThemeLabelLookup:
     @property
     def keywords(self) -> KeywordExtractor:
         if self._keywords is None:
-            self._keywords = KeywordExtractor()
+            self._keywords = self._make_keywords()
         return self._keywords
 
     def __call__(self, theme_id: str) -> str | None:
